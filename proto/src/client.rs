@@ -1,0 +1,403 @@
+//! Client lines after the handshake (spec §4): chat text and `/commands`, parsed into
+//! [`ClientMessage`] and encoded back.
+//!
+//! In the handshake every client line is a nickname; see [`crate::Nickname::new`].
+
+use std::fmt;
+
+use nom::bytes::complete::take_till1;
+use nom::character::complete::{space0, space1};
+use nom::combinator::{all_consuming, opt, rest};
+use nom::sequence::{delimited, preceded};
+use nom::{IResult, Parser};
+use thiserror::Error;
+
+use crate::error::ErrorCode;
+use crate::nickname::{NickError, Nickname};
+use crate::server::ServerMessage;
+use crate::text::{Text, TextError, is_blank};
+
+/// A command word, for usage texts and errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// `/who`
+    Who,
+    /// `/msg <nick> <text>`
+    Msg,
+    /// `/nick <new>`
+    Nick,
+    /// `/quit`
+    Quit,
+}
+
+impl Command {
+    /// Every command, in the order the help text lists them.
+    pub const ALL: [Command; 4] = [Command::Who, Command::Msg, Command::Nick, Command::Quit];
+
+    /// The command word, lower case, without the slash.
+    pub fn word(self) -> &'static str {
+        match self {
+            Command::Who => "who",
+            Command::Msg => "msg",
+            Command::Nick => "nick",
+            Command::Quit => "quit",
+        }
+    }
+
+    /// How the command is written, e.g. `/msg <nick> <text>`.
+    pub fn usage(self) -> &'static str {
+        match self {
+            Command::Who => "/who",
+            Command::Msg => "/msg <nick> <text>",
+            Command::Nick => "/nick <new-nickname>",
+            Command::Quit => "/quit",
+        }
+    }
+
+    /// Looks a command word up, ignoring ASCII case (CMD-1).
+    pub fn from_word(word: &str) -> Option<Command> {
+        Command::ALL
+            .into_iter()
+            .find(|c| c.word().eq_ignore_ascii_case(word))
+    }
+}
+
+/// The human text of `ERR unknown-command`: it lists the commands so that a person at
+/// `nc` can find them (CMD-2).
+pub const HELP_TEXT: &str = "Commands: /who, /msg <nick> <text>, /nick <new-nickname>, /quit (start a line with // to send text that begins with /)";
+
+/// A parsed client line in the chatting state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMessage {
+    /// Chat text for everyone (CHAT-1). A text starting with `/` is sent as `//...`.
+    Text(Text),
+    /// `/who` (CMD-WHO-1).
+    Who,
+    /// `/msg <to> <text>` (CMD-MSG-1). The blanks after the nickname are separators, so a
+    /// text sent this way never starts with a space or TAB.
+    Msg {
+        /// The recipient as typed; the server looks it up case-insensitively.
+        to: Nickname,
+        /// The private text.
+        text: Text,
+    },
+    /// `/nick <new>` (CMD-NICK-1).
+    Nick(Nickname),
+    /// `/quit` (CMD-QUIT-1).
+    Quit,
+}
+
+/// Why a client line is not a [`ClientMessage`]. Every variant but `Blank` is answered
+/// with an `ERR` line: see [`ClientError::reply`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ClientError {
+    /// Only spaces and TABs, or empty: ignored without an answer (FRAME-6).
+    #[error("blank line")]
+    Blank,
+    /// Text the framer would have refused (only when parsing lines that did not come
+    /// through a [`crate::Framer`]).
+    #[error("invalid text: {0}")]
+    InvalidText(TextError),
+    /// `/` followed by a word that is no command, or by nothing (CMD-2).
+    #[error("unknown command")]
+    UnknownCommand,
+    /// A command with missing or extra arguments (CMD-3).
+    #[error("bad arguments for {}", .0.usage())]
+    BadArguments(Command),
+    /// `/nick` with a name that breaks NICK-2 or NICK-4.
+    #[error("invalid nickname: {0}")]
+    NickInvalid(NickError),
+    /// `/msg` to a word that cannot be anyone's nickname (CMD-MSG-3).
+    #[error("no such nickname")]
+    InvalidTarget,
+}
+
+impl ClientError {
+    /// The `ERR` line the server answers with, or `None` for a blank line.
+    pub fn reply(&self) -> Option<ServerMessage> {
+        let (code, text): (ErrorCode, String) = match self {
+            ClientError::Blank => return None,
+            ClientError::InvalidText(_) => (
+                ErrorCode::InvalidText,
+                crate::server::texts::INVALID_TEXT.into(),
+            ),
+            ClientError::UnknownCommand => (
+                ErrorCode::UnknownCommand,
+                format!("Unknown command. {HELP_TEXT}"),
+            ),
+            ClientError::BadArguments(cmd) => {
+                (ErrorCode::BadArguments, format!("Usage: {}", cmd.usage()))
+            }
+            ClientError::NickInvalid(e) => return Some(ServerMessage::nick_invalid(*e)),
+            ClientError::InvalidTarget => {
+                (ErrorCode::NoSuchNick, "No user has that nickname".into())
+            }
+        };
+        Some(ServerMessage::error(code, &text))
+    }
+}
+
+fn is_sep(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// `<word><args>`: the command word runs to the first space or TAB (CMD-1).
+fn word_and_args(i: &str) -> IResult<&str, (&str, &str)> {
+    (nom::bytes::complete::take_till(is_sep), rest).parse(i)
+}
+
+/// Exactly one argument, blanks around it allowed.
+fn one_arg(i: &str) -> IResult<&str, &str> {
+    all_consuming(delimited(space0, take_till1(is_sep), space0)).parse(i)
+}
+
+/// `<nick><blanks><text>`: a target and the rest of the line after the blanks.
+fn target_and_text(i: &str) -> IResult<&str, (&str, Option<&str>)> {
+    preceded(space0, (take_till1(is_sep), opt(preceded(space1, rest)))).parse(i)
+}
+
+impl ClientMessage {
+    /// Parses one client line (without its terminator) in the chatting state.
+    pub fn parse(line: &str) -> Result<ClientMessage, ClientError> {
+        let Some(after_slash) = line.strip_prefix('/') else {
+            return text(line).map(ClientMessage::Text);
+        };
+        if after_slash.starts_with('/') {
+            // `//x` is the text `/x` (CMD-1).
+            return text(after_slash).map(ClientMessage::Text);
+        }
+        let Ok((_, (word, args))) = word_and_args(after_slash) else {
+            return Err(ClientError::UnknownCommand);
+        };
+        let cmd = Command::from_word(word).ok_or(ClientError::UnknownCommand)?;
+        match cmd {
+            Command::Who | Command::Quit => {
+                if !is_blank(args) {
+                    return Err(ClientError::BadArguments(cmd));
+                }
+                Ok(if cmd == Command::Who {
+                    ClientMessage::Who
+                } else {
+                    ClientMessage::Quit
+                })
+            }
+            Command::Nick => {
+                let (_, name) = one_arg(args).map_err(|_| ClientError::BadArguments(cmd))?;
+                Nickname::new(name)
+                    .map(ClientMessage::Nick)
+                    .map_err(ClientError::NickInvalid)
+            }
+            Command::Msg => {
+                let parsed = target_and_text(args);
+                let Ok((_, (target, Some(body)))) = parsed else {
+                    return Err(ClientError::BadArguments(cmd));
+                };
+                if is_blank(body) {
+                    return Err(ClientError::BadArguments(cmd));
+                }
+                let to = Nickname::new(target).map_err(|_| ClientError::InvalidTarget)?;
+                let text = Text::new(body).map_err(ClientError::InvalidText)?;
+                Ok(ClientMessage::Msg { to, text })
+            }
+        }
+    }
+
+    /// Appends the line and its LF to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            ClientMessage::Text(t) => {
+                if t.as_str().starts_with('/') {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(t.as_str().as_bytes());
+            }
+            ClientMessage::Who => out.extend_from_slice(b"/who"),
+            ClientMessage::Quit => out.extend_from_slice(b"/quit"),
+            ClientMessage::Nick(n) => {
+                out.extend_from_slice(b"/nick ");
+                out.extend_from_slice(n.as_str().as_bytes());
+            }
+            ClientMessage::Msg { to, text } => {
+                out.extend_from_slice(b"/msg ");
+                out.extend_from_slice(to.as_str().as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(text.as_str().as_bytes());
+            }
+        }
+        out.push(b'\n');
+    }
+
+    /// Bytes the line takes before its LF. A client must keep it within
+    /// [`crate::limits::MAX_LINE_BYTES`] (e.g. a 1024-byte text starting with `/` does
+    /// not fit once escaped).
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            ClientMessage::Text(t) => t.as_str().len() + usize::from(t.as_str().starts_with('/')),
+            ClientMessage::Who => 4,
+            ClientMessage::Quit => 5,
+            ClientMessage::Nick(n) => 6 + n.as_str().len(),
+            ClientMessage::Msg { to, text } => 6 + to.as_str().len() + text.as_str().len(),
+        }
+    }
+
+    /// The line a user would type for the text `input`: `input` itself, except that a
+    /// leading `/` is meant as a command. Convenience for clients: same as [`Self::parse`].
+    pub fn from_input(input: &str) -> Result<ClientMessage, ClientError> {
+        ClientMessage::parse(input)
+    }
+}
+
+fn text(s: &str) -> Result<Text, ClientError> {
+    Text::new(s).map_err(|e| match e {
+        TextError::Blank => ClientError::Blank,
+        other => ClientError::InvalidText(other),
+    })
+}
+
+impl fmt::Display for ClientMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::new();
+        self.encode(&mut out);
+        out.pop();
+        f.write_str(&String::from_utf8_lossy(&out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nick(s: &str) -> Nickname {
+        Nickname::new(s).unwrap()
+    }
+    fn txt(s: &str) -> Text {
+        Text::new(s).unwrap()
+    }
+
+    #[test]
+    fn chat_1_plain_text_exactly_as_sent() {
+        assert_eq!(
+            ClientMessage::parse("  hi there  "),
+            Ok(ClientMessage::Text(txt("  hi there  ")))
+        );
+        assert_eq!(
+            ClientMessage::parse(" /who"),
+            Ok(ClientMessage::Text(txt(" /who")))
+        );
+    }
+
+    #[test]
+    fn frame_6_blank_lines_ignored() {
+        assert_eq!(ClientMessage::parse(""), Err(ClientError::Blank));
+        assert_eq!(ClientMessage::parse(" \t "), Err(ClientError::Blank));
+        assert_eq!(ClientError::Blank.reply(), None);
+    }
+
+    #[test]
+    fn cmd_1_double_slash_escape_and_case() {
+        assert_eq!(
+            ClientMessage::parse("//who"),
+            Ok(ClientMessage::Text(txt("/who")))
+        );
+        assert_eq!(
+            ClientMessage::parse("//"),
+            Ok(ClientMessage::Text(txt("/")))
+        );
+        assert_eq!(ClientMessage::parse("/WHO"), Ok(ClientMessage::Who));
+        assert_eq!(ClientMessage::parse("/Quit"), Ok(ClientMessage::Quit));
+        assert_eq!(ClientMessage::parse("/who  \t"), Ok(ClientMessage::Who));
+    }
+
+    #[test]
+    fn cmd_2_unknown_commands() {
+        for l in ["/", "/ who", "/dance", "/msgbob hi", "/\twho"] {
+            assert_eq!(
+                ClientMessage::parse(l),
+                Err(ClientError::UnknownCommand),
+                "{l:?}"
+            );
+        }
+        let reply = ClientError::UnknownCommand.reply().unwrap().to_string();
+        assert!(reply.starts_with("ERR unknown-command "));
+        for c in Command::ALL {
+            assert!(reply.contains(c.usage()), "{reply}");
+        }
+    }
+
+    #[test]
+    fn cmd_3_bad_arguments() {
+        for (l, c) in [
+            ("/who me", Command::Who),
+            ("/quit bye", Command::Quit),
+            ("/nick", Command::Nick),
+            ("/nick   ", Command::Nick),
+            ("/nick a b", Command::Nick),
+            ("/msg", Command::Msg),
+            ("/msg bob", Command::Msg),
+            ("/msg bob   ", Command::Msg),
+        ] {
+            assert_eq!(
+                ClientMessage::parse(l),
+                Err(ClientError::BadArguments(c)),
+                "{l:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cmd_msg_2_split_on_blank_runs() {
+        assert_eq!(
+            ClientMessage::parse("/msg  bob \t  hello  there "),
+            Ok(ClientMessage::Msg {
+                to: nick("bob"),
+                text: txt("hello  there ")
+            })
+        );
+        assert_eq!(
+            ClientMessage::parse("/msg\tBOB\thi"),
+            Ok(ClientMessage::Msg {
+                to: nick("BOB"),
+                text: txt("hi")
+            })
+        );
+        assert_eq!(
+            ClientMessage::parse("/msg b@d hi"),
+            Err(ClientError::InvalidTarget)
+        );
+    }
+
+    #[test]
+    fn cmd_nick_1_argument() {
+        assert_eq!(
+            ClientMessage::parse("/nick  Zed "),
+            Ok(ClientMessage::Nick(nick("Zed")))
+        );
+        assert_eq!(
+            ClientMessage::parse("/nick ERR"),
+            Err(ClientError::NickInvalid(NickError::Reserved))
+        );
+    }
+
+    #[test]
+    fn encode_examples() {
+        let cases = [
+            (ClientMessage::Text(txt("/x")), "//x\n"),
+            (ClientMessage::Who, "/who\n"),
+            (
+                ClientMessage::Msg {
+                    to: nick("b"),
+                    text: txt("hi"),
+                },
+                "/msg b hi\n",
+            ),
+            (ClientMessage::Nick(nick("z")), "/nick z\n"),
+            (ClientMessage::Quit, "/quit\n"),
+        ];
+        for (m, wire) in cases {
+            let mut out = Vec::new();
+            m.encode(&mut out);
+            assert_eq!(out, wire.as_bytes());
+            assert_eq!(m.encoded_len() + 1, wire.len());
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The numbers of the spec's limits table (§6), shared by every crate so that a server
+//! flag's default, the GUI's input counter and the conformance suite agree.
+
+use std::time::Duration;
+
+/// TCP port a server listens on unless told otherwise (FRAME-1).
+pub const DEFAULT_PORT: u16 = 9090;
+
+/// Most bytes a client line may hold before its terminator (FRAME-3). Fixed by the
+/// spec, not configurable: a client must know it without asking.
+pub const MAX_LINE_BYTES: usize = 1024;
+
+/// Most characters (all ASCII, so also bytes) in a nickname (NICK-2).
+pub const MAX_NICK_LEN: usize = 24;
+
+/// Most bytes a server line holds before its LF (SRV-3). The longest line is a private
+/// message carrying a full-size text: `24 + " -> " + 24 + ": " + 1024`.
+pub const MAX_SERVER_LINE_BYTES: usize = MAX_NICK_LEN + 4 + MAX_NICK_LEN + 2 + MAX_LINE_BYTES;
+
+/// Most bytes of one `Users online:` line before its LF (CMD-WHO-2); a longer list is
+/// split over several lines.
+pub const MAX_USERS_LINE_BYTES: usize = 512;
+
+/// Default total time a connection may spend in the handshake (NICK-6).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default number of rejected nickname lines before the server gives up (NICK-6).
+pub const DEFAULT_HANDSHAKE_ATTEMPTS: u32 = 5;
+
+/// Default bytes a client's outbound queue may hold before it is cut off (CONN-4).
+pub const DEFAULT_SENDQ_BYTES: usize = 1024 * 1024;
+
+/// Default number of open connections, handshaking ones included (CONN-1).
+pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
+
+/// Default flood limit (CONN-7): lines a client may send in a burst.
+pub const DEFAULT_FLOOD_BURST: u32 = 200;
+
+/// Default flood limit (CONN-7): lines per second the bucket refills at; a client
+/// sending no faster than this is never throttled. 0 turns the limit off.
+pub const DEFAULT_FLOOD_RATE: f64 = 50.0;
+
+/// Default flood limit (CONN-7): how long a client may stay in excess before it is cut off.
+pub const DEFAULT_FLOOD_EXCESS: Duration = Duration::from_secs(30);

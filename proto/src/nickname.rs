@@ -1,0 +1,166 @@
+//! Nicknames (spec §3): the [`Nickname`] type cannot hold an invalid one, and
+//! [`NickKey`] is the case-folded form under which uniqueness is decided (NICK-3).
+
+use std::fmt;
+
+use thiserror::Error;
+
+use crate::limits::MAX_NICK_LEN;
+
+/// Words no nickname may be, compared case-insensitively (NICK-4). `ERR` would make
+/// `ERR has joined the chat` read as an error line; `NICK` is the handshake prompt.
+pub const RESERVED: [&str; 2] = ["ERR", "NICK"];
+
+/// True for a byte a nickname may hold: `A-Z a-z 0-9 _ -` (NICK-2).
+pub fn is_nick_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// True for a character a nickname may hold (the `char` form of [`is_nick_byte`]).
+pub fn is_nick_char(c: char) -> bool {
+    c.is_ascii() && is_nick_byte(c as u8)
+}
+
+/// Why a string is not a valid nickname.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum NickError {
+    /// The empty string (e.g. a stray Enter in the handshake).
+    #[error("a nickname cannot be empty")]
+    Empty,
+    /// More than 24 characters.
+    #[error("a nickname has at most {MAX_NICK_LEN} characters")]
+    TooLong,
+    /// A character outside `A-Z a-z 0-9 _ -`.
+    #[error("a nickname may only use letters A-Z and a-z, digits, '_' and '-'")]
+    BadChar,
+    /// One of [`RESERVED`], in any case.
+    #[error("that nickname is reserved")]
+    Reserved,
+}
+
+/// A valid nickname, as spelled by its owner.
+///
+/// Equality is exact (`Alice != alice`) because that is how a name is shown; use
+/// [`Nickname::key`] to compare the way the registry does.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Nickname(Box<str>);
+
+impl Nickname {
+    /// Checks `s` against NICK-2 and NICK-4.
+    pub fn new(s: &str) -> Result<Self, NickError> {
+        if s.is_empty() {
+            return Err(NickError::Empty);
+        }
+        if !s.bytes().all(is_nick_byte) {
+            return Err(NickError::BadChar);
+        }
+        if s.len() > MAX_NICK_LEN {
+            return Err(NickError::TooLong);
+        }
+        if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s)) {
+            return Err(NickError::Reserved);
+        }
+        Ok(Nickname(s.into()))
+    }
+
+    /// The nickname as its owner spelled it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The case-folded key under which nicknames are unique (NICK-3).
+    pub fn key(&self) -> NickKey {
+        NickKey(self.0.to_ascii_lowercase().into())
+    }
+
+    /// True when both name the same user under NICK-3's case rule.
+    pub fn same_user(&self, other: &Nickname) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+
+    /// Appends the nickname as a handshake line (`<nick>` LF) to `out`.
+    pub fn encode_line(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0.as_bytes());
+        out.push(b'\n');
+    }
+}
+
+impl fmt::Display for Nickname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Nickname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl AsRef<str> for Nickname {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<&str> for Nickname {
+    type Error = NickError;
+    fn try_from(s: &str) -> Result<Self, NickError> {
+        Nickname::new(s)
+    }
+}
+
+impl std::str::FromStr for Nickname {
+    type Err = NickError;
+    fn from_str(s: &str) -> Result<Self, NickError> {
+        Nickname::new(s)
+    }
+}
+
+/// A nickname folded to lower case: two users' keys are equal exactly when their
+/// nicknames may not coexist (NICK-3). Only ASCII letters fold, as only ASCII is allowed.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct NickKey(Box<str>);
+
+impl NickKey {
+    /// The folded form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nick_2_charset_and_length() {
+        assert!(Nickname::new("a").is_ok());
+        assert!(Nickname::new("Alice_the-2nd").is_ok());
+        assert!(Nickname::new(&"x".repeat(24)).is_ok());
+        assert_eq!(Nickname::new(&"x".repeat(25)), Err(NickError::TooLong));
+        assert_eq!(Nickname::new(""), Err(NickError::Empty));
+        assert_eq!(Nickname::new("Aryan Singh"), Err(NickError::BadChar));
+        assert_eq!(Nickname::new("zoë"), Err(NickError::BadChar));
+        assert_eq!(Nickname::new("a:b"), Err(NickError::BadChar));
+        assert_eq!(Nickname::new(" alice"), Err(NickError::BadChar));
+    }
+
+    #[test]
+    fn nick_3_case_insensitive_key() {
+        let a = Nickname::new("Alice").unwrap();
+        let b = Nickname::new("aLICE").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.key(), b.key());
+        assert!(a.same_user(&b));
+    }
+
+    #[test]
+    fn nick_4_reserved_words_any_case() {
+        for w in ["ERR", "err", "Err", "NICK", "nick", "NiCk"] {
+            assert_eq!(Nickname::new(w), Err(NickError::Reserved), "{w}");
+        }
+        assert!(Nickname::new("ERRx").is_ok());
+        assert!(Nickname::new("nicky").is_ok());
+    }
+}

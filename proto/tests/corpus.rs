@@ -1,0 +1,130 @@
+//! Snapshots of what the parsers make of a corpus of tricky lines. A change in any
+//! parse result shows up as a snapshot diff to be reviewed like code.
+
+use std::fmt::Write;
+
+use chat_proto::{ClientMessage, Nickname, ServerMessage};
+
+const SERVER_LINES: &[&str] = &[
+    "NICK",
+    "NICK ",
+    "nick",
+    "Connected to the server",
+    "Connected to the server ",
+    "alice has joined the chat",
+    "alice has joined the chat ",
+    "ERR has joined the chat",
+    "NICK has joined the chat",
+    "alice has left the chat",
+    "alice: hi",
+    "alice:  leading space kept",
+    "alice: ",
+    "alice:hi",
+    "bob: carol has left the chat",
+    "bob: SERVER: fake notice",
+    "alice -> bob: psst",
+    "alice -> alice: note to self",
+    "alice -> bob:",
+    "alice is now known as Alice",
+    "alice is now known as ERR",
+    "Users online: alice",
+    "Users online: alice, Bob, carol,",
+    "Users online: alice,bob",
+    "Users online:",
+    "Users: hi",
+    "ERR nick-taken Nickname alice is already in use",
+    "ERR nick-taken",
+    "ERR nick-taken ",
+    "ERR NICK-TAKEN x",
+    "ERR no-such-code text",
+    "ERR: hi",
+    "ERRx: hi",
+    "abcdefghijklmnopqrstuvwx: 24 chars",
+    "abcdefghijklmnopqrstuvwxy: 25 chars",
+    "a\tb: tab in name",
+    "zoë: non-ascii name",
+    "",
+];
+
+const CLIENT_LINES: &[&str] = &[
+    "hello",
+    "  spaced  ",
+    "",
+    " \t ",
+    " /who",
+    "/who",
+    "/WHO",
+    "/who ",
+    "/who now",
+    "/",
+    "/ who",
+    "//",
+    "//who",
+    "///x",
+    "/dance",
+    "/msg",
+    "/msg bob",
+    "/msg bob ",
+    "/msg bob hi",
+    "/msg  bob \t hi there ",
+    "/msg\tbob\thi",
+    "/msg BOB hi",
+    "/msg b@d hi",
+    "/msg ERR hi",
+    "/MSG bob hi",
+    "/nick",
+    "/nick Zed",
+    "/nick  Zed  ",
+    "/nick a b",
+    "/nick Aryan Singh",
+    "/nick nick",
+    "/nick abcdefghijklmnopqrstuvwxy",
+    "/quit",
+    "/quit now",
+    "/quitnow",
+];
+
+#[test]
+fn srv_2_server_line_corpus() {
+    let mut out = String::new();
+    for line in SERVER_LINES {
+        writeln!(out, "{line:?}\n    => {:?}", ServerMessage::parse(line)).unwrap();
+    }
+    insta::assert_snapshot!("server_lines", out);
+}
+
+#[test]
+fn cmd_1_client_line_corpus() {
+    let mut out = String::new();
+    for line in CLIENT_LINES {
+        let parsed = ClientMessage::parse(line);
+        let reply = parsed
+            .as_ref()
+            .err()
+            .and_then(|e| e.reply())
+            .map(|m| m.to_string());
+        writeln!(out, "{line:?}\n    => {parsed:?}\n    reply: {reply:?}").unwrap();
+    }
+    insta::assert_snapshot!("client_lines", out);
+}
+
+#[test]
+fn nick_2_nickname_corpus() {
+    let mut out = String::new();
+    for s in [
+        "alice",
+        "",
+        " alice",
+        "alice ",
+        "Aryan Singh",
+        "ERR",
+        "Nick",
+        "a-b_c",
+        "zoë",
+        "abcdefghijklmnopqrstuvwx",
+        "abcdefghijklmnopqrstuvwxy",
+    ] {
+        writeln!(out, "{s:?} => {:?}", Nickname::new(s)).unwrap();
+    }
+    insta::assert_snapshot!("nicknames", out);
+}

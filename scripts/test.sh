@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs whatever this machine lacks, then runs every check and test of the project:
+# formatting, clippy, the whole workspace's tests (unit, property, integration, insta
+# snapshots, conformance replay) and the end-to-end GUI tests under Xvfb.
+#
+#   scripts/test.sh            # everything
+#   SKIP_INSTALL=1 scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# ---- system packages (Debian/Ubuntu) ---------------------------------------------------
+# GTK headers for druid, Xvfb + xdotool + ImageMagick for the GUI end-to-end tests,
+# Python's tkinter for the original seed client.
+packages=(pkg-config libgtk-3-dev xvfb xauth xdotool imagemagick x11-utils python3-tk)
+if [[ -z "${SKIP_INSTALL:-}" ]] && command -v dpkg >/dev/null 2>&1; then
+  missing=()
+  for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "==> installing: ${missing[*]}"
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# insta never writes snapshots here: a missing or changed snapshot fails the run.
+export INSTA_UPDATE=no
+export CI="${CI:-true}"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo build (release binaries used by end-to-end tests)"
+cargo build --workspace --release --locked --bins
+
+echo "==> cargo test"
+cargo test --workspace --locked
+
+if [[ -d scripts/e2e ]]; then
+  for t in scripts/e2e/*.sh; do
+    [[ -e "$t" ]] || continue
+    echo "==> $t"
+    bash "$t"
+  done
+fi
+echo "==> all checks passed"
