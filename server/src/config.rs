@@ -1,0 +1,230 @@
+//! The server's settings: one plain struct that the command line (`main.rs`), the tests,
+//! the benches and the conformance harness all fill in the same way.
+//!
+//! Defaults are the spec's (§8) so that `Config::default()` is a conforming server on
+//! the safe loopback address.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use chat_proto::limits::{
+    DEFAULT_HANDSHAKE_ATTEMPTS, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CLIENTS, DEFAULT_PORT,
+    DEFAULT_SENDQ_BYTES, MAX_SERVER_LINE_BYTES,
+};
+use thiserror::Error;
+
+pub use crate::flood::FloodLimit;
+
+/// Which dialect of the protocol connections speak.
+///
+/// The profile only changes the handshake and how a chat line's own prefix is read; it
+/// is dispatched in `connection.rs`, so nothing else has to know about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compat {
+    /// spec/PROTOCOL.md, version 1.
+    #[default]
+    Standard,
+    /// The seed compatibility profile (spec Appendix B, `--compat seed`): the original,
+    /// unchanged Python client works, and clients of the core protocol still do.
+    Seed,
+}
+
+/// Everything a running server needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (FRAME-1: port 9090 unless configured). IPv6 works; `[::]`
+    /// accepts IPv4 too (dual stack).
+    pub listen: SocketAddr,
+    /// Most open connections, handshaking ones included (CONN-1).
+    pub max_clients: usize,
+    /// Most bytes of encoded lines queued for one client before it is cut off (CONN-4).
+    pub sendq: usize,
+    /// Total time a connection may take to choose an accepted nickname (NICK-6).
+    pub handshake_timeout: Duration,
+    /// Rejected nickname lines after which the handshake gives up (NICK-6).
+    pub handshake_attempts: u32,
+    /// Executor threads. Each runs connection tasks and drives the I/O reactor.
+    pub threads: usize,
+    /// Protocol dialect (see [`Compat`]).
+    pub compat: Compat,
+    /// Per-client flood limit (CONN-7); [`FloodLimit::off`] for benchmarks.
+    pub flood: FloodLimit,
+    /// Longest time a closing connection (`/quit`, handshake failure, shutdown) may take
+    /// to flush what is queued for it before it is cut off: a client that stops reading
+    /// cannot keep its connection (and its slot under `max_clients`) forever.
+    pub close_flush_timeout: Duration,
+    /// After the last byte was sent and our side was shut down, how long to keep reading
+    /// (and discarding) input before closing. Closing a socket with unread input makes the
+    /// kernel send RST, which can destroy the final lines (e.g. `ERR too-many-attempts`)
+    /// before the peer reads them; lingering briefly lets the peer see them.
+    pub close_linger: Duration,
+    /// At shutdown, how long to wait for connections to receive `ERR server-shutdown` and
+    /// close before the remaining ones are dropped (CONN-6).
+    pub shutdown_grace: Duration,
+    /// **Testing aid, never set by the binary.** When `Some(text)`, a chatting client whose
+    /// line is exactly `text` makes its own connection task panic. The tests use it to
+    /// prove that a crash in one connection's task cannot take the server down and that
+    /// the user still leaves exactly once (CONN-2). `None` (the default) disables it.
+    pub panic_trigger: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
+            max_clients: DEFAULT_MAX_CLIENTS,
+            sendq: DEFAULT_SENDQ_BYTES,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            handshake_attempts: DEFAULT_HANDSHAKE_ATTEMPTS,
+            threads: default_threads(),
+            compat: Compat::Standard,
+            flood: FloodLimit::default(),
+            close_flush_timeout: Duration::from_secs(5),
+            close_linger: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(2),
+            panic_trigger: None,
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `max_clients` of 0.
+    #[error("--max-clients must be at least 1")]
+    MaxClients,
+    /// A sendq too small to hold even one server line: every client would be cut off.
+    #[error("--sendq must be at least {min} bytes (one full server line)")]
+    Sendq {
+        /// The smallest allowed value.
+        min: usize,
+    },
+    /// `handshake_attempts` of 0.
+    #[error("--handshake-attempts must be at least 1")]
+    Attempts,
+    /// `handshake_timeout` of zero.
+    #[error("--handshake-timeout must be more than zero")]
+    Timeout,
+    /// `threads` of 0.
+    #[error("--threads must be at least 1")]
+    Threads,
+    /// A flood rate that is negative or not a number, or a burst of 0 with a rate set.
+    #[error("--flood-rate must be 0 (off) or more, and --flood-burst at least 1")]
+    Flood,
+}
+
+impl Config {
+    /// The smallest `sendq` that holds one server line of the longest kind (SRV-3).
+    pub const MIN_SENDQ: usize = MAX_SERVER_LINE_BYTES + 1;
+
+    /// A config listening on `127.0.0.1` with a port the OS picks: what tests want.
+    /// The flood limit is off, because most tests send fast on purpose; the tests of
+    /// CONN-7 turn it on.
+    pub fn loopback_ephemeral() -> Config {
+        Config {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            flood: FloodLimit::off(),
+            ..Config::default()
+        }
+    }
+
+    /// Checks that the settings can work together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_clients == 0 {
+            return Err(ConfigError::MaxClients);
+        }
+        if self.sendq < Self::MIN_SENDQ {
+            return Err(ConfigError::Sendq {
+                min: Self::MIN_SENDQ,
+            });
+        }
+        if self.handshake_attempts == 0 {
+            return Err(ConfigError::Attempts);
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(ConfigError::Timeout);
+        }
+        if self.threads == 0 {
+            return Err(ConfigError::Threads);
+        }
+        let f = &self.flood;
+        if !(f.rate.is_finite() && f.rate >= 0.0) || (f.rate > 0.0 && f.burst == 0) {
+            return Err(ConfigError::Flood);
+        }
+        Ok(())
+    }
+}
+
+/// One executor thread per available core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Parses a duration given as seconds (`30`, `0.5`) or with a unit (`500ms`, `30s`,
+/// `2m`). Fractions are allowed so tests can use short limits.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (examples: 30, 0.5, 500ms, 2m)"))?;
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_spec_limits() {
+        let c = Config::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(c.max_clients, 10_000);
+        assert_eq!(c.sendq, 1024 * 1024);
+        assert_eq!(c.handshake_timeout, Duration::from_secs(30));
+        assert_eq!(c.handshake_attempts, 5);
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn validation() {
+        let bad = Config {
+            sendq: 10,
+            ..Config::default()
+        };
+        assert!(matches!(bad.validate(), Err(ConfigError::Sendq { .. })));
+        let bad = Config {
+            max_clients: 0,
+            ..Config::default()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::MaxClients));
+        let bad = Config {
+            handshake_attempts: 0,
+            ..Config::default()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::Attempts));
+    }
+}

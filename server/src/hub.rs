@@ -1,0 +1,779 @@
+//! The registry of connections and users, and the routing of every event.
+//!
+//! One mutex guards the whole registry, and every event (join, chat, private message,
+//! rename, leave) is decided *and* queued to its recipients while holding it. That gives
+//! all events one total order that every client observes (SRV-4), makes join, rename and
+//! leave atomic with respect to nickname uniqueness (NICK-3, NICK-7, CMD-NICK-1), and
+//! stays cheap: under the lock an event costs one encode (done before locking where the
+//! text is known) plus, per recipient, an `Arc` clone and a short per-outbox lock. Writers
+//! that must be woken are woken after the lock is released.
+//!
+//! Cleanup is by RAII: a [`Membership`] removes its user when dropped, however the
+//! connection ends (a `/quit`, an error, a panic in its task), and a [`Slot`] frees the
+//! connection's place under `max_clients`. Removal checks identity (the outbox), so a
+//! stale guard can never remove a newer user of the same nickname (DEFECTS.md item 3),
+//! and a leave notice goes out exactly once (CONN-2).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Waker;
+
+use chat_proto::server::texts;
+use chat_proto::{ErrorCode, NickKey, Nickname, ServerMessage, Text, users_lines};
+use tracing::info;
+
+use crate::outbox::{Line, Outbox, Pushed, encode};
+
+/// Lines every connection may receive, encoded once per hub and shared.
+#[derive(Debug)]
+pub struct CommonLines {
+    /// `NICK` (NICK-1, NICK-5).
+    pub nick_prompt: Line,
+    /// `Connected to the server` (NICK-7).
+    pub connected: Line,
+    /// `ERR server-full` (CONN-1).
+    pub server_full: Line,
+    /// `ERR server-shutdown` (CONN-6).
+    pub server_shutdown: Line,
+    /// `ERR sendq-exceeded` (CONN-4).
+    pub sendq_exceeded: Line,
+    /// `ERR line-too-long` (FRAME-3).
+    pub line_too_long: Line,
+    /// `ERR invalid-utf8` (FRAME-4).
+    pub invalid_utf8: Line,
+    /// `ERR invalid-text` (FRAME-5).
+    pub invalid_text: Line,
+    /// `ERR too-many-attempts` (NICK-6).
+    pub too_many_attempts: Line,
+    /// `ERR handshake-timeout` (NICK-6).
+    pub handshake_timeout: Line,
+    /// `ERR flood` (CONN-7).
+    pub flood: Line,
+    /// `ERR excess-flood` (CONN-7).
+    pub excess_flood: Line,
+    /// The seed profile's greeting: `NICK` with no terminator (COMPAT-1).
+    pub seed_greeting: Line,
+}
+
+impl CommonLines {
+    fn new() -> CommonLines {
+        let err = |code, text| encode(&ServerMessage::error(code, text));
+        CommonLines {
+            nick_prompt: encode(&ServerMessage::NickPrompt),
+            connected: encode(&ServerMessage::Connected),
+            server_full: err(ErrorCode::ServerFull, texts::SERVER_FULL),
+            server_shutdown: err(ErrorCode::ServerShutdown, texts::SERVER_SHUTDOWN),
+            sendq_exceeded: encode(&crate::outbox::sendq_exceeded()),
+            line_too_long: err(ErrorCode::LineTooLong, texts::LINE_TOO_LONG),
+            invalid_utf8: err(ErrorCode::InvalidUtf8, texts::INVALID_UTF8),
+            invalid_text: err(ErrorCode::InvalidText, texts::INVALID_TEXT),
+            too_many_attempts: err(ErrorCode::TooManyAttempts, texts::TOO_MANY_ATTEMPTS),
+            handshake_timeout: err(ErrorCode::HandshakeTimeout, texts::HANDSHAKE_TIMEOUT),
+            flood: err(ErrorCode::Flood, texts::FLOOD),
+            excess_flood: err(ErrorCode::ExcessFlood, texts::EXCESS_FLOOD),
+            seed_greeting: Line::from(chat_proto::seed::GREETING),
+        }
+    }
+}
+
+/// Why a nickname could not be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinError {
+    /// Another connected user holds it, in some case (NICK-3).
+    Taken,
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+/// Why a `/nick` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenameError {
+    /// Another user holds the new name (CMD-NICK-2).
+    Taken,
+    /// The same name in the same spelling (CMD-NICK-3).
+    Unchanged,
+    /// This user is no longer registered (cut off, or the server is shutting down).
+    Gone,
+}
+
+/// A connection could not get a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachError {
+    /// `max_clients` connections are open (CONN-1).
+    Full,
+    /// The server is shutting down (NICK-1, CONN-6).
+    ShuttingDown,
+}
+
+/// Members whose queue overflowed during an event: removed once the event is queued.
+type Cut = Vec<(NickKey, Arc<Outbox>)>;
+
+#[derive(Debug)]
+struct Member {
+    nick: Nickname,
+    key: NickKey,
+    outbox: Arc<Outbox>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    /// Users past the handshake, densely packed for fan-out.
+    members: Vec<Member>,
+    /// Folded nickname -> index into `members`.
+    index: HashMap<NickKey, usize>,
+    /// Every open connection, handshaking or chatting (CONN-1, CONN-6).
+    slots: Vec<Option<Arc<Outbox>>>,
+    free_slots: Vec<usize>,
+    open: usize,
+    shutting_down: bool,
+}
+
+/// The registry and router. Share it as `Arc<Hub>`.
+#[derive(Debug)]
+pub struct Hub {
+    registry: Mutex<Registry>,
+    max_connections: usize,
+    lines: CommonLines,
+}
+
+impl Hub {
+    /// A hub that admits at most `max_connections` open connections.
+    pub fn new(max_connections: usize) -> Arc<Hub> {
+        Arc::new(Hub {
+            registry: Mutex::new(Registry::default()),
+            max_connections,
+            lines: CommonLines::new(),
+        })
+    }
+
+    /// The lines every connection shares.
+    pub fn lines(&self) -> &CommonLines {
+        &self.lines
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // Registry updates are short and never panic midway in practice; if a panic ever
+        // poisons the lock, keep serving the other users rather than fail them all.
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An outbox of `limit` bytes whose overflow line is this hub's shared one.
+    pub fn new_outbox(&self, limit: usize) -> Arc<Outbox> {
+        Arc::new(Outbox::with_notice(
+            limit,
+            self.lines.sendq_exceeded.clone(),
+        ))
+    }
+
+    /// Takes a connection slot for `outbox` (CONN-1 counts handshaking connections).
+    pub fn attach(self: &Arc<Self>, outbox: &Arc<Outbox>) -> Result<Slot, AttachError> {
+        let mut reg = self.lock();
+        if reg.shutting_down {
+            return Err(AttachError::ShuttingDown);
+        }
+        if reg.open >= self.max_connections {
+            return Err(AttachError::Full);
+        }
+        let index = match reg.free_slots.pop() {
+            Some(i) => {
+                if let Some(slot) = reg.slots.get_mut(i) {
+                    *slot = Some(outbox.clone());
+                }
+                i
+            }
+            None => {
+                reg.slots.push(Some(outbox.clone()));
+                reg.slots.len() - 1
+            }
+        };
+        reg.open += 1;
+        Ok(Slot {
+            hub: self.clone(),
+            index,
+        })
+    }
+
+    /// Open connections, handshaking ones included.
+    pub fn open_connections(&self) -> usize {
+        self.lock().open
+    }
+
+    /// Bytes queued for all open connections together: bounded by `sendq` per
+    /// connection (CONN-4). For tests and monitoring.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock()
+            .slots
+            .iter()
+            .flatten()
+            .map(|o| o.queued_bytes())
+            .sum()
+    }
+
+    /// Users past the handshake.
+    pub fn users(&self) -> usize {
+        self.lock().members.len()
+    }
+
+    /// Registers `nick` for the connection whose outbox is `outbox`, and announces it:
+    /// everyone, the newcomer included, gets `<nick> has joined the chat`, and the
+    /// newcomer then `Connected to the server`, all in one atomic step (NICK-7).
+    pub fn join(
+        self: &Arc<Self>,
+        nick: Nickname,
+        outbox: &Arc<Outbox>,
+    ) -> Result<Membership, JoinError> {
+        let line = encode(&ServerMessage::Joined(nick.clone()));
+        let reg = self.lock();
+        if reg.shutting_down {
+            return Err(JoinError::ShuttingDown);
+        }
+        if reg.index.contains_key(&nick.key()) {
+            return Err(JoinError::Taken);
+        }
+        Ok(self.register(reg, nick, line, outbox, None))
+    }
+
+    /// Seed profile (COMPAT-4): registers the client under the nickname it asked for, or,
+    /// when that is invalid or taken, under a free variant of it, which it is told about
+    /// in an `ERR nick-assigned` line right after `Connected to the server`. Choosing the
+    /// name and registering it are one atomic step, so two clients asking for the same
+    /// name at once get different ones.
+    pub fn join_assigned(
+        self: &Arc<Self>,
+        asked: &str,
+        outbox: &Arc<Outbox>,
+    ) -> Result<Membership, JoinError> {
+        let reg = self.lock();
+        if reg.shutting_down {
+            return Err(JoinError::ShuttingDown);
+        }
+        // n members hold at most n of the n + 1 first variants: one of them is free.
+        let tries = u32::try_from(reg.members.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(2);
+        let Some((nick, why)) =
+            chat_proto::seed::assign_nickname(asked, |n| reg.index.contains_key(&n.key()), tries)
+        else {
+            return Err(JoinError::Taken);
+        };
+        let notice = why.map(|w| encode(&ServerMessage::nick_assigned(asked, &nick, w)));
+        let line = encode(&ServerMessage::Joined(nick.clone()));
+        Ok(self.register(reg, nick, line, outbox, notice))
+    }
+
+    /// Registers a nickname known to be free, announces it (NICK-7) and queues `notice`
+    /// right after `Connected to the server`, all under the lock held in `reg`.
+    fn register(
+        self: &Arc<Self>,
+        mut reg: MutexGuard<'_, Registry>,
+        nick: Nickname,
+        joined: Line,
+        outbox: &Arc<Outbox>,
+        notice: Option<Line>,
+    ) -> Membership {
+        let key = nick.key();
+        let mut wakers = Vec::new();
+        let index = reg.members.len();
+        reg.members.push(Member {
+            nick: nick.clone(),
+            key: key.clone(),
+            outbox: outbox.clone(),
+        });
+        reg.index.insert(key.clone(), index);
+        let mut cut = reg.fan_out(&joined, &mut wakers);
+        // Nothing can come between the two lines: we still hold the lock.
+        Registry::deliver(&key, outbox, &self.lines.connected, &mut wakers, &mut cut);
+        if let Some(notice) = notice {
+            Registry::deliver(&key, outbox, &notice, &mut wakers, &mut cut);
+        }
+        reg.remove_cut(cut, &mut wakers);
+        drop(reg);
+        wake_all(wakers);
+        Membership {
+            hub: self.clone(),
+            nick,
+            key,
+            outbox: outbox.clone(),
+            why: "connection ended",
+        }
+    }
+
+    /// Removes the user of `outbox` if it is still registered under `key`, telling the
+    /// others unless the server is shutting down. Returns whether it was registered.
+    fn leave(&self, key: &NickKey, outbox: &Arc<Outbox>, why: &str) -> bool {
+        let mut wakers = Vec::new();
+        let mut reg = self.lock();
+        let Some(member) = reg.take_member(key, outbox) else {
+            return false;
+        };
+        let users = reg.members.len();
+        let cut = if reg.shutting_down {
+            Vec::new()
+        } else {
+            reg.fan_out(
+                &encode(&ServerMessage::Left(member.nick.clone())),
+                &mut wakers,
+            )
+        };
+        reg.remove_cut(cut, &mut wakers);
+        drop(reg);
+        wake_all(wakers);
+        // Logged after the lock is released: writing a log line must not hold up routing.
+        info!(nick = %member.nick, users, reason = why, "left");
+        true
+    }
+
+    /// Cuts off the user of `outbox` (whose queue overflowed on a push made outside the
+    /// hub, e.g. a reply to itself): the others see it leave.
+    pub(crate) fn evict(&self, key: &NickKey, outbox: &Arc<Outbox>) {
+        let mut wakers = Vec::new();
+        let mut reg = self.lock();
+        reg.remove_cut(vec![(key.clone(), outbox.clone())], &mut wakers);
+        drop(reg);
+        wake_all(wakers);
+    }
+
+    /// Begins shutdown (CONN-6): refuses new connections and joins, and queues one
+    /// `ERR server-shutdown` as the last line of every open connection. No leave notices
+    /// are sent from now on.
+    pub fn shutdown(&self) {
+        let mut reg = self.lock();
+        if reg.shutting_down {
+            return;
+        }
+        reg.shutting_down = true;
+        for outbox in reg.slots.iter().flatten() {
+            outbox.push_final(&self.lines.server_shutdown);
+        }
+        info!(connections = reg.open, "shutting down");
+    }
+
+    /// True once [`Hub::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.lock().shutting_down
+    }
+}
+
+impl Registry {
+    /// Queues `line` to every member; returns those whose queue overflowed (still
+    /// registered; pass them to [`Registry::remove_cut`]).
+    fn fan_out(&self, line: &Line, wakers: &mut Vec<Waker>) -> Cut {
+        let mut cut = Vec::new();
+        for m in &self.members {
+            if m.outbox.push_deferred(line, wakers) == Pushed::Overflow {
+                cut.push((m.key.clone(), m.outbox.clone()));
+            }
+        }
+        cut
+    }
+
+    /// Queues `line` to one member's outbox; records it in `cut` on overflow.
+    fn deliver(
+        key: &NickKey,
+        outbox: &Arc<Outbox>,
+        line: &Line,
+        wakers: &mut Vec<Waker>,
+        cut: &mut Cut,
+    ) {
+        if outbox.push_deferred(line, wakers) == Pushed::Overflow {
+            cut.push((key.clone(), outbox.clone()));
+        }
+    }
+
+    fn is_member(&self, key: &NickKey, outbox: &Arc<Outbox>) -> bool {
+        self.index
+            .get(key)
+            .and_then(|&i| self.members.get(i))
+            .is_some_and(|m| Arc::ptr_eq(&m.outbox, outbox))
+    }
+
+    /// Removes the member registered under `key` if it is the one of `outbox`.
+    fn take_member(&mut self, key: &NickKey, outbox: &Arc<Outbox>) -> Option<Member> {
+        if !self.is_member(key, outbox) {
+            return None;
+        }
+        let index = *self.index.get(key)?;
+        self.remove_at(index)
+    }
+
+    fn remove_at(&mut self, index: usize) -> Option<Member> {
+        if index >= self.members.len() {
+            return None;
+        }
+        let member = self.members.swap_remove(index);
+        self.index.remove(&member.key);
+        if let Some(moved) = self.members.get(index) {
+            self.index.insert(moved.key.clone(), index);
+        }
+        Some(member)
+    }
+
+    /// Removes every cut-off member and tells the others it left (CONN-2, CONN-4); a
+    /// leave notice can overflow further queues, which are handled the same way.
+    fn remove_cut(&mut self, mut cut: Cut, wakers: &mut Vec<Waker>) {
+        while let Some((key, outbox)) = cut.pop() {
+            // The outbox is already cut off (its queue dropped); make sure of it.
+            outbox.kill();
+            let Some(member) = self.take_member(&key, &outbox) else {
+                continue;
+            };
+            info!(nick = %member.nick, users = self.members.len(), reason = "sendq exceeded", "left");
+            if !self.shutting_down {
+                let more = self.fan_out(&encode(&ServerMessage::Left(member.nick)), wakers);
+                cut.extend(more);
+            }
+        }
+    }
+}
+
+fn wake_all(wakers: Vec<Waker>) {
+    for w in wakers {
+        w.wake();
+    }
+}
+
+/// A connection's place under `max_clients`. Dropping it frees the place.
+#[derive(Debug)]
+pub struct Slot {
+    hub: Arc<Hub>,
+    index: usize,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut reg = self.hub.lock();
+        if let Some(slot) = reg.slots.get_mut(self.index)
+            && slot.take().is_some()
+        {
+            reg.free_slots.push(self.index);
+            reg.open = reg.open.saturating_sub(1);
+        }
+    }
+}
+
+/// A registered user. Every event the user causes goes through here; dropping it removes
+/// the user (once) and tells the others (CONN-2).
+#[derive(Debug)]
+pub struct Membership {
+    hub: Arc<Hub>,
+    nick: Nickname,
+    key: NickKey,
+    outbox: Arc<Outbox>,
+    /// Why the user leaves, for the log; set by [`Membership::leave`].
+    why: &'static str,
+}
+
+impl Membership {
+    /// The user's current nickname.
+    pub fn nick(&self) -> &Nickname {
+        &self.nick
+    }
+
+    /// The user's outbox.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Chat text to everyone, the sender included, as `<nick>: <text>` (CHAT-1, CHAT-2).
+    pub fn say(&self, text: Text) {
+        let line = encode(&ServerMessage::Chat {
+            from: self.nick.clone(),
+            text,
+        });
+        self.broadcast(&line);
+    }
+
+    /// Queues an already-encoded line to every user, the sender included, if the sender
+    /// is still registered. The hot path of chat; public so benches can drive it.
+    pub fn broadcast(&self, line: &Line) {
+        let mut wakers = Vec::new();
+        let mut reg = self.hub.lock();
+        if !reg.is_member(&self.key, &self.outbox) {
+            return;
+        }
+        let cut = reg.fan_out(line, &mut wakers);
+        reg.remove_cut(cut, &mut wakers);
+        drop(reg);
+        wake_all(wakers);
+    }
+
+    /// `/msg <to> <text>` (CMD-MSG-1..5): to the recipient and the sender, once if they
+    /// are the same user. Returns `false` when nobody connected has that nickname.
+    pub fn private(&self, to: &Nickname, text: Text) -> bool {
+        let to_key = to.key();
+        let mut wakers = Vec::new();
+        let mut cut = Vec::new();
+        let mut reg = self.hub.lock();
+        if !reg.is_member(&self.key, &self.outbox) {
+            return true;
+        }
+        let Some(target) = reg.index.get(&to_key).and_then(|&i| reg.members.get(i)) else {
+            return false;
+        };
+        let line = encode(&ServerMessage::Private {
+            from: self.nick.clone(),
+            to: target.nick.clone(),
+            text,
+        });
+        Registry::deliver(&target.key, &target.outbox, &line, &mut wakers, &mut cut);
+        if !Arc::ptr_eq(&target.outbox, &self.outbox) {
+            Registry::deliver(&self.key, &self.outbox, &line, &mut wakers, &mut cut);
+        }
+        reg.remove_cut(cut, &mut wakers);
+        drop(reg);
+        wake_all(wakers);
+        true
+    }
+
+    /// `/nick <new>` (CMD-NICK-1..3): renames atomically and tells everyone.
+    pub fn rename(&mut self, new: Nickname) -> Result<(), RenameError> {
+        let new_key = new.key();
+        let mut wakers = Vec::new();
+        let mut reg = self.hub.lock();
+        if !reg.is_member(&self.key, &self.outbox) {
+            return Err(RenameError::Gone);
+        }
+        if new == self.nick {
+            return Err(RenameError::Unchanged);
+        }
+        if new_key != self.key && reg.index.contains_key(&new_key) {
+            return Err(RenameError::Taken);
+        }
+        let Some(index) = reg.index.remove(&self.key) else {
+            return Err(RenameError::Gone);
+        };
+        reg.index.insert(new_key.clone(), index);
+        if let Some(m) = reg.members.get_mut(index) {
+            m.nick = new.clone();
+            m.key = new_key.clone();
+        }
+        let old = std::mem::replace(&mut self.nick, new.clone());
+        self.key = new_key;
+        let line = encode(&ServerMessage::Renamed {
+            old: old.clone(),
+            new: new.clone(),
+        });
+        let cut = reg.fan_out(&line, &mut wakers);
+        reg.remove_cut(cut, &mut wakers);
+        drop(reg);
+        wake_all(wakers);
+        info!(old = %old, new = %new, "renamed");
+        Ok(())
+    }
+
+    /// `/who` (CMD-WHO-1, CMD-WHO-2): the sorted list of users, to the sender alone.
+    pub fn who(&self) {
+        let mut wakers = Vec::new();
+        let mut cut = Vec::new();
+        let mut reg = self.hub.lock();
+        if !reg.is_member(&self.key, &self.outbox) {
+            return;
+        }
+        let names = reg.members.iter().map(|m| m.nick.clone()).collect();
+        for msg in users_lines(names) {
+            Registry::deliver(
+                &self.key,
+                &self.outbox,
+                &encode(&msg),
+                &mut wakers,
+                &mut cut,
+            );
+            if !cut.is_empty() {
+                break;
+            }
+        }
+        reg.remove_cut(cut, &mut wakers);
+        drop(reg);
+        wake_all(wakers);
+    }
+
+    /// Queues a reply (an `ERR` line) to this user alone. A reply that overflows the
+    /// queue cuts the user off like any other line (CONN-4).
+    pub fn reply(&self, line: &Line) {
+        if self.outbox.push(line) == Pushed::Overflow {
+            self.hub.evict(&self.key, &self.outbox);
+        }
+    }
+
+    /// Leaves, with a reason for the log (`/quit`, end of stream, ...).
+    pub fn leave(mut self, why: &'static str) {
+        self.why = why;
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.hub.leave(&self.key, &self.outbox, self.why);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nick(s: &str) -> Nickname {
+        Nickname::new(s).unwrap()
+    }
+
+    fn text(s: &str) -> Text {
+        Text::new(s).unwrap()
+    }
+
+    /// Lines queued for `ob`, without their LF.
+    fn take(ob: &Outbox) -> Vec<String> {
+        let mut out = Vec::new();
+        ob.drain_into(&mut out);
+        out.iter()
+            .map(|l| String::from_utf8(l[..l.len() - 1].to_vec()).unwrap())
+            .collect()
+    }
+
+    fn user(hub: &Arc<Hub>, name: &str, limit: usize) -> (Membership, Arc<Outbox>) {
+        let ob = hub.new_outbox(limit);
+        let m = hub.join(nick(name), &ob).unwrap();
+        (m, ob)
+    }
+
+    #[test]
+    fn nick_7_join_notice_then_connected() {
+        let hub = Hub::new(10);
+        let (_a, a_ob) = user(&hub, "alice", 1 << 20);
+        assert_eq!(
+            take(&a_ob),
+            ["alice has joined the chat", "Connected to the server"]
+        );
+        let (_b, b_ob) = user(&hub, "bob", 1 << 20);
+        assert_eq!(take(&a_ob), ["bob has joined the chat"]);
+        assert_eq!(
+            take(&b_ob),
+            ["bob has joined the chat", "Connected to the server"]
+        );
+    }
+
+    #[test]
+    fn nick_3_taken_case_insensitive() {
+        let hub = Hub::new(10);
+        let (_a, _) = user(&hub, "Alice", 1 << 20);
+        let ob = hub.new_outbox(1 << 20);
+        assert_eq!(hub.join(nick("alice"), &ob).err(), Some(JoinError::Taken));
+        assert_eq!(hub.users(), 1);
+    }
+
+    /// CONN-2: the guard leaves exactly once, also when dropped by a panic's unwinding.
+    #[test]
+    fn conn_2_guard_leaves_once_even_on_panic() {
+        let hub = Hub::new(10);
+        let (_a, a_ob) = user(&hub, "alice", 1 << 20);
+        let (b, _) = user(&hub, "bob", 1 << 20);
+        take(&a_ob);
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _owned_by_the_crashing_task = b;
+            panic!("a bug in a connection task");
+        }));
+        assert!(crashed.is_err());
+        assert_eq!(take(&a_ob), ["bob has left the chat"]);
+        assert_eq!(hub.users(), 1);
+    }
+
+    /// DEFECTS.md item 3: a stale guard never removes a newer user of the same name.
+    #[test]
+    fn stale_guard_does_not_remove_new_user() {
+        let hub = Hub::new(10);
+        let (a, a_ob) = user(&hub, "alice", 1 << 20);
+        let (old_bob, old_ob) = user(&hub, "bob", 200);
+        take(&a_ob);
+        // Overflow bob's small queue: he is cut off, the others see him leave.
+        for _ in 0..10 {
+            a.say(text(
+                "a line long enough to fill a small queue quickly, twice over",
+            ));
+        }
+        assert!(!old_ob.is_open());
+        let seen = take(&a_ob);
+        assert_eq!(
+            seen.iter()
+                .filter(|l| *l == "bob has left the chat")
+                .count(),
+            1
+        );
+        let (_new_bob, _) = user(&hub, "BOB", 1 << 20);
+        take(&a_ob);
+        drop(old_bob);
+        assert_eq!(take(&a_ob), Vec::<String>::new());
+        assert_eq!(hub.users(), 2);
+    }
+
+    #[test]
+    fn cmd_nick_rename_rules() {
+        let hub = Hub::new(10);
+        let (mut a, a_ob) = user(&hub, "alice", 1 << 20);
+        let (_b, _) = user(&hub, "bob", 1 << 20);
+        take(&a_ob);
+        assert_eq!(a.rename(nick("alice")), Err(RenameError::Unchanged));
+        assert_eq!(a.rename(nick("BOB")), Err(RenameError::Taken));
+        assert_eq!(a.rename(nick("Alice")), Ok(()));
+        assert_eq!(a.rename(nick("zed")), Ok(()));
+        assert_eq!(
+            take(&a_ob),
+            ["alice is now known as Alice", "Alice is now known as zed"]
+        );
+        // The old name is free; the new one is taken.
+        let ob = hub.new_outbox(1 << 20);
+        assert!(hub.join(nick("alice"), &ob).is_ok());
+        let ob = hub.new_outbox(1 << 20);
+        assert_eq!(hub.join(nick("ZED"), &ob).err(), Some(JoinError::Taken));
+    }
+
+    #[test]
+    fn cmd_msg_private_routing() {
+        let hub = Hub::new(10);
+        let (a, a_ob) = user(&hub, "alice", 1 << 20);
+        let (_b, b_ob) = user(&hub, "bob", 1 << 20);
+        let (_c, c_ob) = user(&hub, "carol", 1 << 20);
+        for ob in [&a_ob, &b_ob, &c_ob] {
+            take(ob);
+        }
+        assert!(a.private(&nick("BOB"), text("hi")));
+        assert_eq!(take(&a_ob), ["alice -> bob: hi"]);
+        assert_eq!(take(&b_ob), ["alice -> bob: hi"]);
+        assert!(take(&c_ob).is_empty());
+        assert!(a.private(&nick("alice"), text("me")));
+        assert_eq!(take(&a_ob), ["alice -> alice: me"]);
+        assert!(!a.private(&nick("nobody"), text("x")));
+    }
+
+    #[test]
+    fn conn_1_slots_count_and_free() {
+        let hub = Hub::new(2);
+        let ob = || hub.new_outbox(1 << 20);
+        let s1 = hub.attach(&ob()).unwrap();
+        let _s2 = hub.attach(&ob()).unwrap();
+        assert_eq!(hub.attach(&ob()).err(), Some(AttachError::Full));
+        drop(s1);
+        assert_eq!(hub.open_connections(), 1);
+        assert!(hub.attach(&ob()).is_ok());
+    }
+
+    /// CONN-6: one `ERR server-shutdown` to every open connection, no leave notices.
+    #[test]
+    fn conn_6_shutdown_notice_and_no_leaves() {
+        let hub = Hub::new(10);
+        let (a, a_ob) = user(&hub, "alice", 1 << 20);
+        let (b, b_ob) = user(&hub, "bob", 1 << 20);
+        let _sa = hub.attach(&a_ob).unwrap();
+        let _sb = hub.attach(&b_ob).unwrap();
+        let handshaking = hub.new_outbox(1 << 20);
+        let _sh = hub.attach(&handshaking).unwrap();
+        take(&a_ob);
+        take(&b_ob);
+        hub.shutdown();
+        drop(b);
+        drop(a);
+        let notice = "ERR server-shutdown Server is shutting down";
+        assert_eq!(take(&a_ob), [notice]);
+        assert_eq!(take(&b_ob), [notice]);
+        assert_eq!(take(&handshaking), [notice]);
+        let ob = hub.new_outbox(1 << 20);
+        assert_eq!(hub.attach(&ob).err(), Some(AttachError::ShuttingDown));
+    }
+}

@@ -1,0 +1,251 @@
+//! `chat-server`: the server of `spec/PROTOCOL.md`.
+//!
+//! A library (so tests, benches and the conformance harness run a server in-process) and
+//! the `chat-server` binary. Start one on a port the OS picks, use it, stop it:
+//!
+//! ```no_run
+//! let server = chat_server::Server::bind(chat_server::Config::loopback_ephemeral())?;
+//! let addr = server.local_addr();
+//! let handle = server.spawn()?; // runs on its own threads
+//! // ... connect to `addr` ...
+//! handle.shutdown(); // every client gets `ERR server-shutdown`; threads joined
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! Shape (see ARCHITECTURE.md): `listener` accepts and admits, `connection` runs each
+//! connection's handshake and read loop, `hub` registers users and routes every event
+//! under one lock (one total order, SRV-4), `outbox` holds each client's bounded queue and
+//! the writer that drains it with one `writev` per wake-up, `shutdown` handles signals.
+//! Every byte read or written goes through `chat-proto`.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+#![warn(missing_docs)]
+
+pub mod config;
+mod connection;
+pub mod flood;
+pub mod hub;
+pub mod listener;
+pub mod outbox;
+pub mod shutdown;
+
+use std::io;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use smol::channel::{Receiver, Sender};
+use smol::{Executor, Task};
+use tracing::error;
+
+pub use config::{Compat, Config, ConfigError};
+pub use hub::Hub;
+
+use connection::Settings;
+
+/// A bound, not yet running server.
+#[derive(Debug)]
+pub struct Server {
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    config: Config,
+}
+
+impl Server {
+    /// Checks `config` and binds its listen address (port 0 picks a free port).
+    pub fn bind(config: Config) -> io::Result<Server> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let listener = listener::bind(config.listen)?;
+        let local_addr = listener.local_addr()?;
+        Ok(Server {
+            listener,
+            local_addr,
+            config,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs the server on `config.threads` executor threads of its own and returns at
+    /// once. Stop it with [`ServerHandle::shutdown`] (dropping the handle does the same).
+    pub fn spawn(self) -> io::Result<ServerHandle> {
+        let Server {
+            listener,
+            local_addr,
+            config,
+        } = self;
+        let listener = async_net::TcpListener::try_from(listener)?;
+        let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
+        let hub = Hub::new(config.max_clients);
+        let settings = Arc::new(Settings::from_config(&config));
+
+        let (stop_accept, accept_stopped) = smol::channel::bounded::<()>(1);
+        let accept_task = ex.spawn(listener::accept_loop(
+            listener,
+            ex.clone(),
+            hub.clone(),
+            settings,
+            async move {
+                let _ = accept_stopped.recv().await;
+            },
+        ));
+
+        let (stop_threads, threads_stopped) = smol::channel::bounded::<()>(1);
+        let mut threads = Vec::with_capacity(config.threads);
+        for i in 0..config.threads {
+            let ex = ex.clone();
+            let stopped = threads_stopped.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("chat-server-{i}"))
+                .spawn(move || run_executor(&ex, &stopped))?;
+            threads.push(thread);
+        }
+        Ok(ServerHandle {
+            local_addr,
+            hub,
+            ex: Some(ex),
+            stop_accept: Some(stop_accept),
+            accept_task: Some(accept_task),
+            stop_threads: Some(stop_threads),
+            threads,
+            grace: config.shutdown_grace,
+        })
+    }
+}
+
+/// One executor thread: runs tasks and drives the reactor until told to stop. Tasks
+/// catch their own panics; this loop is the last line of defence.
+fn run_executor(ex: &Executor<'static>, stopped: &Receiver<()>) {
+    loop {
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            async_io::block_on(ex.run(async {
+                let _ = stopped.recv().await;
+            }))
+        }));
+        match run {
+            Ok(()) => break,
+            Err(_) => error!("a task panicked outside its guard; executor thread continues"),
+        }
+    }
+}
+
+/// A running server. [`ServerHandle::shutdown`] stops it; so does dropping it.
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    hub: Arc<Hub>,
+    ex: Option<Arc<Executor<'static>>>,
+    stop_accept: Option<Sender<()>>,
+    accept_task: Option<Task<()>>,
+    stop_threads: Option<Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
+    grace: Duration,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The registry, e.g. to count connections and users in tests.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Stops the server (CONN-6): no new connections; every open connection receives
+    /// one `ERR server-shutdown` and is closed; no leave notices. Returns when the
+    /// executor threads have ended (at most about `shutdown_grace` later).
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(ex) = self.ex.take() else { return };
+        // 1. Stop accepting, and wait until the accept loop has really stopped.
+        drop(self.stop_accept.take());
+        if let Some(task) = self.accept_task.take() {
+            async_io::block_on(futures_lite::future::or(task, async {
+                async_io::Timer::after(Duration::from_secs(1)).await;
+            }));
+        }
+        // 2. One ERR to everyone; the connections flush it and close.
+        self.hub.shutdown();
+        let deadline = Instant::now() + self.grace;
+        while self.hub.open_connections() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // 3. Stop the threads; tasks still left are dropped with the executor.
+        drop(self.stop_threads.take());
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        drop(ex);
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tests, benches and the conformance harness keep handles in other threads.
+    #[test]
+    fn handle_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<ServerHandle>();
+        check::<Server>();
+        check::<Arc<Hub>>();
+    }
+
+    #[test]
+    fn start_and_stop_in_process() {
+        let server = Server::bind(Config {
+            threads: 1,
+            ..Config::loopback_ephemeral()
+        })
+        .unwrap();
+        let addr = server.local_addr();
+        assert_ne!(addr.port(), 0);
+        let handle = server.spawn().unwrap();
+        assert_eq!(handle.local_addr(), addr);
+        let started = Instant::now();
+        handle.shutdown();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(std::net::TcpStream::connect(addr).is_err());
+    }
+
+    #[test]
+    fn bad_config_is_refused() {
+        let err = Server::bind(Config {
+            sendq: 1,
+            ..Config::loopback_ephemeral()
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+}

@@ -1,0 +1,238 @@
+//! The listening socket and the accept loop: socket options, the connection limit
+//! (CONN-1), and surviving descriptor exhaustion.
+//!
+//! When the process runs out of file descriptors (`EMFILE`/`ENFILE`), `accept` fails
+//! while the pending connection stays in the backlog, so the socket stays readable and a
+//! naive loop would spin at 100% CPU. We back off for [`FD_BACKOFF`] instead and try
+//! again, so the server serves new clients as soon as descriptors are free.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use futures_lite::future;
+use smol::Executor;
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+use tracing::{debug, info, warn};
+
+use crate::connection::{self, Settings};
+use crate::hub::{AttachError, Hub};
+
+/// Pause after `accept` fails for lack of descriptors or memory.
+pub const FD_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Pending connections the kernel may hold for us (it caps this at `somaxconn`).
+const BACKLOG: i32 = 4096;
+
+/// Idle time before the first keepalive probe, interval between probes, and probes: a
+/// peer that vanished (a laptop gone to sleep) is noticed after about a minute and its
+/// nickname freed (CONN-5).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 3;
+
+/// Opens the listening socket. `SO_REUSEADDR` lets a restarted server bind while old
+/// connections linger in `TIME_WAIT` (DEFECTS.md item 12); an unspecified IPv6 address
+/// (`[::]`) accepts IPv4 as well.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if let SocketAddr::V6(v6) = addr
+        && v6.ip().is_unspecified()
+    {
+        socket.set_only_v6(false)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Raises the soft limit on open files to the hard limit, so the server can hold as many
+/// connections as the system allows (CONN-1's default is 10,000). Returns the new soft
+/// limit.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        lim.rlim_cur = lim.rlim_max;
+    }
+    Ok(lim.rlim_cur)
+}
+
+/// TCP_NODELAY (a chat line must not wait for Nagle) and keepalive (CONN-5).
+fn tune(stream: &TcpStream) -> io::Result<()> {
+    let sock = SockRef::from(stream);
+    sock.set_tcp_nodelay(true)?;
+    let ka = TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    sock.set_tcp_keepalive(&ka)?;
+    Ok(())
+}
+
+/// Accepts connections until `stop` resolves; then the listening socket is closed.
+pub(crate) async fn accept_loop(
+    listener: async_net::TcpListener,
+    ex: Arc<Executor<'static>>,
+    hub: Arc<Hub>,
+    settings: Arc<Settings>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let stop = async {
+        stop.await;
+        None
+    };
+    let mut stop = std::pin::pin!(stop);
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        let Some(accepted) = future::or(stop.as_mut(), accept_one(&listener)).await else {
+            break;
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let stream: Arc<Async<TcpStream>> = stream.into();
+                admit(&ex, &hub, &settings, stream, peer, &mut last_warning);
+            }
+            Err(e) => {
+                if is_transient(&e) {
+                    continue;
+                }
+                if should_warn(&mut last_warning) {
+                    warn!(error = %e, "accept failed (out of file descriptors?); retrying in 100 ms");
+                }
+                Timer::after(FD_BACKOFF).await;
+            }
+        }
+    }
+    info!("stopped accepting connections");
+}
+
+async fn accept_one(
+    listener: &async_net::TcpListener,
+) -> Option<io::Result<(async_net::TcpStream, SocketAddr)>> {
+    Some(listener.accept().await)
+}
+
+/// Errors that concern one failed connection only: accept again at once.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+/// At most one warning per second, so a flood cannot flood the log too.
+fn should_warn(last: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
+/// Gives an accepted connection a slot and its tasks, or turns it away with one `ERR`.
+fn admit(
+    ex: &Executor<'static>,
+    hub: &Arc<Hub>,
+    settings: &Arc<Settings>,
+    stream: Arc<Async<TcpStream>>,
+    peer: SocketAddr,
+    last_warning: &mut Option<Instant>,
+) {
+    if let Err(e) = tune(stream.get_ref()) {
+        debug!(peer = %peer, error = %e, "could not set socket options");
+    }
+    let outbox = hub.new_outbox(settings.sendq);
+    match hub.attach(&outbox) {
+        Ok(slot) => {
+            info!(peer = %peer, "connected");
+            connection::spawn(
+                ex,
+                hub.clone(),
+                settings.clone(),
+                stream,
+                outbox,
+                slot,
+                peer,
+            );
+        }
+        Err(why) => {
+            let line = match why {
+                AttachError::Full => {
+                    if should_warn(last_warning) {
+                        warn!(peer = %peer, "server full; turning connections away");
+                    }
+                    &hub.lines().server_full
+                }
+                AttachError::ShuttingDown => &hub.lines().server_shutdown,
+            };
+            // A fresh socket has an empty send buffer: this non-blocking write goes out
+            // whole in practice, and never waits (CONN-1, NICK-1).
+            let _ = io::Write::write(&mut stream.get_ref(), line);
+            let _ = stream.get_ref().shutdown(Shutdown::Write);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CONN-5: accepted sockets get TCP_NODELAY and a short keepalive.
+    #[test]
+    fn conn_5_nodelay_and_keepalive() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        tune(&accepted).unwrap();
+        let sock = SockRef::from(&accepted);
+        assert!(sock.tcp_nodelay().unwrap());
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+        assert_eq!(sock.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
+        assert_eq!(sock.tcp_keepalive_retries().unwrap(), KEEPALIVE_RETRIES);
+    }
+
+    #[test]
+    fn ipv6_any_is_dual_stack() {
+        let Ok(listener) = bind("[::]:0".parse().unwrap()) else {
+            return;
+        };
+        let port = listener.local_addr().unwrap().port();
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+    }
+
+    #[test]
+    fn fd_limit_raised_to_hard() {
+        let n = raise_fd_limit().unwrap();
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: plain out-parameter call.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        assert_eq!(lim.rlim_cur, lim.rlim_max);
+        assert_eq!(n, lim.rlim_cur);
+    }
+}

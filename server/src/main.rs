@@ -1,0 +1,189 @@
+//! `chat-server`: command line → [`Config`] → run until Ctrl-C or SIGTERM.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chat_server::config::{Compat, Config, FloodLimit, default_threads, parse_duration};
+use chat_server::{Server, listener, shutdown};
+use clap::Parser;
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+
+/// The chat server. Start it, then connect with the GUI or with `nc`.
+#[derive(Debug, Parser)]
+#[command(name = "chat-server", version)]
+struct Cli {
+    /// Address to listen on. The default accepts only this machine; use
+    /// `0.0.0.0:9090` (or `[::]:9090`) to let the LAN in.
+    #[arg(long, default_value = "127.0.0.1:9090", value_name = "ADDR")]
+    listen: SocketAddr,
+
+    /// Most open connections, counting those still choosing a nickname.
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_MAX_CLIENTS, value_name = "N")]
+    max_clients: usize,
+
+    /// Most bytes queued for one client that is not reading before it is disconnected.
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_SENDQ_BYTES, value_name = "BYTES")]
+    sendq: usize,
+
+    /// Total time a new connection has to choose a nickname (seconds, e.g. 30 or 0.5,
+    /// or with a unit: 500ms, 2m).
+    #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "TIME")]
+    handshake_timeout: Duration,
+
+    /// Rejected nicknames after which a connection is closed.
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_HANDSHAKE_ATTEMPTS, value_name = "N")]
+    handshake_attempts: u32,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+
+    /// Lines a client may send in a burst before the flood limit slows it down.
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_FLOOD_BURST, value_name = "LINES")]
+    flood_burst: u32,
+
+    /// Lines per second a client may keep sending; 0 turns the flood limit off
+    /// (for benchmarks).
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_FLOOD_RATE, value_name = "PER_SEC")]
+    flood_rate: f64,
+
+    /// How long a client may keep sending too fast before it is disconnected.
+    #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "TIME")]
+    flood_excess: Duration,
+
+    /// Compatibility profile: `seed` lets the original Python client (seed_client.py)
+    /// connect unchanged; clients of the spec keep working too.
+    #[arg(long, value_enum, default_value_t = CompatArg::None, value_name = "PROFILE")]
+    compat: CompatArg,
+}
+
+/// `--compat` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CompatArg {
+    /// The protocol of spec/PROTOCOL.md only.
+    None,
+    /// spec/PROTOCOL.md Appendix B: the original Python client works unchanged.
+    Seed,
+}
+
+fn main() -> ExitCode {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat-server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config {
+        listen: cli.listen,
+        max_clients: cli.max_clients,
+        sendq: cli.sendq,
+        handshake_timeout: cli.handshake_timeout,
+        handshake_attempts: cli.handshake_attempts,
+        threads: cli.threads.unwrap_or_else(default_threads),
+        compat: match cli.compat {
+            CompatArg::None => Compat::Standard,
+            CompatArg::Seed => Compat::Seed,
+        },
+        flood: FloodLimit {
+            burst: cli.flood_burst,
+            rate: cli.flood_rate,
+            excess: cli.flood_excess,
+        },
+        ..Config::default()
+    };
+    config.validate()?;
+    match listener::raise_fd_limit() {
+        Ok(n) if (n as usize) < config.max_clients.saturating_add(64) => warn!(
+            open_files = n,
+            max_clients = config.max_clients,
+            "the open-file limit is below --max-clients; raise it (ulimit -n) to serve that many"
+        ),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "could not raise the open-file limit"),
+    }
+    // Catch signals before announcing anything, so none is missed.
+    let mut signals = shutdown::catch_signals().context("cannot catch SIGINT/SIGTERM")?;
+    let server = Server::bind(config.clone())
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = server.local_addr();
+    print_banner(addr, config.compat);
+    let handle = server.spawn().context("cannot start the server threads")?;
+    info!(%addr, threads = config.threads, max_clients = config.max_clients, sendq = config.sendq, "listening");
+
+    let signal = shutdown::wait_for_signal(&mut signals)?;
+    info!(
+        ?signal,
+        "shutting down (press Ctrl-C again to stop at once)"
+    );
+    std::thread::spawn(move || {
+        if shutdown::wait_for_signal(&mut signals).is_ok() {
+            eprintln!("chat-server: stopped at once");
+            std::process::exit(130);
+        }
+    });
+    handle.shutdown();
+    info!("bye");
+    Ok(())
+}
+
+/// Where the server listens and how to connect to it, for the person who started it.
+fn print_banner(addr: SocketAddr, compat: Compat) {
+    let port = addr.port();
+    let mut hosts: Vec<IpAddr> = Vec::new();
+    if addr.ip().is_unspecified() {
+        let want_v6 = addr.is_ipv6();
+        if let Ok(ifaces) = if_addrs::get_if_addrs() {
+            for iface in ifaces {
+                let ip = iface.ip();
+                if iface.is_loopback() || iface.is_link_local() || (ip.is_ipv6() && !want_v6) {
+                    continue;
+                }
+                if !hosts.contains(&ip) {
+                    hosts.push(ip);
+                }
+            }
+        }
+        hosts.sort_by_key(|ip| (ip.is_ipv6(), *ip));
+        // This machine first; `[::]` is dual-stack, so IPv4 loopback works there too.
+        hosts.insert(0, IpAddr::from([127, 0, 0, 1]));
+    } else {
+        hosts.push(addr.ip());
+    }
+    println!("chat-server listening on {addr}");
+    if addr.ip().is_unspecified() {
+        println!("Reachable at:");
+        for ip in &hosts {
+            println!("  {}", SocketAddr::new(*ip, port));
+        }
+    }
+    let first = hosts.first().copied().unwrap_or(addr.ip());
+    let target = SocketAddr::new(first, port);
+    let nc_host = match first {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => v6.to_string(),
+    };
+    println!("Connect with:");
+    println!("  cargo run --release -p chat-client-gui -- --server {target} --nick NAME");
+    println!("  nc {nc_host} {port}");
+    if compat == Compat::Seed {
+        println!(
+            "  HOST={nc_host} PORT={port} python3 seed_client.py   (the original client: seed profile is on)"
+        );
+    }
+    if hosts.len() > 1 {
+        println!("(from another machine, use one of the LAN addresses above)");
+    }
+    println!("Stop with Ctrl-C.");
+}

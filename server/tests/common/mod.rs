@@ -1,0 +1,231 @@
+//! A small blocking test client and server starter shared by the integration tests.
+//!
+//! Every read has a deadline, so a missing line fails the test instead of hanging it.
+//! Lines are framed and parsed with `chat-proto` (a server line that does not parse is a
+//! test failure: SRV-1, SRV-2, FRAME-5 for the server's own output). Hostile input is
+//! sent as raw bytes on purpose; well-formed input is encoded with `chat-proto`.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use chat_proto::limits::MAX_SERVER_LINE_BYTES;
+use chat_proto::{ClientMessage, ErrorCode, Frame, Framer, Nickname, ServerMessage};
+use chat_server::{Config, Server, ServerHandle};
+
+/// How long a test waits for a line it expects.
+pub const WAIT: Duration = Duration::from_secs(5);
+/// How long a test waits to be sure nothing more arrives.
+pub const QUIET: Duration = Duration::from_millis(200);
+
+/// Starts a server on 127.0.0.1 with an OS-chosen port, with settings changed by `f`.
+pub fn start(f: impl FnOnce(&mut Config)) -> ServerHandle {
+    let mut config = Config::loopback_ephemeral();
+    config.threads = 2;
+    f(&mut config);
+    Server::bind(config).expect("bind").spawn().expect("spawn")
+}
+
+/// Starts a server with the default settings.
+pub fn start_default() -> ServerHandle {
+    start(|_| {})
+}
+
+/// What reading produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Got {
+    Line(String),
+    /// The server closed the connection (EOF or reset).
+    Closed,
+    /// Nothing within the time.
+    Timeout,
+}
+
+pub struct Client {
+    pub stream: TcpStream,
+    framer: Framer,
+    lines: VecDeque<String>,
+    closed: bool,
+    /// Every byte received, to check the raw wire (FRAME-2).
+    pub transcript: Vec<u8>,
+    pub nick: String,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        Client::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Wraps an already connected socket.
+    pub fn from_stream(stream: TcpStream) -> Client {
+        stream.set_nodelay(true).expect("nodelay");
+        Client {
+            stream,
+            framer: Framer::with_limit(MAX_SERVER_LINE_BYTES),
+            lines: VecDeque::new(),
+            closed: false,
+            transcript: Vec::new(),
+            nick: String::new(),
+        }
+    }
+
+    /// Connects and completes the handshake as `nick`, checking NICK-1 and NICK-7.
+    pub fn join(addr: SocketAddr, nick: &str) -> Client {
+        let mut c = Client::connect(addr);
+        c.expect("NICK");
+        c.send_nick(nick);
+        c.expect(&format!("{nick} has joined the chat"));
+        c.expect("Connected to the server");
+        c.nick = nick.to_owned();
+        c
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends a valid nickname line (encoded by chat-proto).
+    pub fn send_nick(&mut self, nick: &str) {
+        let mut out = Vec::new();
+        Nickname::new(nick)
+            .expect("valid nick")
+            .encode_line(&mut out);
+        self.send_raw(&out);
+    }
+
+    /// Sends a line as a user would type it (parsed and encoded by chat-proto).
+    pub fn say(&mut self, input: &str) {
+        let msg = ClientMessage::from_input(input).expect("valid input");
+        let mut out = Vec::new();
+        msg.encode(&mut out);
+        self.send_raw(&out);
+    }
+
+    /// Reads until a full line is available, the connection closes, or `within` passes.
+    pub fn next(&mut self, within: Duration) -> Got {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(l) = self.lines.pop_front() {
+                return Got::Line(l);
+            }
+            if self.closed {
+                return Got::Closed;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Got::Timeout;
+            }
+            self.stream
+                .set_read_timeout(Some(deadline - now))
+                .expect("timeout");
+            let mut buf = [0u8; 16 * 1024];
+            match self.stream.read(&mut buf) {
+                Ok(0) => self.closed = true,
+                Ok(n) => self.feed(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => self.closed = true,
+            }
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        self.transcript.extend_from_slice(bytes);
+        let lines = &mut self.lines;
+        self.framer.push(bytes, |frame| match frame {
+            Frame::Line(l) => {
+                // SRV-1/SRV-2/ERR-1: every server line parses to exactly one form.
+                if let Err(e) = ServerMessage::parse(l) {
+                    panic!("server sent a line outside the grammar: {l:?}: {e}");
+                }
+                lines.push_back(l.to_owned());
+            }
+            other => panic!("server sent a broken line: {other:?}"),
+        });
+    }
+
+    /// The next line; fails the test if none arrives in time.
+    pub fn line(&mut self) -> String {
+        match self.next(WAIT) {
+            Got::Line(l) => l,
+            other => panic!("{}: expected a line, got {other:?}", self.nick),
+        }
+    }
+
+    pub fn msg(&mut self) -> ServerMessage {
+        let l = self.line();
+        ServerMessage::parse(&l).expect("parses")
+    }
+
+    pub fn expect(&mut self, want: &str) {
+        let got = self.line();
+        assert_eq!(got, want, "{}: unexpected line", self.nick);
+    }
+
+    /// The next line is `ERR <code> ...`; returns its text.
+    pub fn expect_err(&mut self, code: ErrorCode) -> String {
+        match self.msg() {
+            ServerMessage::Error { code: c, text } => {
+                assert_eq!(c, code, "{}: wrong error code ({text})", self.nick);
+                text.as_str().to_owned()
+            }
+            other => panic!("{}: expected ERR {code}, got {other}", self.nick),
+        }
+    }
+
+    /// No more lines, then the connection closes.
+    pub fn expect_closed(&mut self) {
+        match self.next(WAIT) {
+            Got::Closed => {}
+            other => panic!(
+                "{}: expected the connection to close, got {other:?}",
+                self.nick
+            ),
+        }
+    }
+
+    /// Nothing arrives for a short while.
+    pub fn expect_quiet(&mut self) {
+        match self.next(QUIET) {
+            Got::Timeout => {}
+            other => panic!("{}: expected silence, got {other:?}", self.nick),
+        }
+    }
+
+    /// Skips lines until `want` arrives; returns the lines skipped. Bounded by `WAIT`
+    /// per line.
+    pub fn skip_until(&mut self, want: &str) -> Vec<String> {
+        let mut skipped = Vec::new();
+        loop {
+            let l = self.line();
+            if l == want {
+                return skipped;
+            }
+            skipped.push(l);
+        }
+    }
+
+    /// Closes our sending side (FIN), keeping the receiving side.
+    pub fn half_close(&mut self) {
+        self.stream.shutdown(Shutdown::Write).expect("shutdown");
+    }
+
+    /// Closes with a reset (RST) instead of a FIN.
+    pub fn reset(self) {
+        socket2::SockRef::from(&self.stream)
+            .set_linger(Some(Duration::ZERO))
+            .expect("linger");
+        drop(self);
+    }
+}
+
+/// Waits (bounded) until `f` is true.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
