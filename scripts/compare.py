@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Side-by-side fan-out comparison: our chat-server, the original Python server and ngIRCd.
+
+Every scenario runs against every server in alternating order (ours, seed, ngircd, ours,
+...), each run against a freshly started server (the seed server cannot survive a run:
+DEFECTS.md item 5), with the same load tool (`chat-load`, in the matching dialect). The
+table shows medians and the ratio of our median to each other server's.
+
+    scripts/compare.py                 # 5 runs per cell, writes docs/performance.md
+    scripts/compare.py --runs 3 --quick --no-write
+
+Loopback only. Needs `ngircd` (apt-get install ngircd); without it that column is skipped.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT.parent / "shared" / "reference" / "seed_server.py"
+LOAD = ROOT / "target" / "release" / "chat-load"
+SERVER = ROOT / "target" / "release" / "chat-server"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port):
+    """True when something listens on `port`, judged from /proc/net/tcp{,6} rather than by
+    connecting: a probe connection that closes at once wedges the seed server (DEFECTS.md
+    items 5 and 8)."""
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if len(f) > 3 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def wait_port(port, proc, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        if listening(port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} never opened")
+
+
+NGIRCD_CONF = """[Global]
+Name = load.test
+Info = load test
+Listen = 127.0.0.1
+Ports = {port}
+PidFile = {dir}/ngircd.pid
+ServerGID = {gid}
+ServerUID = {uid}
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxNickLength = 24
+MaxPenaltyTime = 0
+PingTimeout = 600
+PongTimeout = 600
+[Options]
+DNS = no
+Ident = no
+PAM = no
+"""
+
+
+def start(server, port, workdir):
+    """Starts one server on `port`; returns (process, dialect)."""
+    devnull = subprocess.DEVNULL
+    if server == "ours":
+        cmd = [str(SERVER), "--listen", f"127.0.0.1:{port}", "--max-clients", "20000"]
+        extra = os.environ.get("OURS_ARGS", "").split()
+        proc = subprocess.Popen(cmd + extra, stdout=devnull, stderr=devnull, env={**os.environ, "RUST_LOG": "warn"})
+        dialect = "spec"
+    elif server == "seed":
+        # The seed server logs every chunk; its output goes nowhere.
+        proc = subprocess.Popen([sys.executable, str(SEED)], stdout=devnull, stderr=devnull,
+                                env={**os.environ, "PORT": str(port), "HOST": "127.0.0.1"})
+        dialect = "seed"
+    elif server == "ngircd":
+        conf = Path(workdir) / "ngircd.conf"
+        conf.write_text(NGIRCD_CONF.format(port=port, dir=workdir, uid=os.getuid(), gid=os.getgid()))
+        proc = subprocess.Popen(["ngircd", "--nodaemon", "--config", str(conf)], stdout=devnull, stderr=devnull)
+        dialect = "irc"
+    else:
+        raise ValueError(server)
+    wait_port(port, proc)
+    return proc, dialect
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_once(server, scenario, workdir):
+    port = free_port()
+    proc, dialect = start(server, port, workdir)
+    try:
+        cmd = [str(LOAD), "--target", f"127.0.0.1:{port}", "--dialect", dialect, "--json",
+               "--clients", str(scenario["clients"]), "--senders", str(scenario["senders"]),
+               "--messages", str(scenario["messages"]), "--size", "50",
+               "--timeout", str(scenario.get("timeout", 120)), "--settle", "2"]
+        if scenario.get("rate"):
+            cmd += ["--rate", str(scenario["rate"])]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=scenario.get("timeout", 120) + 60)
+        line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+        if not line.startswith("{"):
+            return {"error": (out.stderr.strip().splitlines() or ["no output"])[0][:120]}
+        return json.loads(line)
+    finally:
+        stop(proc)
+
+
+def fmt_rate(v):
+    return f"{v / 1e6:.2f}M/s" if v else "-"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="smaller scenarios, for a smoke test")
+    ap.add_argument("--no-write", action="store_true", help="do not write docs/performance.md")
+    ap.add_argument("--servers", default="ours,seed,ngircd")
+    args = ap.parse_args()
+
+    if not args.quick:
+        subprocess.run(["cargo", "build", "--release", "-p", "chat-server", "-p", "chat-load"], cwd=ROOT, check=True)
+    servers = [s for s in args.servers.split(",") if s != "ngircd" or shutil.which("ngircd")]
+    scale = 10 if args.quick else 1
+    scenarios = [
+        {"name": "200 clients, 1 sender, 2,000 msgs", "clients": 200, "senders": 1, "messages": 2000 // scale},
+        {"name": "200 clients, 1 sender, 50,000 msgs", "clients": 200, "senders": 1, "messages": 50000 // scale},
+        {"name": "200 clients, 5 senders, 10,000 msgs each", "clients": 200, "senders": 5, "messages": 10000 // scale},
+        {"name": "200 clients, paced 1000 msg/s, 5,000 msgs", "clients": 200, "senders": 1,
+         "messages": 5000 // scale, "rate": 1000, "paced": True},
+    ]
+    results = {(s["name"], srv): [] for s in scenarios for srv in servers}
+    with tempfile.TemporaryDirectory() as workdir:
+        for sc in scenarios:
+            for i in range(args.runs):
+                for srv in servers:
+                    r = run_once(srv, sc, workdir)
+                    results[(sc["name"], srv)].append(r)
+                    summary = r.get("error") or (
+                        f"{fmt_rate(r['deliveries_per_s'])} p99 {r['p99_us']}us lost {r['lost']} corrupt {r['corrupt']}")
+                    print(f"[{sc['name']}] run {i + 1} {srv}: {summary}", flush=True)
+
+    def med(rs, key):
+        vals = [r[key] for r in rs if "error" not in r]
+        return statistics.median(vals) if vals else None
+
+    lines = []
+    header = "| scenario | " + " | ".join(servers) + " | " + " | ".join(f"ours / {s}" for s in servers if s != "ours") + " |"
+    lines.append(header)
+    lines.append("|" + "---|" * (1 + len(servers) + sum(1 for s in servers if s != "ours")))
+    for sc in scenarios:
+        paced = sc.get("paced")
+        key = "p99_us" if paced else "deliveries_per_s"
+        cells, meds = [], {}
+        for srv in servers:
+            rs = results[(sc["name"], srv)]
+            m = med(rs, key)
+            meds[srv] = m
+            bad = sum(r.get("lost", 0) + r.get("corrupt", 0) + r.get("duplicates", 0) + r.get("reordered", 0)
+                      for r in rs if "error" not in r)
+            errs = sum(1 for r in rs if "error" in r)
+            if m is None:
+                cell = "failed"
+            elif paced:
+                cell = f"p99 {m / 1000:.1f} ms"
+            else:
+                cell = fmt_rate(m)
+            if bad:
+                cell += f" ({bad} lost/corrupt)"
+            if errs:
+                cell += f" ({errs} runs failed)"
+            cells.append(cell)
+        ratios = []
+        for srv in servers:
+            if srv == "ours":
+                continue
+            a, b = meds.get("ours"), meds.get(srv)
+            if not a or not b:
+                ratios.append("-")
+            elif paced:
+                ratios.append(f"{b / a:.2f}x lower p99" if a <= b else f"{a / b:.2f}x higher p99")
+            else:
+                ratios.append(f"{a / b:.2f}x")
+        lines.append(f"| {sc['name']} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    table = "\n".join(lines)
+    print()
+    print(table)
+
+    if not args.no_write and not args.quick:
+        cpu = ""
+        try:
+            for l in Path("/proc/cpuinfo").read_text().splitlines():
+                if l.startswith("model name"):
+                    cpu = l.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+        machine = f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, loopback"
+        doc = ROOT / "docs" / "performance.md"
+        text = doc.read_text() if doc.exists() else "# Performance\n"
+        start, end = "<!-- compare:start -->", "<!-- compare:end -->"
+        block = (f"{start}\nLatest `scripts/compare.py` run ({time.strftime('%Y-%m-%d')}, {machine}; "
+                 f"median of {args.runs} alternating runs, a fresh server per run, lines of 50 bytes):\n\n{table}\n{end}")
+        if start in text and end in text:
+            text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+        else:
+            text = text.rstrip() + "\n\n" + block + "\n"
+        doc.write_text(text)
+        print(f"\nwrote {doc}")
+
+
+if __name__ == "__main__":
+    main()
