@@ -1,0 +1,98 @@
+//! The `chat-conformance` command end to end: the table, the closing totals line, the
+//! exit status, skips and the Markdown report, against the in-tree server (in-process,
+//! as `--target`) and against the original Python server (as `--spawn`).
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_chat-conformance");
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "chat-conformance-cli-{name}-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn run_against_a_conforming_target_passes_and_skips_what_it_cannot_set() {
+    let server = chat_server::Server::bind(chat_server::Config::loopback_ephemeral()).unwrap();
+    let addr = server.local_addr();
+    let handle = server.spawn().unwrap();
+    let dir = temp_dir("target");
+    let report = dir.join("report.md");
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--target",
+            &addr.to_string(),
+            "--only",
+            "chat",
+            "--only",
+            "handshake-timeout",
+        ])
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    handle.shutdown();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[1].starts_with("SESSION"), "{stdout}");
+    assert!(stdout.contains("\nchat "), "{stdout}");
+    assert!(
+        stdout.contains("needs handshake-timeout=1; a --target server keeps its own settings"),
+        "{stdout}"
+    );
+    assert_eq!(*lines.last().unwrap(), "1 passed, 0 failed, 1 skipped");
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.contains("**1 passed, 0 failed, 1 skipped**"), "{md}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_against_the_seed_server_fails_cleanly_with_transcripts() {
+    let seed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/reference/seed_server.py"
+    );
+    let dir = temp_dir("seed");
+    let report = dir.join("report.md");
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--spawn",
+            &format!("env PORT={{port}} python3 {seed}"),
+            "--only",
+            "handshake-command",
+        ])
+        .args(["--step-timeout", "500ms", "--seed", "7"])
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("expected `NICK`, got `NICK` without LF within 500ms"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().last(), Some("0 passed, 1 failed"));
+    let md = std::fs::read_to_string(&report).unwrap();
+    assert!(md.contains("--seed 7"), "{md}");
+    assert!(md.contains("### handshake-command"), "{md}");
+    assert!(md.contains("alice      connect"), "{md}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_usage_exits_with_2() {
+    let out = Command::new(BIN)
+        .args(["run", "--spawn", "server-without-a-port"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("{port}"));
+}

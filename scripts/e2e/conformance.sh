@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The conformance suite, binary against binary: `chat-conformance run` spawns a fresh
+# `chat-server` per session, with every limit a session needs passed on its command line.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+profile="${PROFILE_DIR:-debug}"
+mkdir -p artifacts
+exec timeout 600 "target/$profile/chat-conformance" run \
+  --spawn "target/$profile/chat-server --listen 127.0.0.1:{port} --handshake-timeout {handshake_timeout} --handshake-attempts {handshake_attempts} --max-clients {max_clients} --sendq {sendq} --flood-burst {flood_burst} --flood-rate {flood_rate} --flood-excess {flood_excess}" \
+  --server-arg 'compat=--compat {}' \
+  --report artifacts/conformance-report.md
