@@ -1,0 +1,541 @@
+//! What the user's actions do to the state: connect, send, recall, paste, click a name,
+//! select and copy, switch theme. Pure like [`crate::reduce`]; the widgets only call
+//! these and carry out the returned [`Effect`]s.
+
+use std::sync::Arc;
+
+use chat_proto::limits::MAX_LINE_BYTES;
+use chat_proto::{ClientError, ClientMessage, Nickname};
+
+use crate::effect::Effect;
+use crate::net::NetCommand;
+use crate::state::{AppState, LineKind, RECALL_CAP, Selection, Status};
+
+/// The connect screen's Connect button (or Enter there).
+pub fn connect(state: &mut AppState) -> Vec<Effect> {
+    let server = state.server.trim().to_owned();
+    if server.is_empty() {
+        state.connect_error = "Enter the server's address, like 127.0.0.1:9090".into();
+        return vec![];
+    }
+    // Checked here with the spec's own rule, so no handshake attempt is wasted on it.
+    let nick = match Nickname::new(&state.nick) {
+        Ok(n) => n,
+        Err(e) => {
+            state.connect_error = format!("Invalid nickname: {e}");
+            return vec![];
+        }
+    };
+    state.connect_error.clear();
+    let same_server = server == state.active_server;
+    state.server = server.clone();
+    if state.awaiting_nick && same_server {
+        state.status = Status::Handshake;
+        return vec![Effect::Net(NetCommand::Nick(nick))];
+    }
+    state.active_server = server.clone();
+    state.awaiting_nick = false;
+    state.status = Status::Connecting {
+        addr: server.as_str().into(),
+        attempt: 0,
+    };
+    vec![Effect::Net(NetCommand::Connect { addr: server, nick })]
+}
+
+/// The Reconnect action: connect again now, keeping the history.
+pub fn reconnect(state: &mut AppState) -> Vec<Effect> {
+    if state.active_server.is_empty() {
+        return vec![];
+    }
+    state.notice.clear();
+    vec![Effect::Net(NetCommand::Reconnect)]
+}
+
+/// What the input's counter shows: the bytes the line takes on the wire and whether
+/// that is over the spec's limit (FRAME-3).
+pub fn input_size(input: &str) -> (usize, bool) {
+    let len = match ClientMessage::parse(input) {
+        Ok(m) => m.encoded_len(),
+        Err(_) => input.len(),
+    };
+    (len, len > MAX_LINE_BYTES)
+}
+
+/// Checks one line the user wants to send: the message, or why it cannot go.
+fn prepare(line: &str) -> Result<Option<ClientMessage>, String> {
+    let (len, over) = input_size(line);
+    if over {
+        return Err(format!(
+            "the line has {len} bytes; the limit is {MAX_LINE_BYTES}"
+        ));
+    }
+    match ClientMessage::parse(line) {
+        Ok(m) => Ok(Some(m)),
+        Err(ClientError::Blank) => Ok(None),
+        Err(ClientError::InvalidText(_)) => {
+            Err("the line holds a control, bidi or line-separator character".into())
+        }
+        // The same answer the server would give (CMD-2, CMD-3, ...).
+        Err(e) => Err(match e.reply() {
+            Some(chat_proto::ServerMessage::Error { text, .. }) => text.as_str().to_owned(),
+            _ => e.to_string(),
+        }),
+    }
+}
+
+/// Enter in the input, or the Send button.
+pub fn submit_input(state: &mut AppState) -> Vec<Effect> {
+    let input = state.input.clone();
+    // Enter on an empty line while a paste waits confirms the paste.
+    if state.paste.is_some() && chat_proto::text::is_blank(&input) {
+        return send_paste(state);
+    }
+    if input.contains(['\n', '\r']) {
+        return paste(state, &input);
+    }
+    match prepare(&input) {
+        Ok(None) => {
+            state.input.clear();
+            vec![]
+        }
+        Err(why) => {
+            state.set_notice(format!("Not sent: {why}"), true);
+            vec![]
+        }
+        Ok(Some(msg)) => {
+            if !state.status.is_connected() {
+                state.set_notice("Not sent: not connected (the line is kept)", true);
+                return vec![];
+            }
+            remember_input(state, &input);
+            state.input.clear();
+            state.notice.clear();
+            vec![Effect::Net(NetCommand::Send(msg))]
+        }
+    }
+}
+
+fn remember_input(state: &mut AppState, input: &str) {
+    if state.recall.back().map(String::as_str) != Some(input) {
+        state.recall.push_back(input.to_owned());
+        while state.recall.len() > RECALL_CAP {
+            state.recall.pop_front();
+        }
+    }
+    state.recall_pos = None;
+    state.recall_draft.clear();
+}
+
+/// Up in the input: the previous earlier input.
+pub fn recall_up(state: &mut AppState) {
+    if state.recall.is_empty() {
+        return;
+    }
+    let pos = match state.recall_pos {
+        None => {
+            state.recall_draft = state.input.clone();
+            state.recall.len() - 1
+        }
+        Some(p) => p.saturating_sub(1),
+    };
+    state.recall_pos = Some(pos);
+    if let Some(s) = state.recall.get(pos) {
+        state.input = s.clone();
+    }
+}
+
+/// Down in the input: the next earlier input, then back to what was being typed.
+pub fn recall_down(state: &mut AppState) {
+    let Some(p) = state.recall_pos else { return };
+    if p + 1 < state.recall.len() {
+        state.recall_pos = Some(p + 1);
+        if let Some(s) = state.recall.get(p + 1) {
+            state.input = s.clone();
+        }
+    } else {
+        state.recall_pos = None;
+        state.input = std::mem::take(&mut state.recall_draft);
+    }
+}
+
+/// A paste into the input. Returns no effect; text of one line is appended to the
+/// input, several lines wait in [`AppState::paste`] for the user to confirm (nothing is
+/// ever silently cut).
+pub fn paste(state: &mut AppState, text: &str) -> Vec<Effect> {
+    let lines: Vec<String> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .filter(|l| !chat_proto::text::is_blank(l))
+        .map(str::to_owned)
+        .collect();
+    match lines.len() {
+        0 => {}
+        1 => {
+            if let Some(l) = lines.first() {
+                state.input.push_str(l);
+            }
+        }
+        _ => {
+            // The paste bar shows the count and asks; Enter confirms.
+            state.notice.clear();
+            state.paste = Some(Arc::new(lines));
+        }
+    }
+    if state.input.contains(['\n', '\r']) {
+        state.input = state.input.replace(['\n', '\r'], " ");
+    }
+    vec![]
+}
+
+/// The "send the pasted lines" button: all of them in order, or none with the reason.
+pub fn send_paste(state: &mut AppState) -> Vec<Effect> {
+    let Some(lines) = state.paste.take() else {
+        return vec![];
+    };
+    if !state.status.is_connected() {
+        state.set_notice("Not sent: not connected", true);
+        state.paste = Some(lines);
+        return vec![];
+    }
+    let mut msgs = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        match prepare(line) {
+            Ok(Some(m)) => msgs.push(m),
+            Ok(None) => {}
+            Err(why) => {
+                state.set_notice(
+                    format!("Paste not sent: line {} of {}: {why}", i + 1, lines.len()),
+                    true,
+                );
+                return vec![];
+            }
+        }
+    }
+    state.set_notice(format!("Sent {} pasted lines", msgs.len()), false);
+    msgs.into_iter()
+        .map(|m| Effect::Net(NetCommand::Send(m)))
+        .collect()
+}
+
+/// The "drop the paste" button.
+pub fn cancel_paste(state: &mut AppState) {
+    state.paste = None;
+    state.notice.clear();
+}
+
+/// A click on a name in the side panel: start a private message to them.
+pub fn click_name(state: &mut AppState, name: &str) -> Vec<Effect> {
+    state.input = format!("/msg {name} ");
+    state.recall_pos = None;
+    vec![Effect::FocusInput]
+}
+
+/// A click on history line `id`; with `extend` (Shift) the selection grows to it.
+pub fn select_line(state: &mut AppState, id: u64, extend: bool) {
+    state.selection = match (extend, state.selection.anchor) {
+        (true, Some(anchor)) => Selection {
+            anchor: Some(anchor),
+            end: id,
+        },
+        _ if !extend
+            && state.selection
+                == (Selection {
+                    anchor: Some(id),
+                    end: id,
+                }) =>
+        {
+            Selection::default()
+        }
+        _ => Selection {
+            anchor: Some(id),
+            end: id,
+        },
+    };
+}
+
+/// Ctrl+A in the history: everything.
+pub fn select_all(state: &mut AppState) {
+    if let (Some(first), Some(last)) = (state.history.front(), state.history.back()) {
+        state.selection = Selection {
+            anchor: Some(first.id),
+            end: last.id,
+        };
+    }
+}
+
+/// Copy (Ctrl+C in the history, or the Copy button): the selected lines as text.
+pub fn copy_selection(state: &mut AppState) -> Vec<Effect> {
+    let text = state.selected_text();
+    if text.is_empty() {
+        return vec![];
+    }
+    let n = state.selected_count();
+    state.set_notice(format!("Copied {n} lines to the clipboard"), false);
+    vec![Effect::Copy(text)]
+}
+
+/// Characters typed while another widget had the focus: they go on in the input.
+pub fn type_text(state: &mut AppState, text: &str) {
+    if !text.contains(|c: char| c.is_control()) {
+        state.input.push_str(text);
+    }
+}
+
+/// The theme button.
+pub fn toggle_theme(state: &mut AppState) -> Vec<Effect> {
+    state.theme = state.theme.toggled();
+    vec![Effect::RememberTheme(state.theme)]
+}
+
+/// The window gained or lost the keyboard focus.
+pub fn set_focused(state: &mut AppState, focused: bool) {
+    state.focused = focused;
+    if focused {
+        state.unread = 0;
+    }
+}
+
+/// A note in the history from the client itself.
+pub fn note(state: &mut AppState, now: &str, text: &str) {
+    state.push_line(now, LineKind::Info, "", text);
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_proto::Text;
+
+    use super::*;
+    use crate::state::{DEFAULT_SERVER, Screen, ThemeChoice};
+
+    fn chatting() -> AppState {
+        let mut s = AppState::new(DEFAULT_SERVER, "alice", ThemeChoice::Dark);
+        s.active_server = DEFAULT_SERVER.into();
+        s.me = "alice".into();
+        s.status = Status::Connected {
+            nick: "alice".into(),
+        };
+        s.screen = Screen::Chat;
+        s
+    }
+    fn text(s: &str) -> ClientMessage {
+        ClientMessage::Text(Text::new(s).unwrap())
+    }
+
+    #[test]
+    fn connect_checks_nickname_locally() {
+        let mut s = AppState::new(DEFAULT_SERVER, "Aryan Singh", ThemeChoice::Dark);
+        assert!(connect(&mut s).is_empty());
+        assert!(
+            s.connect_error.starts_with("Invalid nickname: "),
+            "{}",
+            s.connect_error
+        );
+        s.nick = "aryan".into();
+        let fx = connect(&mut s);
+        assert_eq!(
+            fx,
+            vec![Effect::Net(NetCommand::Connect {
+                addr: DEFAULT_SERVER.into(),
+                nick: Nickname::new("aryan").unwrap()
+            })]
+        );
+        assert!(s.connect_error.is_empty());
+    }
+
+    #[test]
+    fn connect_after_rejection_answers_the_pending_prompt() {
+        let mut s = AppState::new(DEFAULT_SERVER, "bob", ThemeChoice::Dark);
+        connect(&mut s);
+        s.awaiting_nick = true;
+        s.connect_error = "Nickname bob is already in use".into();
+        s.nick = "bob2".into();
+        assert_eq!(
+            connect(&mut s),
+            vec![Effect::Net(NetCommand::Nick(
+                Nickname::new("bob2").unwrap()
+            ))]
+        );
+        // Another server: a new connection instead.
+        s.awaiting_nick = true;
+        s.server = "127.0.0.1:9091".into();
+        assert!(matches!(
+            connect(&mut s)[..],
+            [Effect::Net(NetCommand::Connect { .. })]
+        ));
+    }
+
+    #[test]
+    fn enter_sends_and_clears_and_remembers() {
+        let mut s = chatting();
+        s.input = "hello".into();
+        assert_eq!(
+            submit_input(&mut s),
+            vec![Effect::Net(NetCommand::Send(text("hello")))]
+        );
+        assert!(s.input.is_empty());
+        s.input = "/msg bob hi there".into();
+        let fx = submit_input(&mut s);
+        assert!(matches!(
+            &fx[..],
+            [Effect::Net(NetCommand::Send(ClientMessage::Msg { .. }))]
+        ));
+        s.input = "//who".into();
+        assert_eq!(
+            submit_input(&mut s),
+            vec![Effect::Net(NetCommand::Send(text("/who")))]
+        );
+        assert_eq!(s.recall.len(), 3);
+    }
+
+    #[test]
+    fn bad_commands_get_the_servers_answer_locally_and_are_kept() {
+        let mut s = chatting();
+        s.input = "/msg bob".into();
+        assert!(submit_input(&mut s).is_empty());
+        assert_eq!(s.input, "/msg bob");
+        assert_eq!(s.notice, "Not sent: Usage: /msg <nick> <text>");
+        s.input = "/dance".into();
+        submit_input(&mut s);
+        assert!(s.notice.contains("Unknown command"), "{}", s.notice);
+        s.input = "   ".into();
+        assert!(submit_input(&mut s).is_empty());
+        assert!(s.input.is_empty());
+    }
+
+    #[test]
+    fn input_over_the_limit_is_refused_with_counter() {
+        let mut s = chatting();
+        s.input = "x".repeat(1024);
+        assert_eq!(input_size(&s.input), (1024, false));
+        // The text `/xxx…` goes as `//xxx…`: one byte more on the wire.
+        s.input = format!("//{}", "x".repeat(1022));
+        assert_eq!(input_size(&s.input), (1024, false));
+        s.input = format!("//{}", "x".repeat(1023));
+        assert_eq!(input_size(&s.input), (1025, true));
+        assert!(submit_input(&mut s).is_empty());
+        assert!(s.notice.contains("1025 bytes"), "{}", s.notice);
+        assert!(!s.input.is_empty());
+        s.input = "\u{e9}".repeat(513);
+        assert_eq!(input_size(&s.input), (1026, true));
+        assert!(submit_input(&mut s).is_empty());
+    }
+
+    #[test]
+    fn not_connected_keeps_the_line() {
+        let mut s = chatting();
+        s.status = Status::Disconnected {
+            reason: "x".into(),
+            retry_in: None,
+        };
+        s.input = "hello".into();
+        assert!(submit_input(&mut s).is_empty());
+        assert_eq!(s.input, "hello");
+        assert!(s.notice.contains("not connected"));
+    }
+
+    #[test]
+    fn up_down_recall() {
+        let mut s = chatting();
+        for l in ["one", "two", "three"] {
+            s.input = l.into();
+            submit_input(&mut s);
+        }
+        s.input = "draft".into();
+        recall_up(&mut s);
+        assert_eq!(s.input, "three");
+        recall_up(&mut s);
+        recall_up(&mut s);
+        recall_up(&mut s);
+        assert_eq!(s.input, "one");
+        recall_down(&mut s);
+        assert_eq!(s.input, "two");
+        recall_down(&mut s);
+        recall_down(&mut s);
+        assert_eq!(s.input, "draft");
+        recall_down(&mut s);
+        assert_eq!(s.input, "draft");
+    }
+
+    #[test]
+    fn multi_line_paste_waits_then_goes_line_by_line() {
+        let mut s = chatting();
+        paste(&mut s, "first\r\n\nsecond\n/msg bob third\n");
+        assert!(s.input.is_empty());
+        assert_eq!(s.paste.as_deref().map(Vec::len), Some(3));
+        assert!(s.input.is_empty());
+        // Enter on the empty input confirms.
+        let fx = submit_input(&mut s);
+        assert_eq!(fx.len(), 3);
+        assert_eq!(fx[0], Effect::Net(NetCommand::Send(text("first"))));
+        assert!(s.paste.is_none());
+    }
+
+    #[test]
+    fn paste_with_a_bad_line_is_refused_whole() {
+        let mut s = chatting();
+        let long = "y".repeat(1100);
+        paste(&mut s, &format!("ok\n{long}\nok too"));
+        assert!(send_paste(&mut s).is_empty());
+        assert!(
+            s.notice.starts_with("Paste not sent: line 2 of 3"),
+            "{}",
+            s.notice
+        );
+        paste(&mut s, "a\nb");
+        cancel_paste(&mut s);
+        assert!(s.paste.is_none());
+        // One line (with a trailing newline) is just inserted.
+        s.input = "say ".into();
+        paste(&mut s, "\nhello\n");
+        assert_eq!(s.input, "say hello");
+        assert!(s.paste.is_none());
+    }
+
+    #[test]
+    fn clicking_a_name_starts_a_private_message() {
+        let mut s = chatting();
+        assert_eq!(click_name(&mut s, "bob"), vec![Effect::FocusInput]);
+        assert_eq!(s.input, "/msg bob ");
+    }
+
+    #[test]
+    fn select_and_copy_lines() {
+        let mut s = chatting();
+        for i in 0..5 {
+            s.push_line("10:00", LineKind::Other, "bob", &format!("m{i}"));
+        }
+        let ids: Vec<u64> = s.history.iter().map(|l| l.id).collect();
+        select_line(&mut s, ids[3], false);
+        select_line(&mut s, ids[1], true);
+        assert_eq!(
+            copy_selection(&mut s),
+            vec![Effect::Copy(
+                "[10:00] bob: m1\n[10:00] bob: m2\n[10:00] bob: m3\n".into()
+            )]
+        );
+        select_line(&mut s, ids[1], false);
+        select_line(&mut s, ids[1], false);
+        assert!(copy_selection(&mut s).is_empty());
+        select_all(&mut s);
+        assert_eq!(s.selected_count(), 5);
+    }
+
+    #[test]
+    fn focus_clears_unread() {
+        let mut s = chatting();
+        set_focused(&mut s, false);
+        s.push_line("10:00", LineKind::Other, "bob", "hi");
+        assert_eq!(s.unread, 1);
+        set_focused(&mut s, true);
+        assert_eq!(s.unread, 0);
+    }
+
+    #[test]
+    fn theme_toggles_and_is_remembered() {
+        let mut s = chatting();
+        assert_eq!(
+            toggle_theme(&mut s),
+            vec![Effect::RememberTheme(ThemeChoice::Light)]
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! `chat-gui`, the desktop client of the chat system (spec/PROTOCOL.md), built with druid.
+//!
+//! The client is split so that everything but drawing can be tested without a display:
+//!
+//! - [`session`] is one connection's protocol state, sans I/O: bytes in, events out.
+//! - [`net`] runs sessions on a background thread (connect, read, write, back-off) and
+//!   reports [`net::NetEvent`]s to the UI; the UI never blocks on the network.
+//! - [`state`] is the whole UI state as druid `Data`; [`reduce`] applies a network event
+//!   to it and [`actions`] applies a user action; both are pure and return the
+//!   [`effect::Effect`]s (bytes to send, settings to save) for the caller to carry out.
+//! - [`ui`] holds the widgets; [`config`] and [`transcript`] the files the client writes.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod actions;
+pub mod config;
+pub mod effect;
+pub mod net;
+pub mod reduce;
+pub mod session;
+pub mod state;
+pub mod transcript;
+pub mod ui;

@@ -1,0 +1,108 @@
+//! `chat-gui`: the desktop chat client.
+//!
+//! ```sh
+//! chat-gui                                        # connect screen, last server and nick
+//! chat-gui --server 127.0.0.1:9090 --nick alice   # connect at once
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chat_client_gui::config::Store;
+use chat_client_gui::net;
+use chat_client_gui::state::{AppState, ThemeChoice};
+use chat_client_gui::transcript::Transcript;
+use chat_client_gui::ui::{self, Services, UiSink};
+use clap::{CommandFactory, Parser, ValueEnum};
+use druid::{AppLauncher, Env, WindowDesc};
+
+/// Desktop client for the chat server (see spec/PROTOCOL.md).
+#[derive(Debug, Parser)]
+#[command(name = "chat-gui", version)]
+struct Cli {
+    /// Server address as host:port (default: the last one used, else 127.0.0.1:9090).
+    #[arg(long, value_name = "ADDR")]
+    server: Option<String>,
+    /// Nickname; when given, the client connects at once.
+    #[arg(long, value_name = "NAME")]
+    nick: Option<String>,
+    /// Colour theme (default: the last one chosen, else dark).
+    #[arg(long, value_enum)]
+    theme: Option<ThemeArg>,
+    /// Append every line the window displays to FILE.
+    #[arg(long, value_name = "FILE")]
+    transcript: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ThemeArg {
+    Dark,
+    Light,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+
+    let store = Store::user();
+    let settings = store.as_ref().map(Store::load).unwrap_or_default();
+    let theme = match cli.theme {
+        Some(ThemeArg::Dark) => ThemeChoice::Dark,
+        Some(ThemeArg::Light) => ThemeChoice::Light,
+        None => settings.theme,
+    };
+    let server = cli
+        .server
+        .clone()
+        .unwrap_or_else(|| settings.server.clone());
+    let nick = cli.nick.clone().unwrap_or_else(|| settings.nick.clone());
+    let transcript = match &cli.transcript {
+        Some(path) => match Transcript::open(path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("chat-gui: cannot open transcript {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+
+    // Commands may be queued before the thread starts: the thread needs the launcher's
+    // event sink, and the launcher needs the widgets, which need the command sender.
+    let (commands, starter) = net::channel();
+    let services = Services {
+        net: commands,
+        store,
+        settings,
+        transcript,
+        autoconnect: cli.nick.is_some(),
+        clock: ui::controller::local_time,
+    };
+    let window = WindowDesc::new(ui::root(services))
+        .title(|d: &AppState, _env: &Env| d.title())
+        .window_size((920.0, 620.0))
+        .with_min_size((600.0, 400.0));
+    // Long options that take a value, for GTK's own parser (see ui::gtk_options).
+    let options = Cli::command()
+        .get_arguments()
+        .filter_map(|a| Some((a.get_long()?.to_owned(), a.get_action().takes_values())))
+        .collect();
+    let launcher = AppLauncher::with_window(window).delegate(ui::Delegate { options });
+    let net = starter.start(UiSink(launcher.get_external_handle()));
+    let result = launcher.launch(AppState::new(&server, &nick, theme));
+    // The window is closed: say /quit, close the connection, end the thread.
+    net.shutdown();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat-gui: cannot open a window: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,630 @@
+//! The network thread: connects, reads, writes and reconnects, so the UI never blocks.
+//!
+//! One worker thread owns the current [`Session`] and the socket's write side. Each
+//! connection also has a reader thread that connects (a slow connect never holds up the
+//! worker) and then blocks in `read`; it hands bytes to the worker through the same
+//! channel the UI's [`NetCommand`]s arrive on, so the worker handles everything in one
+//! order without locks. Events for the UI go out through an [`EventSink`] (druid's
+//! `ExtEventSink` in the app, a channel in tests).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use chat_proto::{ClientMessage, ErrorCode, Nickname, ServerMessage};
+
+use crate::session::{Phase, Session};
+
+/// How long one TCP connect may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a write may block before the server counts as gone (it does not read).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Least time between two batches of events for the UI. Each batch costs the UI one
+/// update and layout of the whole history, so a server sending lines one by one at
+/// hundreds per second is shown in at most 20 updates a second; a line after a quiet
+/// moment goes out at once.
+pub const BATCH_INTERVAL: Duration = Duration::from_millis(50);
+/// Longest pause between automatic reconnect attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What the network tells the UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetEvent {
+    /// Opening a connection to `addr`; `attempt` 0 is the first try, then retries.
+    Connecting {
+        /// The address as the user gave it.
+        addr: String,
+        /// Retry number.
+        attempt: u32,
+    },
+    /// The TCP connection is up; the handshake starts.
+    Opened,
+    /// The server asks for a nickname and the one we had was rejected: ask the user.
+    NickWanted,
+    /// The handshake is done: we are `nick`.
+    Welcome {
+        /// The accepted nickname.
+        nick: Nickname,
+    },
+    /// A server line (never `NICK` or `Connected to the server`: those are handled).
+    Line(ServerMessage),
+    /// A server line that is not valid protocol, or a note on one that was dropped.
+    Garbled(String),
+    /// A line the user asked to send could not be sent.
+    NotSent(String),
+    /// The connection is gone (or never came up).
+    Disconnected {
+        /// Why, in words.
+        reason: String,
+        /// When the next automatic attempt is, if one is planned.
+        retry_in: Option<Duration>,
+    },
+}
+
+/// What the UI asks of the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetCommand {
+    /// Drop any connection and connect to `addr` as `nick`.
+    Connect {
+        /// `host:port`.
+        addr: String,
+        /// Nickname to answer `NICK` with.
+        nick: Nickname,
+    },
+    /// Answer the server's pending `NICK` (after a rejection) with this nickname; if the
+    /// connection is gone, connect again with it.
+    Nick(Nickname),
+    /// Send a line.
+    Send(ClientMessage),
+    /// Connect again now to the last server, as the last nickname.
+    Reconnect,
+    /// Say `/quit` if chatting, close, and end the thread.
+    Shutdown,
+}
+
+/// Where events for the UI go.
+pub trait EventSink: Send + 'static {
+    /// Delivers events, in order, as one batch: everything one read from the socket
+    /// produced. The UI applies a batch in one update, so a burst of thousands of lines
+    /// costs a few redraws, not thousands. Must not block for long.
+    fn emit_all(&self, events: Vec<NetEvent>);
+
+    /// Delivers one event.
+    fn emit(&self, event: NetEvent) {
+        self.emit_all(vec![event]);
+    }
+}
+
+impl EventSink for Sender<NetEvent> {
+    fn emit_all(&self, events: Vec<NetEvent>) {
+        for event in events {
+            // The UI is gone when this fails; nothing is left to tell.
+            let _ = self.send(event);
+        }
+    }
+}
+
+/// The UI's handle on the network thread.
+pub struct NetHandle {
+    tx: Sender<Input>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl NetHandle {
+    /// Sends `/quit` if chatting, closes, and waits for the thread to end.
+    pub fn shutdown(mut self) {
+        let _ = self.tx.send(Input::Cmd(NetCommand::Shutdown));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sends [`NetCommand`]s to the network thread; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct CommandSender {
+    tx: Sender<Input>,
+}
+
+impl CommandSender {
+    /// Queues a command; a no-op once the thread has ended.
+    pub fn send(&self, cmd: NetCommand) {
+        let _ = self.tx.send(Input::Cmd(cmd));
+    }
+
+    /// A sender whose commands land in `tx` instead of a network thread (for tests of
+    /// the UI).
+    pub fn capture() -> (CommandSender, Receiver<NetCommand>) {
+        let (tx, rx) = mpsc::channel::<Input>();
+        let (out_tx, out_rx) = mpsc::channel();
+        thread::spawn(move || {
+            while let Ok(input) = rx.recv() {
+                if let Input::Cmd(c) = input {
+                    if out_tx.send(c).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        (CommandSender { tx }, out_rx)
+    }
+}
+
+/// The network thread, before it starts: commands can be sent (they wait) while the UI
+/// that will receive its events is still being built.
+pub struct NetStarter {
+    tx: Sender<Input>,
+    rx: Receiver<Input>,
+}
+
+/// A command sender and the thread that will serve it.
+pub fn channel() -> (CommandSender, NetStarter) {
+    let (tx, rx) = mpsc::channel();
+    (CommandSender { tx: tx.clone() }, NetStarter { tx, rx })
+}
+
+impl NetStarter {
+    /// Starts the thread; events go to `sink`.
+    pub fn start(self, sink: impl EventSink) -> NetHandle {
+        let NetStarter { tx, rx } = self;
+        let worker_tx = tx.clone();
+        let thread = thread::Builder::new()
+            .name("chat-net".into())
+            .spawn(move || Worker::new(sink, worker_tx).run(rx))
+            .ok();
+        NetHandle { tx, thread }
+    }
+}
+
+/// Starts the network thread.
+pub fn spawn(sink: impl EventSink) -> (CommandSender, NetHandle) {
+    let (commands, starter) = channel();
+    (commands, starter.start(sink))
+}
+
+/// Everything the worker reacts to, in one channel.
+enum Input {
+    Cmd(NetCommand),
+    Opened { id: u64, stream: TcpStream },
+    ConnectFailed { id: u64, reason: String },
+    Data { id: u64, bytes: Vec<u8> },
+    Closed { id: u64, error: Option<String> },
+}
+
+/// The current connection.
+struct Conn {
+    id: u64,
+    /// The write side; `None` until the reader thread has connected.
+    stream: Option<TcpStream>,
+    session: Session,
+}
+
+/// Where to connect and as whom.
+struct Target {
+    addr: String,
+    nick: Nickname,
+}
+
+struct Worker<S: EventSink> {
+    sink: S,
+    tx: Sender<Input>,
+    conn: Option<Conn>,
+    next_id: u64,
+    target: Option<Target>,
+    /// Reconnect automatically when the connection drops: set once a handshake
+    /// succeeded, cleared by `/quit` and by handshake failures.
+    auto: bool,
+    /// The user typed `/quit`: the coming close is expected.
+    quitting: bool,
+    attempt: u32,
+    retry_at: Option<Instant>,
+    /// Events not yet handed to the UI (see [`BATCH_INTERVAL`]).
+    outbox: Vec<NetEvent>,
+    /// When `outbox` is due.
+    flush_at: Option<Instant>,
+    /// When the UI last got a batch.
+    last_flush: Option<Instant>,
+}
+
+impl<S: EventSink> Worker<S> {
+    fn new(sink: S, tx: Sender<Input>) -> Self {
+        Worker {
+            sink,
+            tx,
+            conn: None,
+            next_id: 1,
+            target: None,
+            auto: false,
+            quitting: false,
+            attempt: 0,
+            retry_at: None,
+            outbox: Vec::new(),
+            flush_at: None,
+            last_flush: None,
+        }
+    }
+
+    /// Queues events for the UI: at once when the UI has had nothing for
+    /// [`BATCH_INTERVAL`], else with whatever else comes until then.
+    fn emit(&mut self, events: impl IntoIterator<Item = NetEvent>) {
+        self.outbox.extend(events);
+        if self.flush_at.is_some() || self.outbox.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        match self
+            .last_flush
+            .map(|t| t + BATCH_INTERVAL)
+            .filter(|&at| at > now)
+        {
+            Some(at) => self.flush_at = Some(at),
+            None => self.flush(),
+        }
+    }
+
+    fn flush(&mut self) {
+        self.flush_at = None;
+        if !self.outbox.is_empty() {
+            self.sink.emit_all(std::mem::take(&mut self.outbox));
+            self.last_flush = Some(Instant::now());
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Input>) {
+        loop {
+            let deadline = match (self.retry_at, self.flush_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let input = match deadline {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(i) => Some(i),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(i) => Some(i),
+                    Err(_) => break,
+                },
+            };
+            let now = Instant::now();
+            if self.flush_at.is_some_and(|at| at <= now) {
+                self.flush();
+            }
+            if self.retry_at.is_some_and(|at| at <= now) {
+                self.retry_at = None;
+                self.attempt = self.attempt.saturating_add(1);
+                self.open();
+            }
+            if let Some(input) = input {
+                if !self.handle(input) {
+                    break;
+                }
+            }
+        }
+        self.close();
+        self.flush();
+    }
+
+    /// Returns false when the thread should end.
+    fn handle(&mut self, input: Input) -> bool {
+        match input {
+            Input::Cmd(NetCommand::Shutdown) => {
+                self.send_line(&ClientMessage::Quit);
+                return false;
+            }
+            Input::Cmd(NetCommand::Connect { addr, nick }) => {
+                self.target = Some(Target { addr, nick });
+                self.auto = false;
+                self.attempt = 0;
+                self.open();
+            }
+            Input::Cmd(NetCommand::Reconnect) => {
+                if self.target.is_some() {
+                    self.attempt = 0;
+                    self.open();
+                } else {
+                    self.emit([NetEvent::NotSent("no server to reconnect to".into())]);
+                }
+            }
+            Input::Cmd(NetCommand::Nick(nick)) => {
+                if let Some(t) = self.target.as_mut() {
+                    t.nick = nick.clone();
+                }
+                match self.conn.as_mut() {
+                    Some(conn) if conn.session.phase() == Phase::Handshake => {
+                        let mut out = Vec::new();
+                        conn.session.offer_nick(nick, &mut out);
+                        self.write(&out);
+                    }
+                    _ => {
+                        // The server gave up on us (too many attempts, time): start over.
+                        if self.target.is_some() {
+                            self.attempt = 0;
+                            self.open();
+                        }
+                    }
+                }
+            }
+            Input::Cmd(NetCommand::Send(msg)) => {
+                if msg == ClientMessage::Quit {
+                    self.quitting = true;
+                    self.auto = false;
+                }
+                self.send_line(&msg);
+            }
+            Input::Opened { id, stream } => {
+                if let Some(conn) = self.conn.as_mut().filter(|c| c.id == id) {
+                    let _ = stream.set_nodelay(true);
+                    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+                    conn.stream = Some(stream);
+                    self.emit([NetEvent::Opened]);
+                } else {
+                    // A connection we gave up on while it was connecting: end its reader.
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+            }
+            Input::ConnectFailed { id, reason } => {
+                if self.conn.as_ref().is_some_and(|c| c.id == id) {
+                    self.conn = None;
+                    self.lost(reason);
+                }
+            }
+            Input::Data { id, bytes } => {
+                if self.conn.as_ref().is_some_and(|c| c.id == id) {
+                    self.on_data(&bytes);
+                }
+            }
+            Input::Closed { id, error } => {
+                if let Some(mut conn) = self.conn.take_if(|c| c.id == id) {
+                    let mid_line = conn.session.end_of_stream();
+                    let reason = match (conn.session.closing_error(), error, mid_line) {
+                        (Some((_, text)), _, _) => text.clone(),
+                        (None, Some(e), _) => e,
+                        (None, None, Some(note)) => note,
+                        (None, None, None) => "the server closed the connection".into(),
+                    };
+                    // A handshake the server ended on purpose is not retried by itself.
+                    if let Some((code, _)) = conn.session.closing_error() {
+                        if matches!(
+                            code,
+                            ErrorCode::TooManyAttempts | ErrorCode::HandshakeTimeout
+                        ) {
+                            self.auto = false;
+                        }
+                    }
+                    if let Some(s) = conn.stream.take() {
+                        let _ = s.shutdown(Shutdown::Both);
+                    }
+                    self.lost(reason);
+                }
+            }
+        }
+        true
+    }
+
+    fn on_data(&mut self, bytes: &[u8]) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        let events = conn.session.receive(bytes, &mut out);
+        if !out.is_empty() {
+            self.write(&out);
+        }
+        let mut batch = Vec::with_capacity(events.len());
+        for event in events {
+            match &event {
+                NetEvent::Welcome { nick } => {
+                    self.auto = true;
+                    self.attempt = 0;
+                    if let Some(t) = self.target.as_mut() {
+                        t.nick = nick.clone();
+                    }
+                    batch.push(event);
+                    self.emit(std::mem::take(&mut batch));
+                    // The side panel starts from the server's list (CMD-WHO-1).
+                    self.send_line(&ClientMessage::Who);
+                    continue;
+                }
+                NetEvent::Line(ServerMessage::Renamed { old, new }) => {
+                    if let Some(t) = self.target.as_mut().filter(|t| t.nick.same_user(old)) {
+                        t.nick = new.clone();
+                    }
+                }
+                NetEvent::NickWanted => self.auto = false,
+                _ => {}
+            }
+            batch.push(event);
+        }
+        self.emit(batch);
+    }
+
+    fn send_line(&mut self, msg: &ClientMessage) {
+        let Some(conn) = self.conn.as_ref() else {
+            if *msg != ClientMessage::Quit {
+                self.emit([NetEvent::NotSent("not connected".into())]);
+            }
+            return;
+        };
+        let mut out = Vec::new();
+        match conn.session.send(msg, &mut out) {
+            Ok(()) => self.write(&out),
+            Err(e) => {
+                if *msg != ClientMessage::Quit {
+                    self.emit([NetEvent::NotSent(e.to_string())]);
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let Some(stream) = conn.stream.as_mut() else {
+            return;
+        };
+        if let Err(e) = stream.write_all(bytes) {
+            // The reader thread sees the close too; its Closed is then stale and ignored.
+            let id = conn.id;
+            let _ = stream.shutdown(Shutdown::Both);
+            let _ = self.tx.send(Input::Closed {
+                id,
+                error: Some(format!("write failed: {e}")),
+            });
+        }
+    }
+
+    /// Starts a connection to the target, dropping the current one.
+    fn open(&mut self) {
+        self.close();
+        self.retry_at = None;
+        self.quitting = false;
+        let Some(target) = self.target.as_ref() else {
+            return;
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        self.conn = Some(Conn {
+            id,
+            stream: None,
+            session: Session::new(Some(target.nick.clone())),
+        });
+        let addr = target.addr.clone();
+        let event = NetEvent::Connecting {
+            addr: addr.clone(),
+            attempt: self.attempt,
+        };
+        self.emit([event]);
+        let tx = self.tx.clone();
+        let spawned = thread::Builder::new()
+            .name("chat-net-read".into())
+            .spawn(move || read_loop(id, &addr, &tx));
+        if let Err(e) = spawned {
+            self.conn = None;
+            self.lost(format!("cannot start a thread: {e}"));
+        }
+    }
+
+    /// Closes the current connection, if any, without telling the UI.
+    fn close(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if let Some(s) = conn.stream {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    /// The connection is gone: tell the UI and plan a retry if we were chatting.
+    fn lost(&mut self, reason: String) {
+        let reason = if self.quitting {
+            self.quitting = false;
+            "you left the chat".to_owned()
+        } else {
+            reason
+        };
+        let retry_in = self.auto.then(|| backoff(self.attempt));
+        self.retry_at = retry_in.map(|d| Instant::now() + d);
+        self.emit([NetEvent::Disconnected { reason, retry_in }]);
+    }
+}
+
+/// The pause before retry number `attempt + 1`: 1 s doubling to [`MAX_BACKOFF`], with
+/// up to a fifth added at random so that clients of a restarted server do not all come
+/// back in the same instant.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << attempt.min(5)).min(MAX_BACKOFF);
+    let jitter = base.mul_f64(fastrand::f64() * 0.2);
+    base + jitter
+}
+
+/// The reader thread of connection `id`: connect, then forward every read.
+fn read_loop(id: u64, addr: &str, tx: &Sender<Input>) {
+    let mut stream = match connect(addr) {
+        Ok(s) => s,
+        Err(reason) => {
+            let _ = tx.send(Input::ConnectFailed { id, reason });
+            return;
+        }
+    };
+    match stream.try_clone() {
+        Ok(w) => {
+            if tx.send(Input::Opened { id, stream: w }).is_err() {
+                return;
+            }
+        }
+        Err(e) => {
+            let _ = tx.send(Input::ConnectFailed {
+                id,
+                reason: e.to_string(),
+            });
+            return;
+        }
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                let _ = tx.send(Input::Closed { id, error: None });
+                return;
+            }
+            Ok(n) => {
+                let bytes = buf.get(..n).unwrap_or_default().to_vec();
+                if tx.send(Input::Data { id, bytes }).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let _ = tx.send(Input::Closed {
+                    id,
+                    error: Some(e.to_string()),
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// Resolves `addr` (`host:port`, or a bare host meaning the default port) and connects
+/// to the first address that answers.
+fn connect(addr: &str) -> Result<TcpStream, String> {
+    let addrs: Vec<SocketAddr> = match addr.to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(_) => (addr, chat_proto::limits::DEFAULT_PORT)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+            .collect(),
+    };
+    let mut last = format!("{addr} has no address");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = format!("cannot connect to {addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let b0 = backoff(0);
+        assert!(b0 >= Duration::from_secs(1) && b0 <= Duration::from_millis(1200));
+        let b3 = backoff(3);
+        assert!(b3 >= Duration::from_secs(8) && b3 <= Duration::from_millis(9600));
+        for a in [5, 6, 40, u32::MAX] {
+            let b = backoff(a);
+            assert!(
+                b >= MAX_BACKOFF && b <= MAX_BACKOFF.mul_f64(1.2),
+                "{a}: {b:?}"
+            );
+        }
+    }
+}

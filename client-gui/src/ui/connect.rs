@@ -1,0 +1,155 @@
+//! The connect screen: server address and nickname, prefilled with the last ones used;
+//! a rejected nickname's reason is shown here so the user can pick another.
+
+use druid::keyboard_types::Key;
+use druid::widget::{Button, Controller, CrossAxisAlignment, Flex, Label, LineBreaking, TextBox};
+use druid::{Env, Event, EventCtx, LifeCycle, LifeCycleCtx, Widget, WidgetExt};
+
+use super::{ACTION, Action, theme};
+use crate::state::{AppState, Status};
+
+/// The screen.
+pub fn build() -> impl Widget<AppState> {
+    let heading = Label::new(|d: &AppState, _env: &Env| {
+        if d.awaiting_nick {
+            "Choose another nickname".to_owned()
+        } else {
+            "Join a chat".to_owned()
+        }
+    })
+    .with_text_size(22.0);
+    let server = TextBox::new()
+        .with_placeholder("127.0.0.1:9090")
+        .with_text_size(15.0)
+        .fix_width(280.0)
+        .lens(AppState::server)
+        .controller(EnterConnects);
+    let nick = TextBox::new()
+        .with_placeholder("1-24 of A-Z a-z 0-9 _ -")
+        .with_text_size(15.0)
+        .fix_width(280.0)
+        .lens(AppState::nick)
+        .controller(EnterConnects)
+        .controller(FocusOnOpen);
+    let error = Label::new(|d: &AppState, _env: &Env| d.connect_error.clone())
+        .with_line_break_mode(LineBreaking::WordWrap)
+        .with_text_color(theme::ERROR)
+        .fix_width(380.0);
+    let busy = |d: &AppState| {
+        matches!(d.status, Status::Connecting { .. } | Status::Handshake) && !d.awaiting_nick
+    };
+    let button = Button::new(move |d: &AppState, _env: &Env| {
+        if busy(d) {
+            "Connecting\u{2026}".to_owned()
+        } else {
+            "Connect".to_owned()
+        }
+    })
+    // Never disabled: pressing it again while a connection hangs starts over.
+    .on_click(|ctx, _d: &mut AppState, _env| ctx.submit_command(ACTION.with(Action::Connect)))
+    .fix_width(140.0);
+    let status = Label::new(|d: &AppState, _env: &Env| d.status.describe(&d.active_server))
+        .with_text_color(theme::TIME)
+        .with_text_size(12.0);
+    let theme_button = Button::new(|d: &AppState, _env: &Env| theme_label(d)).on_click(
+        |ctx, _d: &mut AppState, _env| ctx.submit_command(ACTION.with(Action::ToggleTheme)),
+    );
+
+    let form = Flex::column()
+        .cross_axis_alignment(CrossAxisAlignment::Start)
+        .with_child(heading)
+        .with_spacer(18.0)
+        .with_child(Label::new("Server").with_text_color(theme::TIME))
+        .with_spacer(4.0)
+        .with_child(server)
+        .with_spacer(12.0)
+        .with_child(Label::new("Nickname").with_text_color(theme::TIME))
+        .with_spacer(4.0)
+        .with_child(nick)
+        .with_spacer(10.0)
+        .with_child(error)
+        .with_spacer(10.0)
+        .with_child(button)
+        .with_spacer(18.0)
+        .with_child(status);
+    Flex::column()
+        .with_flex_spacer(1.0)
+        .with_child(form)
+        .with_flex_spacer(1.0)
+        .with_child(
+            Flex::row()
+                .with_flex_spacer(1.0)
+                .with_child(theme_button)
+                .padding(8.0),
+        )
+        .expand()
+}
+
+/// The theme button's text: what pressing it gives.
+pub fn theme_label(d: &AppState) -> String {
+    match d.theme {
+        crate::state::ThemeChoice::Dark => "Light theme".to_owned(),
+        crate::state::ThemeChoice::Light => "Dark theme".to_owned(),
+    }
+}
+
+/// Enter in a field of the form connects.
+struct EnterConnects;
+
+impl<W: Widget<AppState>> Controller<AppState, W> for EnterConnects {
+    fn event(
+        &mut self,
+        child: &mut W,
+        ctx: &mut EventCtx,
+        event: &Event,
+        data: &mut AppState,
+        env: &Env,
+    ) {
+        if let Event::KeyDown(k) = event {
+            if k.key == Key::Enter && ctx.has_focus() {
+                ctx.submit_command(ACTION.with(Action::Connect));
+                ctx.set_handled();
+                return;
+            }
+        }
+        child.event(ctx, event, data, env);
+    }
+}
+
+/// The nickname field has the focus when the screen opens.
+struct FocusOnOpen;
+
+const FOCUS_NICK: druid::Selector = druid::Selector::new("chat.focus-nick");
+
+impl<W: Widget<AppState>> Controller<AppState, W> for FocusOnOpen {
+    fn event(
+        &mut self,
+        child: &mut W,
+        ctx: &mut EventCtx,
+        event: &Event,
+        data: &mut AppState,
+        env: &Env,
+    ) {
+        if let Event::Command(c) = event {
+            if c.is(FOCUS_NICK) {
+                ctx.request_focus();
+                return;
+            }
+        }
+        child.event(ctx, event, data, env);
+    }
+
+    fn lifecycle(
+        &mut self,
+        child: &mut W,
+        ctx: &mut LifeCycleCtx,
+        event: &LifeCycle,
+        data: &AppState,
+        env: &Env,
+    ) {
+        if let LifeCycle::WidgetAdded = event {
+            ctx.submit_command(FOCUS_NICK.to(ctx.widget_id()));
+        }
+        child.lifecycle(ctx, event, data, env);
+    }
+}

@@ -1,0 +1,311 @@
+//! Widget tests with druid's headless `Harness`: real widgets, real events, no display.
+//!
+//! The network is replaced by a captured command channel, so each test sees exactly what
+//! the window would have sent. (The harness cannot type into a TextBox: text is set
+//! through the data, as a user's typing would leave it.)
+
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use chat_client_gui::net::{CommandSender, NetCommand, NetEvent};
+use chat_client_gui::state::{AppState, DEFAULT_SERVER, Screen, Status, ThemeChoice};
+use chat_client_gui::ui::chat::{INPUT_ROW_PADDING, SEND_BUTTON};
+use chat_client_gui::ui::{self, NET_EVENTS, RootController, Services};
+use chat_proto::{ClientMessage, Nickname, ServerMessage, Text};
+use druid::keyboard_types::Key;
+use druid::tests::harness::Harness;
+use druid::{
+    Event, KeyEvent, Modifiers, MouseButton, MouseButtons, MouseEvent, Point, Size, Target, Vec2,
+    WidgetExt,
+};
+
+fn services() -> (Services, Receiver<NetCommand>) {
+    let (net, rx) = CommandSender::capture();
+    let mut s = Services::new(net);
+    s.clock = || "12:34".to_owned();
+    (s, rx)
+}
+
+fn chatting() -> AppState {
+    let mut s = AppState::new(DEFAULT_SERVER, "alice", ThemeChoice::Dark);
+    s.active_server = DEFAULT_SERVER.into();
+    s.me = "alice".into();
+    s.status = Status::Connected {
+        nick: "alice".into(),
+    };
+    s.screen = Screen::Chat;
+    s
+}
+
+fn sent(rx: &Receiver<NetCommand>) -> Vec<NetCommand> {
+    let mut out = Vec::new();
+    while let Ok(c) = rx.recv_timeout(Duration::from_millis(300)) {
+        out.push(c);
+    }
+    out
+}
+
+fn mouse(pos: Point, down: bool) -> Event {
+    let ev = MouseEvent {
+        pos,
+        window_pos: pos,
+        buttons: if down {
+            MouseButtons::new().with(MouseButton::Left)
+        } else {
+            MouseButtons::new()
+        },
+        mods: Modifiers::empty(),
+        count: 1,
+        focus: false,
+        button: MouseButton::Left,
+        wheel_delta: Vec2::ZERO,
+    };
+    if down {
+        Event::MouseDown(ev)
+    } else {
+        Event::MouseUp(ev)
+    }
+}
+
+fn click(h: &mut Harness<AppState>, pos: Point) {
+    h.event(Event::MouseMove(match mouse(pos, false) {
+        Event::MouseUp(m) => m,
+        _ => unreachable!(),
+    }));
+    h.event(mouse(pos, true));
+    h.event(mouse(pos, false));
+}
+
+fn key(k: Key) -> Event {
+    Event::KeyDown(KeyEvent::for_test(Modifiers::empty(), k))
+}
+
+/// Lets widgets added by the last update see their first lifecycle pass and commands
+/// (the harness runs those on the next event, a window does it at once).
+fn settle(h: &mut Harness<AppState>, size: Size) {
+    h.event(Event::WindowSize(size));
+    h.just_layout();
+}
+
+fn net_event(ev: NetEvent) -> druid::Command {
+    NET_EVENTS.with(vec![ev]).to(Target::Global)
+}
+
+#[test]
+fn pressing_send_sends_the_line_and_clears_it() {
+    let (services, rx) = services();
+    let mut data = chatting();
+    data.input = "hello there".into();
+    let root = ui::themed(ui::chat::input_row()).controller(RootController::new(services));
+    Harness::create_simple(data, root, |h| {
+        h.set_initial_size(Size::new(600.0, 60.0));
+        h.send_initial_events();
+        h.just_layout();
+        let rect = h.get_state(SEND_BUTTON).layout_rect();
+        let center = rect.center() + Vec2::new(INPUT_ROW_PADDING.0, INPUT_ROW_PADDING.1);
+        click(h, center);
+        assert_eq!(h.data().input, "", "the box clears");
+        assert_eq!(
+            h.data().recall.back().map(String::as_str),
+            Some("hello there")
+        );
+    });
+    assert_eq!(
+        sent(&rx),
+        vec![NetCommand::Send(ClientMessage::Text(
+            Text::new("hello there").unwrap()
+        ))]
+    );
+}
+
+#[test]
+fn send_refuses_a_line_over_the_limit() {
+    let (services, rx) = services();
+    let mut data = chatting();
+    data.input = "x".repeat(1025);
+    let root = ui::themed(ui::chat::input_row()).controller(RootController::new(services));
+    Harness::create_simple(data, root, |h| {
+        h.set_initial_size(Size::new(600.0, 60.0));
+        h.send_initial_events();
+        h.just_layout();
+        let rect = h.get_state(SEND_BUTTON).layout_rect();
+        click(
+            h,
+            rect.center() + Vec2::new(INPUT_ROW_PADDING.0, INPUT_ROW_PADDING.1),
+        );
+        assert_eq!(h.data().input.len(), 1025, "the line is kept, not cut");
+        assert!(
+            h.data().notice.contains("1025 bytes"),
+            "{}",
+            h.data().notice
+        );
+    });
+    assert_eq!(sent(&rx), vec![]);
+}
+
+#[test]
+fn chat_screen_opens_with_the_input_focused_up_recalls_enter_sends() {
+    let (services, rx) = services();
+    let mut data = AppState::new(DEFAULT_SERVER, "alice", ThemeChoice::Dark);
+    data.active_server = DEFAULT_SERVER.into();
+    data.recall.push_back("typed earlier".into());
+    Harness::create_simple(data, ui::root(services), |h| {
+        h.set_initial_size(Size::new(800.0, 500.0));
+        h.send_initial_events();
+        h.just_layout();
+        h.submit_command(net_event(NetEvent::Opened));
+        h.submit_command(net_event(NetEvent::Line(ServerMessage::Joined(
+            Nickname::new("alice").unwrap(),
+        ))));
+        h.submit_command(net_event(NetEvent::Welcome {
+            nick: Nickname::new("alice").unwrap(),
+        }));
+        settle(h, Size::new(800.0, 500.0));
+        assert_eq!(h.data().screen, Screen::Chat);
+        // No click anywhere: keys reach the input because the screen focused it.
+        h.event(key(Key::ArrowUp));
+        assert_eq!(h.data().input, "typed earlier");
+        h.event(key(Key::Enter));
+        assert_eq!(h.data().input, "");
+    });
+    assert_eq!(
+        sent(&rx),
+        vec![NetCommand::Send(ClientMessage::Text(
+            Text::new("typed earlier").unwrap()
+        ))]
+    );
+}
+
+/// Every label text in the widget tree.
+fn texts(state: &druid::debug_state::DebugState, out: &mut Vec<String>) {
+    if !state.main_value.is_empty() {
+        out.push(state.main_value.clone());
+    }
+    for c in &state.children {
+        texts(c, out);
+    }
+}
+
+/// The number of rows of the first `List` in the widget tree.
+fn list_rows(state: &druid::debug_state::DebugState) -> Option<usize> {
+    if state.display_name == "List" {
+        return Some(state.children.len());
+    }
+    state.children.iter().find_map(list_rows)
+}
+
+#[test]
+fn a_join_adds_a_name_to_the_panel_and_a_leave_removes_it() {
+    let (services, _rx) = services();
+    let root = ui::themed(ui::chat::online_panel()).controller(RootController::new(services));
+    Harness::create_simple(chatting(), root, |h| {
+        h.set_initial_size(Size::new(180.0, 400.0));
+        h.send_initial_events();
+        assert_eq!(list_rows(&h.root_debug_state()), Some(0));
+        let join = |n: &str| NetEvent::Line(ServerMessage::Joined(Nickname::new(n).unwrap()));
+        h.submit_command(net_event(join("alice")));
+        h.submit_command(net_event(join("bob")));
+        // A join notice for someone the panel has already (from /who): still one row.
+        h.submit_command(net_event(join("bob")));
+        settle(h, Size::new(180.0, 400.0));
+        let mut shown = Vec::new();
+        texts(&h.root_debug_state(), &mut shown);
+        assert!(shown.contains(&"Online (2)".to_owned()), "{shown:?}");
+        assert_eq!(list_rows(&h.root_debug_state()), Some(2));
+        let names: Vec<String> = h
+            .data()
+            .online_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names, vec!["alice", "bob"]);
+        h.submit_command(net_event(NetEvent::Line(ServerMessage::Left(
+            Nickname::new("bob").unwrap(),
+        ))));
+        settle(h, Size::new(180.0, 400.0));
+        let mut shown = Vec::new();
+        texts(&h.root_debug_state(), &mut shown);
+        assert!(shown.contains(&"Online (1)".to_owned()), "{shown:?}");
+        assert_eq!(list_rows(&h.root_debug_state()), Some(1));
+    });
+}
+
+#[test]
+fn clicking_a_name_starts_a_private_message() {
+    let (services, _rx) = services();
+    let root = ui::themed(ui::chat::online_panel()).controller(RootController::new(services));
+    let mut data = chatting();
+    for n in ["alice", "bob"] {
+        data.online.insert(n.into(), n.into());
+    }
+    Harness::create_simple(data, root, |h| {
+        h.set_initial_size(Size::new(180.0, 400.0));
+        h.send_initial_events();
+        h.just_layout();
+        // Walk down the panel until a click lands on bob's row (bounded: 100 points).
+        for y in 0..100 {
+            click(h, Point::new(60.0, f64::from(y) * 2.0));
+            if h.data().input == "/msg bob " {
+                return;
+            }
+        }
+        panic!(
+            "no click on the panel started a message to bob: {:?}",
+            h.data().input
+        );
+    });
+}
+
+#[test]
+fn typing_after_clicking_the_history_goes_to_the_input() {
+    let (services, rx) = services();
+    let mut data = chatting();
+    data.push_line(
+        "12:00",
+        chat_client_gui::state::LineKind::Other,
+        "bob",
+        "hello",
+    );
+    Harness::create_simple(data, ui::root(services), |h| {
+        h.set_initial_size(Size::new(800.0, 500.0));
+        h.send_initial_events();
+        settle(h, Size::new(800.0, 500.0));
+        // A click on the empty part of the history gives it the focus.
+        click(h, Point::new(200.0, 300.0));
+        h.event(Event::KeyDown(KeyEvent::for_test(Modifiers::empty(), "h")));
+        assert_eq!(h.data().input, "h");
+        settle(h, Size::new(800.0, 500.0));
+        // The input has the focus again: Enter there sends.
+        h.event(key(Key::Enter));
+        assert_eq!(h.data().input, "");
+    });
+    assert_eq!(
+        sent(&rx),
+        vec![NetCommand::Send(ClientMessage::Text(
+            Text::new("h").unwrap()
+        ))]
+    );
+}
+
+#[test]
+fn reconnect_button_works_only_when_disconnected() {
+    use chat_client_gui::ui::chat::{RECONNECT_BUTTON, STATUS_BAR_PADDING};
+    let (services, rx) = services();
+    let root = ui::themed(ui::chat::status_bar()).controller(RootController::new(services));
+    Harness::create_simple(chatting(), root, |h| {
+        h.set_initial_size(Size::new(700.0, 40.0));
+        h.send_initial_events();
+        h.just_layout();
+        let at = h.get_state(RECONNECT_BUTTON).layout_rect().center()
+            + Vec2::new(STATUS_BAR_PADDING.0, STATUS_BAR_PADDING.1);
+        // Connected: the button is disabled.
+        click(h, at);
+        h.submit_command(net_event(NetEvent::Disconnected {
+            reason: "Server is shutting down".into(),
+            retry_in: Some(Duration::from_secs(1)),
+        }));
+        settle(h, Size::new(700.0, 40.0));
+        click(h, at);
+    });
+    assert_eq!(sent(&rx), vec![NetCommand::Reconnect]);
+}
