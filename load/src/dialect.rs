@@ -7,7 +7,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use async_net::TcpStream;
 use chat_proto::limits::MAX_SERVER_LINE_BYTES;
-use chat_proto::{ClientMessage, Frame, Framer, Nickname, ServerMessage, Text};
+use chat_proto::{
+    ClientMessage, Frame, Framer, Incoming, Nickname, ServerMessage, ServerReader, Text,
+};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 
 /// The channel IRC clients join.
@@ -197,18 +199,36 @@ async fn read_lines_until(
 
 async fn join_spec(stream: &mut TcpStream, nick: &str) -> Result<Vec<u8>> {
     let name = Nickname::new(nick).map_err(|e| anyhow::anyhow!("nickname {nick}: {e}"))?;
-    read_lines_until(stream, MAX_SERVER_LINE_BYTES, |line, reply| {
-        match ServerMessage::parse(line) {
-            Ok(ServerMessage::NickPrompt) => name.encode_line(reply),
-            Ok(ServerMessage::Connected) => return Ok(true),
-            Ok(ServerMessage::Error { code, text }) => {
-                bail!("server refused {nick}: {code} {text}")
+    // chat-proto's reader also takes a bare `NICK` (a server in the seed profile).
+    let mut reader = ServerReader::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = read_some(stream, &mut buf).await?;
+        let chunk = buf.get(..n).unwrap_or_default();
+        let mut reply = Vec::new();
+        let mut refused = None;
+        let used = reader.push_until(chunk, |event| match event {
+            Incoming::Message(ServerMessage::NickPrompt) => {
+                name.encode_line(&mut reply);
+                false
             }
-            _ => {}
+            Incoming::Message(ServerMessage::Connected) => true,
+            Incoming::Message(ServerMessage::Error { code, text }) => {
+                refused = Some(format!("{code} {text}"));
+                false
+            }
+            _ => false,
+        });
+        if let Some(why) = refused {
+            bail!("server refused {nick}: {why}");
         }
-        Ok(false)
-    })
-    .await
+        if !reply.is_empty() {
+            stream.write_all(&reply).await?;
+        }
+        if !reader.handshaking() {
+            return Ok(chunk.get(used..).unwrap_or_default().to_vec());
+        }
+    }
 }
 
 async fn join_seed(stream: &mut TcpStream, nick: &str) -> Result<Vec<u8>> {

@@ -57,7 +57,23 @@ impl ServerReader {
     }
 
     /// Feeds bytes read from the server, calling `on_event` for everything completed.
-    pub fn push(&mut self, mut input: &[u8], mut on_event: impl FnMut(Incoming)) {
+    pub fn push(&mut self, input: &[u8], mut on_event: impl FnMut(Incoming)) {
+        self.push_until(input, |e| {
+            on_event(e);
+            false
+        });
+    }
+
+    /// Like [`ServerReader::push`], but stops right after the event for which `on_event`
+    /// returns true, and returns how many bytes of `input` it consumed: the rest is left
+    /// for the caller (e.g. a handshake that hands the stream over to other code).
+    pub fn push_until(
+        &mut self,
+        input: &[u8],
+        mut on_event: impl FnMut(Incoming) -> bool,
+    ) -> usize {
+        let total = input.len();
+        let mut input = input;
         if self.skip_lf && !input.is_empty() {
             self.skip_lf = false;
             if let Some(rest) = input
@@ -82,13 +98,16 @@ impl ServerReader {
             if event == Incoming::Message(ServerMessage::Connected) {
                 self.handshaking = false;
             }
-            on_event(event);
+            if on_event(event) {
+                return total - input.len();
+            }
         }
         if self.handshaking && self.framer.partial() == b"NICK" {
             self.framer.clear_partial();
             self.skip_lf = true;
             on_event(Incoming::Message(ServerMessage::NickPrompt));
         }
+        total
     }
 
     /// Bytes of an unterminated line held when the stream ended (SRV lines always end
@@ -160,6 +179,21 @@ mod tests {
         events(&mut r, &[b"NICK\nConnected to the server\n"]);
         assert_eq!(events(&mut r, &[b"NICK"]), vec![]);
         assert_eq!(events(&mut r, &[b"Y: hi\n"]).len(), 1);
+    }
+
+    #[test]
+    fn push_until_stops_after_the_chosen_event() {
+        let mut r = ServerReader::new();
+        let input = b"NICK\nConnected to the server\nbob has joined the chat\nhalf";
+        let mut seen = Vec::new();
+        let used = r.push_until(input, |e| {
+            let stop = e == Incoming::Message(ServerMessage::Connected);
+            seen.push(e);
+            stop
+        });
+        assert_eq!(&input[used..], b"bob has joined the chat\nhalf");
+        assert_eq!(seen.len(), 2);
+        assert!(!r.handshaking());
     }
 
     #[test]

@@ -116,16 +116,12 @@ pub(crate) fn spawn(
     })
     .detach();
 
-    // The prompt goes out before the first read (NICK-1; COMPAT-1: bare, and alone).
-    match settings.compat {
-        Compat::Standard => {
-            shared.outbox.push(&hub.lines().nick_prompt);
-        }
-        Compat::Seed => {
-            shared.outbox.push(&hub.lines().seed_greeting);
-        }
-    }
-    let reader = Reader::new(hub, settings, shared.clone());
+    greet(&hub, &settings, &shared.outbox);
+    let core = Core::new(hub, settings, shared.outbox.clone(), shared.peer);
+    let reader = Reader {
+        core,
+        stream: shared.stream.clone(),
+    };
     let guard = StopOnDrop {
         shared,
         kill: false,
@@ -138,6 +134,80 @@ pub(crate) fn spawn(
         }
     })
     .detach();
+}
+
+/// Queues the prompt, which goes out before the first read (NICK-1; COMPAT-1: bare,
+/// and alone).
+fn greet(hub: &Hub, settings: &Settings, outbox: &Outbox) {
+    match settings.compat {
+        Compat::Standard => {
+            outbox.push(&hub.lines().nick_prompt);
+        }
+        Compat::Seed => {
+            outbox.push(&hub.lines().seed_greeting);
+        }
+    }
+}
+
+/// A connection's protocol logic with no socket attached: what the server does with the
+/// bytes a client sends (handshake §3, chat and commands §4, framing errors §2), and the
+/// lines it queues in reply, to this client and to others on the same [`Hub`]. The
+/// server's reading task wraps exactly this logic; the structure-aware fuzz target
+/// (`fuzz/fuzz_targets/connection.rs`) drives it directly, with many clients at once.
+///
+/// Not applied here, because they need a clock: the handshake time limit, the seed
+/// profile's idle nickname (COMPAT-2) and the flood limit (which is turned off).
+pub struct Detached {
+    core: Core,
+    _slot: Slot,
+}
+
+impl Detached {
+    /// Opens a connection on `hub` as the listener does: takes a slot, creates the
+    /// outbox and queues the greeting. `None` when the hub is full or shutting down.
+    pub fn open(hub: &Arc<Hub>, config: &Config) -> Option<Detached> {
+        let mut settings = Settings::from_config(config);
+        settings.flood = FloodLimit::off();
+        let settings = Arc::new(settings);
+        let outbox = hub.new_outbox(config.sendq);
+        let slot = hub.attach(&outbox).ok()?;
+        greet(hub, &settings, &outbox);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+        Some(Detached {
+            core: Core::new(hub.clone(), settings, outbox, peer),
+            _slot: slot,
+        })
+    }
+
+    /// Acts on bytes the client sent. Returns false once the connection is closed (by a
+    /// `/quit`, a closing error, or a queue overflow).
+    pub fn feed(&mut self, bytes: &[u8]) -> bool {
+        if matches!(self.core.conn.phase, Phase::Closing { .. }) {
+            return false;
+        }
+        if !self.core.conn.outbox.is_open() {
+            self.core.conn.close("connection closed by server");
+            return false;
+        }
+        if let Flow::Close(why) = self.core.feed(bytes) {
+            self.core.conn.close(why);
+            return false;
+        }
+        true
+    }
+
+    /// The client's side of the stream ends: an unterminated line is dropped (FRAME-7)
+    /// and the user leaves (CONN-2).
+    pub fn end(&mut self) {
+        if !matches!(self.core.conn.phase, Phase::Closing { .. }) {
+            self.core.conn.close("end of stream");
+        }
+    }
+
+    /// The queue of lines for this client.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.core.conn.outbox
+    }
 }
 
 /// Makes sure the other half of a connection stops when one half ends, however it ends
@@ -189,7 +259,7 @@ enum Flow {
 
 /// The reading half of a connection: the framer, and the state lines act on (apart, so
 /// a line borrowed from the framer can be handled without copying it).
-struct Reader {
+struct Core {
     framer: Framer,
     conn: Conn,
     /// CONN-7: the client's token bucket, asked before each frame in the chatting state.
@@ -238,26 +308,29 @@ impl OwnedFrame {
 struct Conn {
     hub: Arc<Hub>,
     settings: Arc<Settings>,
-    shared: Arc<Shared>,
+    outbox: Arc<Outbox>,
+    peer: SocketAddr,
     phase: Phase,
     /// Seed profile: the nickname the client asked for, which it writes in front of
     /// every line it sends (COMPAT-3).
     asked: Option<String>,
 }
 
-impl Reader {
-    fn new(hub: Arc<Hub>, settings: Arc<Settings>, shared: Arc<Shared>) -> Reader {
+impl Core {
+    /// A connection's protocol state right after the greeting was queued in `outbox`.
+    fn new(hub: Arc<Hub>, settings: Arc<Settings>, outbox: Arc<Outbox>, peer: SocketAddr) -> Core {
         let now = Instant::now();
         let deadline = Timer::at(now + settings.handshake_timeout);
         let bucket = Bucket::new(settings.flood, now);
-        Reader {
+        Core {
             framer: Framer::new(),
             bucket,
             held: None,
             conn: Conn {
                 hub,
                 settings,
-                shared,
+                outbox,
+                peer,
                 phase: Phase::Handshake {
                     rejected: 0,
                     deadline,
@@ -372,7 +445,7 @@ impl Conn {
         match &self.phase {
             Phase::Chatting(member) => member.reply(line),
             _ => {
-                self.shared.outbox.push(line);
+                self.outbox.push(line);
             }
         }
     }
@@ -384,11 +457,11 @@ impl Conn {
         match old {
             Phase::Chatting(member) => member.leave(why),
             Phase::Handshake { .. } => {
-                info!(peer = %self.shared.peer, reason = why, "left during handshake")
+                info!(peer = %self.peer, reason = why, "left during handshake")
             }
             Phase::Closing { .. } => {}
         }
-        self.shared.outbox.close();
+        self.outbox.close();
     }
 
     fn on_frame(&mut self, frame: Frame<'_>) -> Flow {
@@ -448,9 +521,9 @@ impl Conn {
                 return self.rejected();
             }
         };
-        match self.hub.join(nick.clone(), &self.shared.outbox) {
+        match self.hub.join(nick.clone(), &self.outbox) {
             Ok(member) => {
-                info!(peer = %self.shared.peer, nick = %nick, "joined");
+                info!(peer = %self.peer, nick = %nick, "joined");
                 self.phase = Phase::Chatting(member);
                 Flow::Continue
             }
@@ -465,9 +538,9 @@ impl Conn {
     /// Seed profile (COMPAT-4): never rejected; an invalid or taken name is replaced by
     /// a free variant, and the client is told so.
     fn on_seed_nickname(&mut self, asked: &str) -> Flow {
-        match self.hub.join_assigned(asked, &self.shared.outbox) {
+        match self.hub.join_assigned(asked, &self.outbox) {
             Ok(member) => {
-                info!(peer = %self.shared.peer, nick = %member.nick(), asked, "joined (seed profile)");
+                info!(peer = %self.peer, nick = %member.nick(), asked, "joined (seed profile)");
                 self.asked = Some(asked.to_owned());
                 self.phase = Phase::Chatting(member);
                 Flow::Continue
@@ -519,14 +592,22 @@ impl Conn {
         }
         Flow::Continue
     }
+}
 
+/// The reading task of a connection: the socket-free [`Core`] plus the socket it reads.
+struct Reader {
+    core: Core,
+    stream: Arc<Async<TcpStream>>,
+}
+
+impl Reader {
     /// Discards input while closing; ready when the connection can be let go.
     fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let mut buf = [0u8; READ_CHUNK];
         for _ in 0..READS_PER_POLL {
-            if self.shared.outbox.poll_writer_done(cx.waker()) {
-                let linger = self.settings.close_linger;
-                let Phase::Closing { linger: timer } = &mut self.phase else {
+            if self.core.conn.outbox.poll_writer_done(cx.waker()) {
+                let linger = self.core.conn.settings.close_linger;
+                let Phase::Closing { linger: timer } = &mut self.core.conn.phase else {
                     return Poll::Ready(());
                 };
                 let timer = timer.get_or_insert_with(|| Timer::after(linger));
@@ -534,7 +615,7 @@ impl Conn {
                     return Poll::Ready(());
                 }
             }
-            match Pin::new(&mut &*self.shared.stream).poll_read(cx, &mut buf) {
+            match Pin::new(&mut &*self.stream).poll_read(cx, &mut buf) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
                 Poll::Ready(Ok(_)) => {}
                 Poll::Pending => return Poll::Pending,
@@ -553,65 +634,64 @@ impl Future for Reader {
         // On the stack only while this poll runs: idle connections hold no read buffer.
         let mut buf = [0u8; READ_CHUNK];
         for _ in 0..READS_PER_POLL {
-            match &mut reader.conn.phase {
-                Phase::Closing { .. } => return reader.conn.poll_closing(cx),
+            match &mut reader.core.conn.phase {
+                Phase::Closing { .. } => return reader.poll_closing(cx),
                 Phase::Handshake { deadline, idle, .. } => {
                     if Pin::new(deadline).poll(cx).is_ready() {
                         // NICK-6: total time for the whole handshake, not per attempt.
-                        reader
-                            .conn
-                            .reply(&reader.conn.hub.lines().handshake_timeout.clone());
-                        reader.conn.close("handshake timeout");
+                        let timeout = reader.core.conn.hub.lines().handshake_timeout.clone();
+                        reader.core.conn.reply(&timeout);
+                        reader.core.conn.close("handshake timeout");
                         continue;
                     }
                     if idle
                         .as_mut()
                         .is_some_and(|t| Pin::new(t).poll(cx).is_ready())
                     {
-                        if let Flow::Close(why) = reader.take_idle_nickname() {
-                            reader.conn.close(why);
+                        if let Flow::Close(why) = reader.core.take_idle_nickname() {
+                            reader.core.conn.close(why);
                         }
                         continue;
                     }
                 }
                 Phase::Chatting(_) => {}
             }
-            if !reader.conn.shared.outbox.is_open() {
+            if !reader.core.conn.outbox.is_open() {
                 // Cut off (queue overflow, write error) or shutting down: stop acting on
                 // input; the writer has the last word.
-                reader.conn.close("connection closed by server");
+                reader.core.conn.close("connection closed by server");
                 continue;
             }
             // CONN-7: held input goes first; nothing is read while it waits.
-            match reader.poll_held(cx) {
+            match reader.core.poll_held(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Flow::Close(why)) => {
-                    reader.conn.close(why);
+                    reader.core.conn.close(why);
                     continue;
                 }
                 Poll::Ready(Flow::Continue) => {}
             }
-            if reader.held.is_some() {
+            if reader.core.held.is_some() {
                 continue;
             }
-            let read = Pin::new(&mut &*reader.conn.shared.stream).poll_read(cx, &mut buf);
+            let read = Pin::new(&mut &*reader.stream).poll_read(cx, &mut buf);
             match read {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) => {
                     // FRAME-7: an unterminated last line is dropped unanswered.
-                    reader.conn.close("end of stream");
+                    reader.core.conn.close("end of stream");
                     return Poll::Ready(());
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => {
-                    debug!(peer = %reader.conn.shared.peer, error = %e, "read failed");
-                    reader.conn.close("connection reset");
+                    debug!(peer = %reader.core.conn.peer, error = %e, "read failed");
+                    reader.core.conn.close("connection reset");
                     return Poll::Ready(());
                 }
                 Poll::Ready(Ok(n)) => {
                     let chunk = buf.get(..n).unwrap_or_default();
-                    if let Flow::Close(why) = reader.feed(chunk) {
-                        reader.conn.close(why);
+                    if let Flow::Close(why) = reader.core.feed(chunk) {
+                        reader.core.conn.close(why);
                     }
                 }
             }

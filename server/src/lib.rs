@@ -48,6 +48,7 @@ use smol::{Executor, Task};
 use tracing::error;
 
 pub use config::{Compat, Config, ConfigError};
+pub use connection::Detached;
 pub use hub::Hub;
 
 use connection::Settings;

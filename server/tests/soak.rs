@@ -305,16 +305,19 @@ fn soak_churning_clients_see_every_event_once_in_order() {
     let churn_time = started.elapsed();
 
     // The observer has seen everyone leave (CONN-2), so every event has been delivered.
+    let leaves: Vec<String> = lives
+        .iter()
+        .map(|l| format!("{} has left the chat", l.last_nick))
+        .collect();
     let end = Instant::now() + STEP;
     loop {
-        let seen = observer.lines.lock().unwrap();
-        if lives.iter().all(|l| {
-            seen.iter()
-                .any(|s| *s == format!("{} has left the chat", l.last_nick))
-        }) {
+        let guard = observer.lines.lock().unwrap();
+        let seen: std::collections::HashSet<&str> = guard.iter().map(String::as_str).collect();
+        if leaves.iter().all(|l| seen.contains(l.as_str())) {
             break;
         }
         drop(seen);
+        drop(guard);
         assert!(Instant::now() < end, "observer never saw every leave");
         thread::sleep(Duration::from_millis(10));
     }
