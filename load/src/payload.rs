@@ -15,13 +15,50 @@ pub struct Payload {
     pub sent_ns: u64,
 }
 
-fn fnv1a(bytes: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in bytes {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
+/// A checksum over the payload, 8 bytes at a time (cheap enough that checking every
+/// delivery does not dominate a run; any changed byte changes it).
+fn checksum(bytes: &[u8]) -> u32 {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15 ^ bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
-    h
+    for &b in chunks.remainder() {
+        h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    (h ^ (h >> 32)) as u32
+}
+
+/// The padding: `abc...z` repeated, so a receiver compares it in one go.
+fn pad_pattern() -> &'static [u8] {
+    static PATTERN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| (0..4096).map(|i| b'a' + (i % 26) as u8).collect())
+}
+
+/// Parses 1 to 16 lower-case hex digits.
+fn hex(digits: &[u8]) -> Result<u64, Corrupt> {
+    if digits.is_empty() || digits.len() > 16 {
+        return Err(Corrupt);
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        let n = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            _ => return Err(Corrupt),
+        };
+        v = (v << 4) | u64::from(n);
+    }
+    Ok(v)
+}
+
+/// Parses hex digits up to `stop`; returns the value and the rest after `stop`.
+fn hex_field(input: &[u8], stop: u8) -> Result<(u64, &[u8]), Corrupt> {
+    let end = memchr::memchr(stop, input).ok_or(Corrupt)?;
+    let (digits, rest) = input.split_at(end);
+    Ok((hex(digits)?, rest.get(1..).unwrap_or_default()))
 }
 
 /// Appends the payload, padded so that it is at least `size` bytes, to `out`.
@@ -31,9 +68,9 @@ pub fn encode(out: &mut Vec<u8>, p: Payload, size: usize) {
     // Writing into a Vec cannot fail.
     let _ = write!(out, "~L{:x}.{:x}.{:x}.", p.sender, p.seq, p.sent_ns);
     let fixed = out.len() - start + 9; // '#' + 8 hex digits
-    let pad = size.saturating_sub(fixed);
-    out.extend((0..pad).map(|i| b'a' + (i % 26) as u8));
-    let sum = fnv1a(out.get(start..).unwrap_or_default());
+    let pad = size.saturating_sub(fixed).min(pad_pattern().len());
+    out.extend_from_slice(pad_pattern().get(..pad).unwrap_or_default());
+    let sum = checksum(out.get(start..).unwrap_or_default());
     let _ = write!(out, "#{sum:08x}");
 }
 
@@ -46,26 +83,22 @@ pub fn decode(text: &[u8]) -> Result<Payload, Corrupt> {
     let body = text.strip_prefix(MARKER).ok_or(Corrupt)?;
     let hash = memchr::memrchr(b'#', body).ok_or(Corrupt)?;
     let (fields, sum) = body.split_at(hash);
-    let sum = std::str::from_utf8(sum.get(1..).ok_or(Corrupt)?).map_err(|_| Corrupt)?;
-    let sum = u32::from_str_radix(sum, 16).map_err(|_| Corrupt)?;
+    let sum = sum.get(1..).ok_or(Corrupt)?;
+    if sum.len() != 8 {
+        return Err(Corrupt);
+    }
+    let sum = hex(sum)?;
     let covered = text.get(..MARKER.len() + hash).ok_or(Corrupt)?;
-    if fnv1a(covered) != sum {
+    if u64::from(checksum(covered)) != sum {
         return Err(Corrupt);
     }
-    let fields = std::str::from_utf8(fields).map_err(|_| Corrupt)?;
-    let mut it = fields.split('.');
-    let mut next = || it.next().ok_or(Corrupt);
-    let sender = u32::from_str_radix(next()?, 16).map_err(|_| Corrupt)?;
-    let seq = u64::from_str_radix(next()?, 16).map_err(|_| Corrupt)?;
-    let sent_ns = u64::from_str_radix(next()?, 16).map_err(|_| Corrupt)?;
-    let pad = next()?;
-    if !pad
-        .bytes()
-        .enumerate()
-        .all(|(i, b)| b == b'a' + (i % 26) as u8)
-    {
+    let (sender, fields) = hex_field(fields, b'.')?;
+    let (seq, fields) = hex_field(fields, b'.')?;
+    let (sent_ns, pad) = hex_field(fields, b'.')?;
+    if pad_pattern().get(..pad.len()) != Some(pad) {
         return Err(Corrupt);
     }
+    let sender = u32::try_from(sender).map_err(|_| Corrupt)?;
     Ok(Payload {
         sender,
         seq,

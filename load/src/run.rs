@@ -88,6 +88,9 @@ async fn connect_all(
     Ok(out)
 }
 
+/// How often an idle receiver wakes up to check the settle time and the deadline.
+const TICK: Duration = Duration::from_millis(100);
+
 /// How one receiver ended.
 struct Received {
     tally: Tally,
@@ -110,15 +113,23 @@ async fn receive(
     let expected = plan.messages_per_sender * plan.senders as u64;
     let mut tally = Tally::new(plan.senders, plan.messages_per_sender);
     let mut framer = Framer::with_limit(plan.dialect.line_limit());
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut pending = std::mem::take(&mut joined.leftover);
+    // What the handshake read past its end comes first; then reads reuse this buffer.
+    let leftover = std::mem::take(&mut joined.leftover);
+    let mut buf = vec![0u8; (64 * 1024).max(leftover.len())];
+    let mut filled = leftover.len();
+    if let Some(head) = buf.get_mut(..filled) {
+        head.copy_from_slice(&leftover);
+    }
+    let mut tick = Timer::after(TICK);
     let mut last_at = None;
     let mut hit_deadline = false;
     let mut quiet_since = Instant::now();
     let mut answers: Vec<u8> = Vec::new();
     loop {
         let before = tally.unique;
-        let mut input: &[u8] = &pending;
+        // One clock reading per chunk: its lines arrived together.
+        let received_ns = clock.now_ns();
+        let mut input: &[u8] = buf.get(..filled).unwrap_or_default();
         loop {
             let (used, frame) = framer.advance(input);
             input = input.get(used..).unwrap_or_default();
@@ -150,7 +161,7 @@ async fn receive(
                         if !right {
                             tally.wrong_sender += 1;
                         }
-                        let latency = Duration::from_nanos(clock.now_ns().saturating_sub(sent_ns));
+                        let latency = Duration::from_nanos(received_ns.saturating_sub(sent_ns));
                         tally.record(sender, seq, latency);
                     }
                 },
@@ -178,15 +189,18 @@ async fn receive(
             break;
         }
         let read = async { Some(joined.stream.read(&mut buf).await) };
-        let tick = async {
+        let wake = async {
             // Wake up now and then to check the settle and deadline conditions.
-            Timer::at(deadline.min(now + Duration::from_millis(100))).await;
+            (&mut tick).await;
             None
         };
-        match read.or(tick).await {
-            Some(Ok(n)) if n > 0 => pending = buf.get(..n).unwrap_or_default().to_vec(),
+        match read.or(wake).await {
+            Some(Ok(n)) if n > 0 => filled = n,
             Some(_) => break,
-            None => pending.clear(),
+            None => {
+                filled = 0;
+                tick.set_after(TICK);
+            }
         }
     }
     Received {
@@ -279,13 +293,19 @@ async fn send(
     Ok(())
 }
 
-/// Runs the plan on an executor with `threads` threads.
-pub fn run(plan: Plan, threads: usize) -> Result<Report> {
-    if !plan.target.ip().is_loopback() {
-        bail!(
-            "refusing to load {}: the load tool only targets loopback addresses",
-            plan.target
-        );
+/// Checks that `target` is a loopback address, raises the descriptor limit, and runs the
+/// future `work` makes on a fresh executor served by `threads` threads, which end with it.
+/// (The executor is leaked: a few hundred bytes per run, so tasks may be `'static`.)
+fn on_executor<T, F>(
+    target: SocketAddr,
+    threads: usize,
+    work: impl FnOnce(&'static smol::Executor<'static>) -> F,
+) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    if !target.ip().is_loopback() {
+        bail!("refusing to load {target}: the load tool only targets loopback addresses");
     }
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let ex: &'static smol::Executor<'static> = Box::leak(Box::new(smol::Executor::new()));
@@ -296,12 +316,17 @@ pub fn run(plan: Plan, threads: usize) -> Result<Report> {
             std::thread::spawn(move || smol::block_on(ex.run(async { stop_rx.recv().await.ok() })))
         })
         .collect();
-    let result = smol::block_on(ex.run(drive(ex, Arc::new(plan))));
+    let result = smol::block_on(ex.run(work(ex)));
     drop(stop_tx);
     for w in workers {
         let _ = w.join();
     }
     result
+}
+
+/// Runs the plan on an executor with `threads` threads.
+pub fn run(plan: Plan, threads: usize) -> Result<Report> {
+    on_executor(plan.target, threads, |ex| drive(ex, Arc::new(plan)))
 }
 
 async fn drive(ex: &'static smol::Executor<'static>, plan: Arc<Plan>) -> Result<Report> {
@@ -422,27 +447,9 @@ async fn drive(ex: &'static smol::Executor<'static>, plan: Arc<Plan>) -> Result<
 /// prints `READY <n>` and holds the connections for `hold`, for a script to measure the
 /// server's memory. Returns how many clients were held.
 pub fn run_idle(plan: Plan, threads: usize, hold: Duration) -> Result<usize> {
-    if !plan.target.ip().is_loopback() {
-        bail!(
-            "refusing to load {}: the load tool only targets loopback addresses",
-            plan.target
-        );
-    }
-    let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let ex: &'static smol::Executor<'static> = Box::leak(Box::new(smol::Executor::new()));
-    let (stop_tx, stop_rx) = smol::channel::unbounded::<()>();
-    let workers: Vec<_> = (0..threads.max(1))
-        .map(|_| {
-            let stop_rx = stop_rx.clone();
-            std::thread::spawn(move || smol::block_on(ex.run(async { stop_rx.recv().await.ok() })))
-        })
-        .collect();
-    let result = smol::block_on(ex.run(drive_idle(ex, Arc::new(plan), hold)));
-    drop(stop_tx);
-    for w in workers {
-        let _ = w.join();
-    }
-    result
+    on_executor(plan.target, threads, |ex| {
+        drive_idle(ex, Arc::new(plan), hold)
+    })
 }
 
 async fn drive_idle(

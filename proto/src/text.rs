@@ -21,10 +21,12 @@ pub fn is_forbidden(c: char) -> bool {
 /// True when `s` holds a character [`is_forbidden`] rejects. Plain ASCII text, the common
 /// case, is checked a byte at a time without decoding.
 pub fn has_forbidden(s: &str) -> bool {
-    if s.bytes().all(|b| (0x20..0x7f).contains(&b) || b == b'\t') {
-        return false;
-    }
-    s.chars().any(is_forbidden)
+    // One branch-free pass the compiler can vectorize: is any byte outside printable
+    // ASCII (other than TAB)? Only then decode characters.
+    let unusual = s
+        .bytes()
+        .fold(false, |acc, b| acc | (b < 0x20 && b != b'\t') | (b >= 0x7f));
+    unusual && s.chars().any(is_forbidden)
 }
 
 /// True when `s` is made only of spaces and TABs (or is empty): such a chat line is
