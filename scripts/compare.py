@@ -127,7 +127,8 @@ def run_once(server, scenario, workdir):
         cmd = [str(LOAD), "--target", f"127.0.0.1:{port}", "--dialect", dialect, "--json",
                "--clients", str(scenario["clients"]), "--senders", str(scenario["senders"]),
                "--messages", str(scenario["messages"]), "--size", "50",
-               "--timeout", str(scenario.get("timeout", 120)), "--settle", "2"]
+               "--timeout", str(scenario.get("timeout", 120)), "--settle", "2",
+               "--write-batch", os.environ.get("WRITE_BATCH", "0")]
         if scenario.get("rate"):
             cmd += ["--rate", str(scenario["rate"])]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=scenario.get("timeout", 120) + 60)
@@ -232,8 +233,11 @@ def main():
         doc = ROOT / "docs" / "performance.md"
         text = doc.read_text() if doc.exists() else "# Performance\n"
         start, end = "<!-- compare:start -->", "<!-- compare:end -->"
+        batch = os.environ.get("WRITE_BATCH", "0")
+        writes = "one write per message" if batch == "0" else f"senders writing {batch} bytes at a time"
         block = (f"{start}\nLatest `scripts/compare.py` run ({time.strftime('%Y-%m-%d')}, {machine}; "
-                 f"median of {args.runs} alternating runs, a fresh server per run, lines of 50 bytes):\n\n{table}\n{end}")
+                 f"median of {args.runs} alternating runs, a fresh server per run, lines of 50 bytes, "
+                 f"{writes}):\n\n{table}\n{end}")
         if start in text and end in text:
             text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
         else:

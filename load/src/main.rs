@@ -56,6 +56,10 @@ struct Args {
     /// Nickname prefix (receivers are <prefix>r<i>, senders <prefix>s<i>).
     #[arg(long, default_value = "ld")]
     nick_prefix: String,
+    /// Unpaced senders gather this many bytes of messages per write (0: one write per
+    /// message, as chat clients do).
+    #[arg(long, default_value_t = 0)]
+    write_batch: usize,
     /// Seconds a receiver waits for more once every sender is done.
     #[arg(long, default_value_t = 2.0)]
     settle: f64,
@@ -88,6 +92,7 @@ fn main() -> Result<()> {
         connect_parallelism: args.connect_parallelism,
         nick_prefix: args.nick_prefix,
         settle: Duration::from_secs_f64(args.settle.clamp(0.05, 600.0)),
+        write_batch: args.write_batch,
     };
     if let Some(hold) = args.idle_hold {
         let held = run::run_idle(

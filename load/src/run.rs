@@ -39,6 +39,9 @@ pub struct Plan {
     /// Once every sender has sent everything, a receiver that gets nothing for this long
     /// stops waiting: what has not come by then is lost.
     pub settle: Duration,
+    /// Unpaced senders gather messages until this many bytes before writing; 0 writes
+    /// each message on its own, as a chat client does (a person sends one line at a time).
+    pub write_batch: usize,
 }
 
 /// The clock payloads carry: nanoseconds since the run started.
@@ -275,7 +278,7 @@ async fn send(
             plan.size,
         );
         plan.dialect.encode_message(&nick, &body, &mut out)?;
-        if per_sender_rate.is_some() || out.len() >= 32 * 1024 {
+        if per_sender_rate.is_some() || out.len() >= plan.write_batch {
             writer.write_all(&out).await?;
             out.clear();
         }

@@ -100,6 +100,7 @@ fn loopback(c: &mut Criterion) {
                             connect_parallelism: 64,
                             nick_prefix: format!("b{k}x"),
                             settle: Duration::from_secs(2),
+                            write_batch: 0,
                         };
                         let report = run(plan, 2).expect("load run");
                         assert!(report.clean() && !report.timed_out, "{report}");
