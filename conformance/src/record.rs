@@ -370,20 +370,8 @@ fn to_session(events: &[Event], config: &RecordConfig) -> Session {
 }
 
 fn rename(action: &mut Action, renames: &[(String, String)]) {
-    let client = match action {
-        Action::Connect(c)
-        | Action::Send(c, _)
-        | Action::Write(c, _)
-        | Action::Recv(c, _)
-        | Action::RecvRaw(c, _)
-        | Action::RecvUsers(c, _)
-        | Action::Silent(c, _)
-        | Action::Closed(c)
-        | Action::Close(c)
-        | Action::CloseWrite(c)
-        | Action::Reset(c)
-        | Action::Discard(c) => c,
-        Action::Sleep(_) => return,
+    let Some(client) = action.client_mut() else {
+        return;
     };
     if let Some((_, to)) = renames.iter().find(|(from, _)| from == client) {
         *client = to.clone();

@@ -101,6 +101,25 @@ impl Action {
             Action::Sleep(_) => None,
         }
     }
+
+    /// The client the step acts on, to rename it (the recorder does).
+    pub fn client_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Action::Connect(c)
+            | Action::Send(c, _)
+            | Action::Write(c, _)
+            | Action::Recv(c, _)
+            | Action::RecvRaw(c, _)
+            | Action::RecvUsers(c, _)
+            | Action::Silent(c, _)
+            | Action::Closed(c)
+            | Action::Close(c)
+            | Action::CloseWrite(c)
+            | Action::Reset(c)
+            | Action::Discard(c) => Some(c),
+            Action::Sleep(_) => None,
+        }
+    }
 }
 
 /// A session file that cannot be used, with the line at fault.
