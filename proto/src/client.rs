@@ -239,12 +239,6 @@ impl ClientMessage {
             ClientMessage::Msg { to, text } => 6 + to.as_str().len() + text.as_str().len(),
         }
     }
-
-    /// The line a user would type for the text `input`: `input` itself, except that a
-    /// leading `/` is meant as a command. Convenience for clients: same as [`Self::parse`].
-    pub fn from_input(input: &str) -> Result<ClientMessage, ClientError> {
-        ClientMessage::parse(input)
-    }
 }
 
 fn text(s: &str) -> Result<Text, ClientError> {

@@ -97,7 +97,7 @@ impl Client {
 
     /// Sends a line as a user would type it (parsed and encoded by chat-proto).
     pub fn say(&mut self, input: &str) {
-        let msg = ClientMessage::from_input(input).expect("valid input");
+        let msg = ClientMessage::parse(input).expect("valid input");
         let mut out = Vec::new();
         msg.encode(&mut out);
         self.send_raw(&out);
