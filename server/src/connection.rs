@@ -351,7 +351,7 @@ impl Core {
             let (used, frame) = self.framer.advance(input);
             input = input.get(used..).unwrap_or_default();
             let Some(frame) = frame else { break };
-            if matches!(self.conn.phase, Phase::Chatting(_)) {
+            if self.bucket.limited() && matches!(self.conn.phase, Phase::Chatting(_)) {
                 match self.bucket.admit(Instant::now(), false) {
                     Admit::Go => {}
                     Admit::Wait { wait, first } => {

@@ -81,6 +81,12 @@ impl Bucket {
         }
     }
 
+    /// True when the limit applies; when it does not, nothing needs asking (no clock
+    /// reading per line on the hot path).
+    pub fn limited(&self) -> bool {
+        self.limit.enabled()
+    }
+
     /// True while an excess period is under way.
     pub fn in_excess(&self) -> bool {
         self.excess_since.is_some()
