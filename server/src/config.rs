@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chat_proto::limits::{
     DEFAULT_HANDSHAKE_ATTEMPTS, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CLIENTS, DEFAULT_PORT,
-    DEFAULT_SENDQ_BYTES, MAX_SERVER_LINE_BYTES,
+    DEFAULT_SENDQ_BYTES, MAX_TAGGED_SERVER_LINE_BYTES,
 };
 use thiserror::Error;
 
@@ -81,7 +81,7 @@ impl Default for Config {
             flood: FloodLimit::default(),
             close_flush_timeout: Duration::from_secs(5),
             close_linger: Duration::from_millis(500),
-            shutdown_grace: Duration::from_secs(2),
+            shutdown_grace: chat_proto::limits::DEFAULT_SHUTDOWN_GRACE,
             panic_trigger: None,
         }
     }
@@ -108,14 +108,16 @@ pub enum ConfigError {
     /// `threads` of 0.
     #[error("--threads must be at least 1")]
     Threads,
-    /// A flood rate that is negative or not a number, or a burst of 0 with a rate set.
+    /// A flood rate that is negative or not a number, or a burst of 0 with a rate set: a
+    /// bucket that holds no token could admit no line at all (CONN-7).
     #[error("--flood-rate must be 0 (off) or more, and --flood-burst at least 1")]
     Flood,
 }
 
 impl Config {
-    /// The smallest `sendq` that holds one server line of the longest kind (SRV-3).
-    pub const MIN_SENDQ: usize = MAX_SERVER_LINE_BYTES + 1;
+    /// The smallest `sendq` that holds one server line of the longest kind, tags
+    /// included (SRV-3).
+    pub const MIN_SENDQ: usize = MAX_TAGGED_SERVER_LINE_BYTES + 1;
 
     /// A config listening on `127.0.0.1` with a port the OS picks: what tests want.
     /// The flood limit is off, because most tests send fast on purpose; the tests of
@@ -226,5 +228,19 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::Attempts));
+    }
+
+    /// CONN-7: `--flood-burst 0` is refused unless `--flood-rate 0` turns the limit off.
+    #[test]
+    fn conn_7_burst_zero_is_refused() {
+        let mut c = Config::default();
+        c.flood.burst = 0;
+        assert_eq!(c.validate(), Err(ConfigError::Flood));
+        c.flood.rate = 0.0;
+        assert_eq!(c.validate(), Ok(()));
+        c.flood.rate = -1.0;
+        assert_eq!(c.validate(), Err(ConfigError::Flood));
+        c.flood.rate = f64::NAN;
+        assert_eq!(c.validate(), Err(ConfigError::Flood));
     }
 }
