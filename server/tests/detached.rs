@@ -4,7 +4,7 @@
 
 #![cfg(test)]
 
-use chat_server::outbox::Line;
+use chat_server::writer::Line;
 use chat_server::{Config, Detached, Hub};
 
 fn drain(d: &Detached) -> Vec<String> {
