@@ -7,13 +7,15 @@ use std::fs;
 use std::time::Duration;
 
 /// A reading of one process's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Usage {
     /// utime + stime, in clock ticks.
     pub cpu_ticks: u64,
     /// `syscw` of `/proc/PID/io`: write(2)-family calls (write, writev, pwrite...). The
     /// send(2) family (send, sendto, sendmsg) is not in this counter.
     pub write_calls: Option<u64>,
+    /// When it was read, as a UNIX time in seconds.
+    pub at_unix: f64,
 }
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`; 100 on Linux).
@@ -40,9 +42,13 @@ impl Usage {
                     .find_map(|l| l.strip_prefix("syscw:"))
                     .and_then(|v| v.trim().parse().ok())
             });
+        let at_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         Some(Usage {
             cpu_ticks: utime + stime,
             write_calls,
+            at_unix,
         })
     }
 
@@ -50,6 +56,7 @@ impl Usage {
     pub fn until(&self, end: &Usage) -> Spent {
         let ticks = end.cpu_ticks.saturating_sub(self.cpu_ticks);
         Spent {
+            window_unix: (self.at_unix, end.at_unix),
             cpu: Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / ticks_per_second()),
             write_calls: match (self.write_calls, end.write_calls) {
                 (Some(a), Some(b)) => Some(b.saturating_sub(a)),
@@ -60,8 +67,10 @@ impl Usage {
 }
 
 /// Server resources spent over a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Spent {
+    /// The window, as UNIX times in seconds (to line up other tools' counters).
+    pub window_unix: (f64, f64),
     /// CPU time (user + system), at clock-tick resolution (10 ms).
     pub cpu: Duration,
     /// write(2)-family calls, when readable.

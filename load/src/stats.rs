@@ -127,7 +127,7 @@ impl Report {
     /// One JSON object, for scripts.
     pub fn json(&self) -> String {
         format!(
-            "{{\"dialect\":\"{}\",\"clients\":{},\"senders\":{},\"messages_per_sender\":{},\"size\":{},\"rate\":{},\"expected\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"wrong_sender\":{},\"elapsed_s\":{:.6},\"deliveries_per_s\":{:.0},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"timed_out\":{},\"server_cpu_s\":{},\"server_cpu_ns_per_delivery\":{},\"server_write_calls\":{},\"server_writes_per_delivery\":{}}}",
+            "{{\"dialect\":\"{}\",\"clients\":{},\"senders\":{},\"messages_per_sender\":{},\"size\":{},\"rate\":{},\"expected\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"wrong_sender\":{},\"elapsed_s\":{:.6},\"deliveries_per_s\":{:.0},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"timed_out\":{},\"server_cpu_s\":{},\"server_cpu_ns_per_delivery\":{},\"server_write_calls\":{},\"server_writes_per_delivery\":{},\"window_start_unix\":{},\"window_end_unix\":{}}}",
             self.dialect,
             self.clients,
             self.senders,
@@ -151,6 +151,8 @@ impl Report {
             opt(self.server_cpu_ns_per_delivery()),
             opt(self.server.and_then(|s| s.write_calls).map(|w| w as f64)),
             opt(self.server_writes_per_delivery()),
+            opt(self.server.map(|s| s.window_unix.0)),
+            opt(self.server.map(|s| s.window_unix.1)),
         )
     }
 }
