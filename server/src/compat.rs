@@ -46,6 +46,12 @@ impl Compat {
         matches!(self, Compat::Seed)
     }
 
+    /// True when the nickname a client asked for must be kept after its handshake (the
+    /// seed client writes it in front of every line, COMPAT-3).
+    pub(crate) fn remembers_asked_nickname(&self) -> bool {
+        matches!(self, Compat::Seed)
+    }
+
     /// The chat line as the user meant it: the seed client's own `<asked>: ` prefix
     /// removed once (COMPAT-3). `asked` is what the client asked for at its handshake.
     pub(crate) fn chat_text<'a>(&self, line: &'a str, asked: Option<&str>) -> &'a str {

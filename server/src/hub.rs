@@ -132,6 +132,11 @@ struct Registry {
     slots: Vec<Option<Arc<Outbox>>>,
     free_slots: Vec<usize>,
     open: usize,
+    /// Most connections open since memory was last given back (see [`Slot`]'s drop).
+    open_peak: usize,
+    /// Memory was given back while connections were still closing: do it once more when
+    /// the last one is gone.
+    trim_when_empty: bool,
     shutting_down: bool,
     /// The only way into the log: the registry's lock is the sequencer's.
     appender: Appender,
@@ -163,6 +168,8 @@ impl Hub {
                 slots: Vec::new(),
                 free_slots: Vec::new(),
                 open: 0,
+                open_peak: 0,
+                trim_when_empty: false,
                 shutting_down: false,
                 appender,
             }),
@@ -234,6 +241,7 @@ impl Hub {
             }
         };
         reg.open += 1;
+        reg.open_peak = reg.open_peak.max(reg.open);
         Ok(Slot {
             hub: self.clone(),
             index,
@@ -541,13 +549,44 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut reg = self.hub.lock();
-        if let Some(slot) = reg.slots.get_mut(self.index)
-            && slot.take().is_some()
-        {
-            reg.free_slots.push(self.index);
-            reg.open = reg.open.saturating_sub(1);
+        let trim = {
+            let mut reg = self.hub.lock();
+            if let Some(slot) = reg.slots.get_mut(self.index)
+                && slot.take().is_some()
+            {
+                reg.free_slots.push(self.index);
+                reg.open = reg.open.saturating_sub(1);
+            }
+            // Many connections gone (a crowd, or an attack, left): time to give memory
+            // back. `reg.slots` itself keeps its length (slots are reused).
+            let crowd_left = reg.open_peak >= TRIM_AFTER && reg.open <= reg.open_peak / 4;
+            let last_gone = reg.open == 0 && reg.trim_when_empty;
+            if crowd_left {
+                reg.open_peak = reg.open;
+                reg.trim_when_empty = reg.open > 0;
+            } else if last_gone {
+                reg.trim_when_empty = false;
+            }
+            crowd_left || last_gone
+        };
+        if trim {
+            give_memory_back();
         }
+    }
+}
+
+/// Connections that must have come and gone before [`give_memory_back`] is worth it.
+const TRIM_AFTER: usize = 64;
+
+/// Returns the allocator's free memory to the system. glibc keeps what thousands of
+/// connections (and a burst's log segments) freed in its arenas, so after a crowd has
+/// left the server's RSS would stay at its peak; `malloc_trim` hands it back. Rare (once
+/// per crowd), and only a few milliseconds.
+fn give_memory_back() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -56,9 +56,6 @@ pub const IOV_MAX: usize = 1024;
 /// Writes per poll before the writer yields to other tasks (fairness under load).
 const WRITES_PER_POLL: usize = 16;
 
-/// An idle writer keeps at most this many private queue slots allocated.
-const IDLE_SLOTS: usize = 8;
-
 /// What a queued private line costs besides its bytes: the `Arc` header (two counts),
 /// the allocator's own overhead for one allocation, and two queue slots (a queue's
 /// capacity is at most twice its longest length, and idle queues are shrunk).
@@ -730,11 +727,14 @@ pub struct Writer {
     backlog: Backlog,
     /// Real bytes of private lines written but not yet subtracted from the outbox.
     freed: usize,
+    /// The connection is closing (the timer is its flush deadline).
+    closing: bool,
     flush_timeout: Duration,
-    deadline: Option<Timer>,
     max_lag: Duration,
-    /// Armed while the writer waits for the socket with log entries unwritten.
-    lag_timer: Option<Timer>,
+    /// The flush deadline of a closing connection; otherwise, armed while the writer
+    /// waits for the socket with log entries unwritten, the time the oldest of them
+    /// reaches `max_lag` (one timer: the two never run at once).
+    timer: Option<Timer>,
     scratch: Vec<u8>,
 }
 
@@ -758,10 +758,10 @@ impl Writer {
                 ..Backlog::default()
             },
             freed: 0,
+            closing: false,
             flush_timeout,
-            deadline: None,
             max_lag,
-            lag_timer: None,
+            timer: None,
             scratch: Vec::new(),
         }
     }
@@ -789,7 +789,7 @@ impl Writer {
         // The peer may already be gone; nothing more to do about it then.
         let _ = self.stream.get_ref().shutdown(how);
         self.backlog = Backlog::default();
-        self.lag_timer = None;
+        self.timer = None;
         self.outbox.writer_finished();
         self.outbox.log.trim();
         Poll::Ready(end)
@@ -827,9 +827,10 @@ impl Writer {
             _ => st.writer = Some(cx.waker().clone()),
         }
         let closing = matches!(st.phase, Phase::Closing);
-        if closing && self.deadline.is_none() {
+        if closing && !self.closing {
+            self.closing = true;
             let within = st.flush_within.unwrap_or(self.flush_timeout);
-            self.deadline = Some(Timer::after(within));
+            self.timer = Some(Timer::after(within));
         }
         Ok(closing)
     }
@@ -846,14 +847,12 @@ impl Writer {
                 return false;
             }
             st.writer_idle = true;
-            if st.incoming.capacity() > IDLE_SLOTS {
-                st.incoming = VecDeque::new();
-            }
-            if self.backlog.private.capacity() > IDLE_SLOTS {
-                self.backlog.private = VecDeque::new();
-            }
+            // An idle client should cost next to nothing: private lines are rare, so
+            // their queues are given back whenever they are empty.
+            st.incoming = VecDeque::new();
+            self.backlog.private = VecDeque::new();
         }
-        self.lag_timer = None;
+        self.timer = None;
         self.scratch = Vec::new();
         match &self.backlog.cursor {
             Some(c) => self.outbox.log.park(c.next_seq(), cx.waker()),
@@ -874,19 +873,19 @@ impl Writer {
             .filter(|e| e.id.seq <= self.backlog.last)
             .map(|e| log.instant_at(e.time_ms) + self.max_lag)
         else {
-            self.lag_timer = None;
+            self.timer = None;
             return false;
         };
         loop {
             if Instant::now() >= due {
                 return true;
             }
-            let timer = self.lag_timer.get_or_insert_with(|| Timer::at(due));
+            let timer = self.timer.get_or_insert_with(|| Timer::at(due));
             if Pin::new(timer).poll(cx).is_pending() {
                 return false;
             }
             // Fired for an older line; wait for the current one's due time.
-            self.lag_timer = Some(Timer::at(due));
+            self.timer = Some(Timer::at(due));
         }
     }
 }
@@ -947,7 +946,8 @@ impl Future for Writer {
                     return this.finish(Shutdown::Both, WriterEnd::Failed(e));
                 }
                 Poll::Pending => {
-                    if let Some(deadline) = &mut this.deadline
+                    if closing
+                        && let Some(deadline) = &mut this.timer
                         && Pin::new(deadline).poll(cx).is_ready()
                     {
                         this.outbox.kill();

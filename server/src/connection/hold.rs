@@ -64,7 +64,7 @@ pub(super) enum Gate {
 pub(super) fn gate(
     bucket: &mut Bucket,
     conn: &mut Conn,
-    held: &mut Option<Held>,
+    held: &mut Option<Box<Held>>,
     frame: &Frame<'_>,
     rest: &[u8],
 ) -> Gate {
@@ -72,7 +72,7 @@ pub(super) fn gate(
     // commands do, nickname lines none (CONN-7, CAPS-4).
     let counts = match &conn.phase {
         Phase::Chatting(_) => true,
-        Phase::Handshake { .. } => matches!(
+        Phase::Handshake(_) => matches!(
             frame,
             Frame::Line(l) if chat_proto::ClientMessage::parse_pre_join(l).is_some()
         ),
@@ -87,11 +87,11 @@ pub(super) fn gate(
             if first {
                 conn.reply(&conn.hub.lines().flood.clone());
             }
-            *held = Some(Held {
+            *held = Some(Box::new(Held {
                 frame: OwnedFrame::new(frame),
                 rest: rest.to_vec(),
                 timer: Timer::after(wait),
-            });
+            }));
             Gate::Held
         }
         Admit::Disconnect => Gate::Close(conn.excess_flood()),

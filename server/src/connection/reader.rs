@@ -92,15 +92,15 @@ impl Future for Reader {
         for _ in 0..READS_PER_POLL {
             match &mut reader.core.conn.phase {
                 Phase::Closing { .. } => return reader.poll_closing(cx),
-                Phase::Handshake { deadline, idle, .. } => {
-                    if Pin::new(deadline).poll(cx).is_ready() {
+                Phase::Handshake(h) => {
+                    if Pin::new(&mut h.deadline).poll(cx).is_ready() {
                         // NICK-6: total time for the whole handshake, not per attempt.
                         let timeout = reader.core.conn.hub.lines().handshake_timeout.clone();
                         reader.core.conn.reply(&timeout);
                         reader.core.conn.close("handshake timeout");
                         continue;
                     }
-                    if idle
+                    if h.idle
                         .as_mut()
                         .is_some_and(|t| Pin::new(t).poll(cx).is_ready())
                     {
