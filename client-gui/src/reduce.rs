@@ -105,6 +105,14 @@ fn on_line(state: &mut AppState, msg: ServerMessage, now: &str, effects: &mut Ve
         ServerMessage::NickPrompt | ServerMessage::Connected => {}
         // Answers to `/caps`, which this client does not send yet.
         ServerMessage::Caps { .. } | ServerMessage::CapsEnabled(_) => {}
+        // The answer to a `/history` the user typed (HIST-4): shown as the server wrote
+        // it, the earlier events with their times, apart from live lines. (Backlog and
+        // resume are for the rewritten client of issue 16.)
+        ServerMessage::HistoryStart(_)
+        | ServerMessage::HistoryEnd
+        | ServerMessage::Earlier { .. } => {
+            state.push_line(now, LineKind::Info, "", &msg.to_string());
+        }
         ServerMessage::Joined(nick) => {
             state
                 .online

@@ -29,6 +29,9 @@ pub enum Expect {
         /// The line after the tag prefix.
         line: Vec<u8>,
     },
+    /// `[*] <line>`: a readable earlier event (HIST-3) at any time (times differ from
+    /// run to run), whose event is exactly these bytes.
+    Earlier(Vec<u8>),
 }
 
 impl Expect {
@@ -58,6 +61,10 @@ impl Expect {
                 keys.sort();
                 !tags.is_empty() && got == keys && body.as_bytes() == want.as_slice()
             }
+            Expect::Earlier(want) => matches!(
+                parse_server_line(line),
+                Some(ServerMessage::Earlier { event, .. }) if event.to_string().as_bytes() == want.as_slice()
+            ),
         }
     }
 }
@@ -77,14 +84,27 @@ fn tag_keys(tags: &Tags) -> Vec<String> {
 
 /// A received line with its tag values masked (`@id=*;t=* alice: hi`): ids and times
 /// differ from run to run, so snapshots and the comparison of replay variants look at
-/// which tags a line carries, not their values. Untagged lines are returned as they are.
+/// which tags a line carries, not their values. The time of a readable earlier event
+/// (HIST-3) is masked the same way (`[*] alice: hi`). Other lines are returned as they
+/// are.
 pub fn mask_tags(line: &str) -> String {
+    if let Ok(ServerMessage::Earlier { event, .. }) = ServerMessage::parse(line) {
+        return format!("[*] {event}");
+    }
     match Tags::split(line) {
         Ok((tags, body)) if !tags.is_empty() => {
-            let keys: Vec<String> = tag_keys(&tags)
-                .into_iter()
-                .map(|k| format!("{k}=*"))
-                .collect();
+            // A tag without a value (`history`, HIST-3) is shown as it is.
+            let mut keys: Vec<String> = Vec::new();
+            if tags.id.is_some() {
+                keys.push(format!("{}=*", chat_proto::tags::ID));
+            }
+            if tags.time.is_some() {
+                keys.push(format!("{}=*", chat_proto::tags::TIME));
+            }
+            keys.extend(tags.other.iter().map(|t| match t.value {
+                Some(_) => format!("{}=*", t.key),
+                None => t.key.to_string(),
+            }));
             format!("@{} {body}", keys.join(";"))
         }
         _ => line.to_owned(),
@@ -102,6 +122,7 @@ impl fmt::Display for Expect {
             Expect::Tagged { keys, line } => {
                 write!(f, "`@{} {}`", keys.join(","), escape::encode(line))
             }
+            Expect::Earlier(line) => write!(f, "`[*] {}`", escape::encode(line)),
         }
     }
 }

@@ -115,6 +115,16 @@ enum End {
 }
 
 /// Result of waiting for a line.
+/// The id of a tagged line that is not an earlier event (RESUME-1).
+fn live_id(line: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(line).ok()?;
+    let (tags, _) = chat_proto::Tags::split(text).ok()?;
+    if tags.is_earlier() {
+        return None;
+    }
+    tags.id.map(|id| id.as_str().to_owned())
+}
+
 enum Next {
     Line(Vec<u8>),
     /// Deadline passed; the bytes of an unterminated line so far.
@@ -136,6 +146,8 @@ struct Conn {
     close_expected: bool,
     discard: bool,
     view: ClientView,
+    /// The id of the last live tagged line received (RESUME-1), for `$id(NAME)`.
+    last_id: Option<String>,
 }
 
 impl Conn {
@@ -307,6 +319,39 @@ impl Engine<'_> {
             .unwrap_or(self.opts.step_timeout)
     }
 
+    /// Replaces each `$id(NAME)` in a payload with the id of the last live tagged line
+    /// client NAME received (RESUME-1: what a client hands back to resume), or leaves it
+    /// when there is none.
+    fn substitute_ids(&self, bytes: &[u8]) -> Vec<u8> {
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return bytes.to_vec();
+        };
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find("$id(") {
+            let (before, after) = rest.split_at(at);
+            out.push_str(before);
+            let tail = after.get(4..).unwrap_or_default();
+            let Some(close) = tail.find(')') else {
+                out.push_str(after);
+                rest = "";
+                break;
+            };
+            let name = tail.get(..close).unwrap_or_default();
+            match self
+                .conn(name)
+                .and_then(|i| self.conns.get(i))
+                .and_then(|c| c.last_id.clone())
+            {
+                Some(id) => out.push_str(&id),
+                None => out.push_str(after.get(..close + 5).unwrap_or_default()),
+            }
+            rest = tail.get(close + 1..).unwrap_or_default();
+        }
+        out.push_str(rest);
+        out.into_bytes()
+    }
+
     fn step(&mut self, step: &Step) -> Result<(), String> {
         let timeout = self.timeout(step);
         let deadline = Instant::now() + timeout;
@@ -334,10 +379,13 @@ impl Engine<'_> {
                     close_expected: false,
                     discard: false,
                     view,
+                    last_id: None,
                 });
                 Ok(())
             }
             Action::Send(name, bytes) | Action::Write(name, bytes) => {
+                let substituted = self.substitute_ids(bytes);
+                let bytes = &substituted;
                 self.log(name, format!("-> {}", escape::encode(bytes)));
                 let (pieces, pause) = self.opts.variant.pieces(bytes, &mut self.rng);
                 let i = self.conn(name).ok_or("no such client")?;
@@ -365,6 +413,11 @@ impl Engine<'_> {
             Action::Recv(name, expect) => {
                 let i = self.conn(name).ok_or("no such client")?;
                 let next = self.conns.get_mut(i).map(|c| c.next_line(deadline));
+                if let (Some(Next::Line(l)), Some(c)) = (&next, self.conns.get_mut(i))
+                    && let Some(id) = live_id(l)
+                {
+                    c.last_id = Some(id);
+                }
                 self.check_line(name, next, expect, timeout)
             }
             Action::RecvRaw(name, want) => {

@@ -536,6 +536,12 @@ fn parse_expect(payload: &str) -> Result<Expect, String> {
         };
         return Ok(Expect::Tagged { keys, line });
     }
+    if let Some(rest) = payload.strip_prefix("[*] ") {
+        let Expect::Line(line) = parse_expect(rest)? else {
+            return Err("an earlier event's body is an exact line".into());
+        };
+        return Ok(Expect::Earlier(line));
+    }
     let bytes = escape::decode(payload).map_err(|e| e.to_string())?;
     let text =
         std::str::from_utf8(&bytes).map_err(|_| "an expected line must be UTF-8".to_owned())?;
@@ -560,6 +566,9 @@ fn format_action(a: &Action) -> String {
         }
         Action::Recv(c, Expect::Tagged { keys, line }) => {
             format!("recv {c} @{} {}", keys.join(","), escape::encode(line))
+        }
+        Action::Recv(c, Expect::Earlier(line)) => {
+            format!("recv {c} [*] {}", escape::encode(line))
         }
         Action::RecvRaw(c, b) => format!("recv-raw {c} {}", escape::encode(b)),
         Action::RecvUsers(c, names) => format!("recv-users {c} {}", names.join(", ")),

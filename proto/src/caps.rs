@@ -21,6 +21,9 @@ pub const MAX_CAP_VALUE_LEN: usize = 64;
 /// The capability of message tags (TAG-1): event ids and server times on event lines.
 pub const TAGS: &str = "tags";
 
+/// The history capability (§17): backlog on join, `/history`, `/resume`.
+pub const HISTORY: &str = "history";
+
 /// A protocol version, `major.minor` (CAPS-2). Minor versions only add: a client of
 /// 1.0 works with a 1.1 server unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,6 +102,11 @@ impl CapName {
     /// The `tags` capability.
     pub fn tags() -> CapName {
         CapName(TAGS.into())
+    }
+
+    /// The `history` capability (HIST-1).
+    pub fn history() -> CapName {
+        CapName(HISTORY.into())
     }
 
     /// The name as on the wire.
@@ -190,6 +198,11 @@ impl Enabled {
     /// True when message tags are enabled (TAG-2).
     pub fn tags(&self) -> bool {
         self.has(TAGS)
+    }
+
+    /// True when the history capability is enabled (HIST-1).
+    pub fn history(&self) -> bool {
+        self.has(HISTORY)
     }
 
     /// Every enabled name.

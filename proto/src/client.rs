@@ -18,6 +18,7 @@ pub use crate::command::{Args, Command};
 use crate::error::ErrorCode;
 use crate::nickname::{NickError, Nickname};
 use crate::server::ServerMessage;
+use crate::tags::EventId;
 use crate::text::{Text, TextError, is_blank};
 
 /// A parsed client line in the chatting state.
@@ -42,6 +43,11 @@ pub enum ClientMessage {
     /// `/caps` (no names: list what the server offers, CAPS-2) or `/caps <name>...`
     /// (enable these, CAPS-3).
     Caps(Vec<CapName>),
+    /// `/history` (the server's default count) or `/history <count>` (HIST-4).
+    History(Option<u32>),
+    /// `/resume <id>`, a pre-join command: the id of the last event the client saw
+    /// live (RESUME-1).
+    Resume(EventId),
 }
 
 /// Why a client line is not a [`ClientMessage`]. Every variant but `Blank` is answered
@@ -132,7 +138,7 @@ impl ClientMessage {
     }
 
     /// Parses a client line in the handshake: `Some` for a pre-join command (an
-    /// LF-terminated `/caps ...`, CAPS-4), `None` for anything else, which is a nickname
+    /// LF-terminated `/caps ...`, CAPS-4, or `/resume <id>`, RESUME-1), `None` for anything else, which is a nickname
     /// attempt (NICK-5).
     pub fn parse_pre_join(line: &str) -> Option<Result<ClientMessage, ClientError>> {
         let after_slash = line.strip_prefix('/')?;
@@ -173,6 +179,21 @@ impl ClientMessage {
                 .map(|w| CapName::new(w).map_err(|_| ClientError::UnknownCapability))
                 .collect::<Result<Vec<_>, _>>()
                 .map(ClientMessage::Caps),
+            (Args::OptionalCount, _) if is_blank(args) => Ok(ClientMessage::History(None)),
+            (Args::OptionalCount, _) => {
+                let (_, word) = one_arg(args).map_err(|_| bad.clone())?;
+                let count = (!word.starts_with('0') && word.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| word.parse::<u32>().ok())
+                    .flatten()
+                    .ok_or(bad)?;
+                Ok(ClientMessage::History(Some(count)))
+            }
+            (Args::EventId, _) => {
+                let (_, word) = one_arg(args).map_err(|_| bad.clone())?;
+                EventId::new(word)
+                    .map(ClientMessage::Resume)
+                    .map_err(|_| bad)
+            }
         }
     }
 
@@ -206,6 +227,18 @@ impl ClientMessage {
                     out.extend_from_slice(n.as_str().as_bytes());
                 }
             }
+            ClientMessage::History(count) => {
+                put_word(out, Command::History);
+                if let Some(n) = count {
+                    out.push(b' ');
+                    out.extend_from_slice(n.to_string().as_bytes());
+                }
+            }
+            ClientMessage::Resume(id) => {
+                put_word(out, Command::Resume);
+                out.push(b' ');
+                out.extend_from_slice(id.as_str().as_bytes());
+            }
         }
         out.push(b'\n');
     }
@@ -226,6 +259,10 @@ impl ClientMessage {
                 1 + Command::Caps.word().len()
                     + names.iter().map(|n| 1 + n.as_str().len()).sum::<usize>()
             }
+            ClientMessage::History(count) => {
+                1 + Command::History.word().len() + count.map_or(0, |n| 1 + n.to_string().len())
+            }
+            ClientMessage::Resume(id) => 2 + Command::Resume.word().len() + id.as_str().len(),
         }
     }
 }

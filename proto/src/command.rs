@@ -17,6 +17,10 @@ pub enum Args {
     TargetAndText,
     /// Any number of words, each then judged as a capability name (CAPS-3).
     CapNames,
+    /// Nothing, or one count: a number from 1 without leading zero (HIST-4).
+    OptionalCount,
+    /// Exactly one word, an event id (RESUME-1).
+    EventId,
 }
 
 macro_rules! commands {
@@ -83,6 +87,17 @@ commands! {
     /// `/caps [<name>...]`: list or enable capabilities (CAPS-2, CAPS-3).
     Caps {
         word: "caps", usage: "/caps [<name> ...]", args: CapNames,
+        pre_join: true, for_people: false,
+    }
+    /// `/history [<count>]`: earlier events, readable (HIST-4).
+    History {
+        word: "history", usage: "/history [<count>]", args: OptionalCount,
+        pre_join: false, for_people: true,
+    }
+    /// `/resume <id>`: before the nickname, pick up after the last event seen
+    /// (RESUME-1).
+    Resume {
+        word: "resume", usage: "/resume <id>", args: EventId,
         pre_join: true, for_people: false,
     }
     /// `/quit`: leave (CMD-QUIT-1).

@@ -83,6 +83,9 @@ codes! {
     /// `/caps` named a capability the server does not offer, or a word that cannot be
     /// one (CAPS-3).
     UnknownCapability = "unknown-capability", closes: false;
+    /// `/resume` named an event the server no longer holds, or one of another epoch
+    /// (RESUME-3); the backlog follows instead of the missed events.
+    HistoryGap = "history-gap", closes: false;
     /// Seed compatibility profile only: the server gave the client another nickname than
     /// the one it asked for (COMPAT-4).
     NickAssigned = "nick-assigned", closes: false;

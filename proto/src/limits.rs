@@ -22,6 +22,11 @@ pub const MAX_ERR_TEXT_BYTES: usize = 256;
 /// the recipient: `24 + " -> " + n + ": " + (1024 - "/msg " - n - " ")`.)
 pub const MAX_SERVER_LINE_BYTES: usize = MAX_NICK_LEN + 2 + MAX_LINE_BYTES;
 
+/// Most bytes of a readable earlier event before its LF (HIST-3): `[`, the time, ` UTC] `
+/// and a chat line.
+pub const MAX_EARLIER_LINE_BYTES: usize =
+    1 + crate::tags::ServerTime::READABLE_LEN + 6 + MAX_SERVER_LINE_BYTES;
+
 /// Most bytes a server line holds before its LF on a connection that enabled tags
 /// (SRV-3, TAG-1): a tag prefix and an untagged line.
 pub const MAX_TAGGED_SERVER_LINE_BYTES: usize = crate::tags::MAX_TAGS_BYTES + MAX_SERVER_LINE_BYTES;

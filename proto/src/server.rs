@@ -24,7 +24,7 @@ use crate::error::ErrorCode;
 use crate::framer::Frame;
 use crate::limits::{MAX_ERR_TEXT_BYTES, MAX_NICK_LEN, MAX_USERS_LINE_BYTES};
 use crate::nickname::{NickError, Nickname, is_nick_char};
-use crate::tags::Tags;
+use crate::tags::{ServerTime, Tags};
 use crate::text::Text;
 use crate::wire;
 
@@ -53,6 +53,12 @@ pub mod texts {
     pub const EXCESS_FLOOD: &str = "You kept sending too fast for too long; disconnected";
     /// CONN-4.
     pub const SENDQ_EXCEEDED: &str = "You are not reading fast enough; disconnected";
+    /// RESUME-3.
+    pub const HISTORY_GAP: &str =
+        "Some events you missed are no longer kept; the latest follow, but there is a gap";
+    /// RESUME-1, after the handshake.
+    pub const RESUME_TOO_LATE: &str =
+        "Usage: /resume <id>, only before your nickname (it has no effect once joined)";
     /// CAPS-3.
     pub const UNKNOWN_CAPABILITY: &str =
         "Unknown capability; /caps lists the ones this server offers";
@@ -119,6 +125,19 @@ pub enum ServerMessage {
     /// `Capabilities enabled: <name> <name>...`, the answer to `/caps <name>...`: every
     /// capability now enabled on this connection (CAPS-3).
     CapsEnabled(Vec<CapName>),
+    /// `Earlier events: <count>`: a block of earlier events follows, `count` lines
+    /// (HIST-2).
+    HistoryStart(u32),
+    /// `End of earlier events`: the block is over (HIST-2).
+    HistoryEnd,
+    /// `[YYYY-MM-DD HH:MM:SS UTC] <event>`: an earlier public event, readable, on a
+    /// connection without tags (HIST-3). The encoder writes whole seconds.
+    Earlier {
+        /// When the event was put in the order (the encoder drops the milliseconds).
+        time: ServerTime,
+        /// The event: a join, a leave, a chat line or a rename ([`ServerMessage::is_public_event`]).
+        event: Box<ServerMessage>,
+    },
 }
 
 /// A server line that is none of the forms of §5.
@@ -241,8 +260,60 @@ fn nick_led(i: &str) -> IResult<&str, ServerMessage> {
     .parse(i)
 }
 
+fn history_start(i: &str) -> IResult<&str, ServerMessage> {
+    map(
+        preceded(
+            tag(wire::HISTORY_START),
+            map_res(take_till1(|c| c == ' '), parse_count),
+        ),
+        ServerMessage::HistoryStart,
+    )
+    .parse(i)
+}
+
+/// A count as the encoder writes it: decimal, no sign, no leading zero (`0` itself
+/// allowed).
+fn parse_count(s: &str) -> Result<u32, ServerParseError> {
+    let canonical = s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    canonical
+        .then(|| s.parse().ok())
+        .flatten()
+        .ok_or(ServerParseError)
+}
+
+fn earlier(i: &str) -> IResult<&str, ServerMessage> {
+    map_res(
+        (
+            preceded(
+                tag(wire::EARLIER_OPEN),
+                map_res(
+                    take_while_m_n(ServerTime::READABLE_LEN, ServerTime::READABLE_LEN, |c| {
+                        c != ']'
+                    }),
+                    ServerTime::parse_readable,
+                ),
+            ),
+            preceded(tag(wire::EARLIER_CLOSE), nick_led),
+        ),
+        |(time, event)| {
+            if event.is_public_event() {
+                Ok(ServerMessage::Earlier {
+                    time,
+                    event: Box::new(event),
+                })
+            } else {
+                Err(ServerParseError)
+            }
+        },
+    )
+    .parse(i)
+}
+
 fn server_line(i: &str) -> IResult<&str, ServerMessage> {
     alt((
+        all_consuming(history_start),
+        all_consuming(value(ServerMessage::HistoryEnd, tag(wire::HISTORY_END))),
+        all_consuming(earlier),
         all_consuming(value(ServerMessage::NickPrompt, tag(wire::NICK_PROMPT))),
         all_consuming(value(ServerMessage::Connected, tag(wire::CONNECTED))),
         all_consuming(error_line),
@@ -255,6 +326,18 @@ fn server_line(i: &str) -> IResult<&str, ServerMessage> {
 }
 
 impl ServerMessage {
+    /// True for a line of the chat's shared order that history keeps (HIST-1): a join,
+    /// a leave, a chat line, a rename. Private lines, replies and the rest are not.
+    pub fn is_public_event(&self) -> bool {
+        matches!(
+            self,
+            ServerMessage::Joined(_)
+                | ServerMessage::Left(_)
+                | ServerMessage::Chat { .. }
+                | ServerMessage::Renamed { .. }
+        )
+    }
+
     /// Parses one server line, without its LF.
     pub fn parse(line: &str) -> Result<ServerMessage, ServerParseError> {
         server_line(line)
@@ -412,6 +495,17 @@ impl ServerMessage {
                     put(n.as_str());
                 }
             }
+            ServerMessage::HistoryStart(n) => {
+                put(wire::HISTORY_START);
+                put(&n.to_string());
+            }
+            ServerMessage::HistoryEnd => put(wire::HISTORY_END),
+            ServerMessage::Earlier { time, event } => {
+                encode_earlier_prefix(time, out);
+                // The event's own encoding, without its LF (one follows below).
+                event.encode(out);
+                out.pop();
+            }
         }
         out.push(b'\n');
     }
@@ -437,6 +531,15 @@ impl fmt::Display for ServerMessage {
         out.pop();
         f.write_str(&String::from_utf8_lossy(&out))
     }
+}
+
+/// Appends what goes in front of an event's line to make it a readable earlier event
+/// (HIST-3): `[YYYY-MM-DD HH:MM:SS UTC] `. A server that holds the event's line already
+/// encoded puts this in front of it instead of parsing it back.
+pub fn encode_earlier_prefix(time: &ServerTime, out: &mut Vec<u8>) {
+    out.extend_from_slice(wire::EARLIER_OPEN.as_bytes());
+    out.extend_from_slice(time.readable().as_bytes());
+    out.extend_from_slice(wire::EARLIER_CLOSE.as_bytes());
 }
 
 /// The sender and text of a chat line (`<from>: <text>`, CHAT-1) without allocating:

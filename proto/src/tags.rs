@@ -28,6 +28,9 @@ pub const ID: &str = "id";
 /// The key of the server time tag (TAG-4).
 pub const TIME: &str = "t";
 
+/// The key of the tag, without a value, that marks an earlier event (HIST-3).
+pub const HISTORY: &str = "history";
+
 /// Why a tag prefix is malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum TagError {
@@ -134,6 +137,29 @@ impl ServerTime {
         (year.len() == 4 && !year.starts_with(['-', '+'])).then_some(ServerTime(t))
     }
 
+    /// Bytes of the readable form, [`ServerTime::readable`].
+    pub const READABLE_LEN: usize = 19;
+
+    /// The readable form of an earlier event (HIST-3): `YYYY-MM-DD HH:MM:SS`, UTC,
+    /// whole seconds (the milliseconds are dropped, not rounded).
+    pub fn readable(&self) -> String {
+        self.0.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
+
+    /// Parses exactly the form [`ServerTime::readable`] writes.
+    pub fn parse_readable(s: &str) -> Result<ServerTime, TagError> {
+        if s.len() != Self::READABLE_LEN || s.as_bytes().get(10) != Some(&b' ') {
+            return Err(TagError::Time);
+        }
+        let (date, time) = s.split_at(10);
+        ServerTime::parse(&format!("{date}T{}.000Z", time.trim_start()))
+    }
+
+    /// The same time without its milliseconds (what the readable form keeps).
+    pub fn whole_seconds(&self) -> ServerTime {
+        ServerTime::from_unix_millis(self.unix_millis().div_euclid(1000) * 1000).unwrap_or(*self)
+    }
+
     /// Milliseconds since 1970-01-01T00:00:00Z.
     pub fn unix_millis(&self) -> i64 {
         self.0.timestamp_millis()
@@ -214,6 +240,22 @@ impl Tags {
             time: Some(time),
             other: Vec::new(),
         }
+    }
+
+    /// The tags of an earlier event sent in a block (HIST-3): its id, its time and the
+    /// `history` mark.
+    pub fn earlier(id: EventId, time: ServerTime) -> Tags {
+        let mut tags = Tags::event(id, time);
+        tags.other.push(OtherTag {
+            key: HISTORY.into(),
+            value: None,
+        });
+        tags
+    }
+
+    /// True for a line marked `history`: an earlier event, not a live one (HIST-3).
+    pub fn is_earlier(&self) -> bool {
+        self.other.iter().any(|o| &*o.key == HISTORY)
     }
 
     /// True when there is no tag at all (such a line is sent without a prefix).

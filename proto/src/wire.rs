@@ -31,6 +31,14 @@ pub const CAPS_LIST: &str = "Protocol ";
 pub const CAPS_LIST_TAIL: &str = " capabilities:";
 /// Start of the answer to `/caps NAME...` (CAPS-3).
 pub const CAPS_ENABLED: &str = "Capabilities enabled:";
+/// Start of the header of a block of earlier events, before the count (HIST-2).
+pub const HISTORY_START: &str = "Earlier events: ";
+/// The footer of a block of earlier events (HIST-2).
+pub const HISTORY_END: &str = "End of earlier events";
+/// Start of a readable earlier event, before its time (HIST-3).
+pub const EARLIER_OPEN: &str = "[";
+/// After the time of a readable earlier event, before the event (HIST-3).
+pub const EARLIER_CLOSE: &str = " UTC] ";
 /// First byte of a tagged line (TAG-1); no untagged line starts with it.
 pub const TAGS_START: char = '@';
 /// Between two tags (TAG-1).
@@ -54,4 +62,8 @@ pub const SERVER_LITERALS: &[&str] = &[
     CAPS_LIST,
     CAPS_LIST_TAIL,
     CAPS_ENABLED,
+    HISTORY_START,
+    HISTORY_END,
+    EARLIER_OPEN,
+    EARLIER_CLOSE,
 ];

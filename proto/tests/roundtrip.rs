@@ -138,3 +138,111 @@ proptest! {
         }
     }
 }
+
+/// HIST-2, HIST-3, HIST-4, RESUME-1: the lines of §17, as the spec writes them.
+#[test]
+fn hist_3_lines_as_the_spec_writes_them() {
+    use chat_proto::limits::MAX_EARLIER_LINE_BYTES;
+    use chat_proto::{EventId, Nickname, ServerTime, Tags, Text};
+    let time = ServerTime::parse("2026-12-02T08:52:04.123Z").unwrap();
+    let chat = ServerMessage::Chat {
+        from: Nickname::new("alice").unwrap(),
+        text: Text::new("hi").unwrap(),
+    };
+    let earlier = ServerMessage::Earlier {
+        time,
+        event: Box::new(chat.clone()),
+    };
+    assert_eq!(earlier.to_string(), "[2026-12-02 08:52:04 UTC] alice: hi");
+    assert_eq!(
+        ServerMessage::parse("[2026-12-02 08:52:04 UTC] alice: hi"),
+        Ok(ServerMessage::Earlier {
+            time: time.whole_seconds(),
+            event: Box::new(chat.clone()),
+        })
+    );
+    // Private lines and replies are never earlier events; the time is exact.
+    for bad in [
+        "[2026-12-02 08:52:04 UTC] alice -> bob: hi",
+        "[2026-12-02 08:52:04 UTC] Connected to the server",
+        "[2026-12-02 08:52:04 UTC] ERR flood x",
+        "[2026-12-02 08:52:04.123 UTC] alice: hi",
+        "[2026-12-02T08:52:04 UTC] alice: hi",
+        "[2026-02-30 08:52:04 UTC] alice: hi",
+        "Earlier events: 01",
+        "Earlier events: -1",
+        "Earlier events: 4294967296",
+    ] {
+        assert!(ServerMessage::parse(bad).is_err(), "{bad}");
+    }
+    assert_eq!(
+        ServerMessage::HistoryStart(3).to_string(),
+        "Earlier events: 3"
+    );
+    assert_eq!(
+        ServerMessage::parse("Earlier events: 0"),
+        Ok(ServerMessage::HistoryStart(0))
+    );
+    assert_eq!(
+        ServerMessage::HistoryEnd.to_string(),
+        "End of earlier events"
+    );
+    // The tagged form: the plain line, its id and time, and the `history` mark.
+    let mut out = Vec::new();
+    chat.encode_tagged(&Tags::earlier(EventId::memory(7, 42), time), &mut out);
+    let line = String::from_utf8(out).unwrap();
+    assert_eq!(
+        line,
+        "@id=7:42;t=2026-12-02T08:52:04.123Z;history alice: hi\n"
+    );
+    let (tags, body) = ServerMessage::parse_tagged(line.trim_end()).unwrap();
+    assert!(tags.is_earlier() && body == chat);
+    assert!(!Tags::event(EventId::memory(7, 42), time).is_earlier());
+    // The longest readable earlier line.
+    let long = ServerMessage::Earlier {
+        time,
+        event: Box::new(ServerMessage::Chat {
+            from: Nickname::new(&"n".repeat(24)).unwrap(),
+            text: Text::new(&"x".repeat(1024)).unwrap(),
+        }),
+    };
+    assert_eq!(long.to_string().len(), MAX_EARLIER_LINE_BYTES);
+    // Client lines.
+    assert_eq!(
+        ClientMessage::parse("/history"),
+        Ok(ClientMessage::History(None))
+    );
+    assert_eq!(
+        ClientMessage::parse("/HISTORY  25 "),
+        Ok(ClientMessage::History(Some(25)))
+    );
+    for bad in [
+        "/history 0",
+        "/history 07",
+        "/history x",
+        "/history 1 2",
+        "/history -1",
+        "/history 4294967296",
+    ] {
+        assert_eq!(
+            ClientMessage::parse(bad),
+            Err(chat_proto::ClientError::BadArguments(
+                chat_proto::Command::History
+            )),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        ClientMessage::parse_pre_join("/resume 17:4"),
+        Some(Ok(ClientMessage::Resume(EventId::new("17:4").unwrap())))
+    );
+    for bad in ["/resume", "/resume a b", "/resume a;b"] {
+        assert_eq!(
+            ClientMessage::parse_pre_join(bad),
+            Some(Err(chat_proto::ClientError::BadArguments(
+                chat_proto::Command::Resume
+            ))),
+            "{bad}"
+        );
+    }
+}

@@ -49,6 +49,14 @@ pub struct Config {
     /// readers catch up; past it, the readers still in the oldest segment are cut off
     /// (CONN-3, CONN-4).
     pub log_budget: usize,
+    /// Public events kept for `/history`, backlogs and resume (HIST-1); `None` is the
+    /// default, 500, or as many as fit a smaller `log_budget`; `Some(0)` turns history
+    /// off. An explicit value must fit a quarter of `log_budget`.
+    pub history: Option<usize>,
+    /// Events sent on join to clients that enabled `history` (HIST-5).
+    pub backlog: usize,
+    /// Keep the log in this SQLite file across restarts (STORE-1).
+    pub store: Option<std::path::PathBuf>,
     /// A reader whose oldest unwritten public line is older than this is cut off
     /// (CONN-4): lag is judged by time, so a burst alone never cuts anyone off.
     pub max_lag: Duration,
@@ -90,6 +98,9 @@ impl Default for Config {
             sendq: DEFAULT_SENDQ_BYTES,
             log_budget: crate::hub::DEFAULT_LOG_BUDGET,
             max_lag: DEFAULT_MAX_LAG,
+            history: None,
+            backlog: crate::history::DEFAULT_BACKLOG,
+            store: None,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             handshake_attempts: DEFAULT_HANDSHAKE_ATTEMPTS,
             threads: default_threads(),
@@ -130,6 +141,19 @@ pub enum ConfigError {
         /// The smallest allowed value.
         min: usize,
     },
+    /// A `--history` whose worst case does not fit a quarter of the log budget
+    /// (HIST-1).
+    #[error(
+        "--history {asked} does not fit --log-budget {budget}: at most {most} events fit a quarter of it"
+    )]
+    History {
+        /// What was asked for.
+        asked: usize,
+        /// The log budget.
+        budget: usize,
+        /// The most that fit.
+        most: usize,
+    },
     /// `max_lag` of zero.
     #[error("--max-lag must be more than zero")]
     MaxLag,
@@ -155,6 +179,13 @@ impl Config {
         }
     }
 
+    /// Public events kept (HIST-1): `history`, or the default as far as it fits.
+    pub fn history_len(&self) -> usize {
+        self.history.unwrap_or_else(|| {
+            crate::history::DEFAULT_HISTORY.min(crate::history::most_that_fit(self.log_budget))
+        })
+    }
+
     /// Checks that the settings can work together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_clients == 0 {
@@ -177,6 +208,15 @@ impl Config {
         if self.log_budget < crate::log::MIN_BUDGET {
             return Err(ConfigError::LogBudget {
                 min: crate::log::MIN_BUDGET,
+            });
+        }
+        if let Some(n) = self.history
+            && !crate::history::fits_budget(n, self.log_budget)
+        {
+            return Err(ConfigError::History {
+                asked: n,
+                budget: self.log_budget,
+                most: crate::history::most_that_fit(self.log_budget),
             });
         }
         if self.max_lag.is_zero() {

@@ -25,7 +25,9 @@ use chat_proto::server::texts;
 use chat_proto::{ErrorCode, NickKey, Nickname, ServerMessage, Text, users_lines};
 use tracing::info;
 
-use crate::log::{Appender, Log};
+use crate::history::{Catchup, Form, Retention};
+use crate::log::{Appended, Appender, Log};
+use crate::store::{Restored, StoreHandle};
 use crate::writer::{Line, Outbox, Pushed, encode, with_encoded};
 
 /// The default `--log-budget`: bytes of retained log segments.
@@ -140,6 +142,25 @@ struct Registry {
     shutting_down: bool,
     /// The only way into the log: the registry's lock is the sequencer's.
     appender: Appender,
+    /// What stays readable for history (§17).
+    retention: Retention,
+    /// Where entries are saved, with `--store` (STORE-1).
+    store: Option<StoreHandle>,
+}
+
+/// How a hub is built: the limits, history, and a store to start from.
+#[derive(Debug, Default)]
+pub struct HubSettings {
+    /// Most open connections (CONN-1).
+    pub max_connections: usize,
+    /// Bytes of log segments retained at most.
+    pub log_budget: usize,
+    /// Public events kept for history (HIST-1; 0: none).
+    pub history: usize,
+    /// Events sent on join (HIST-5).
+    pub backlog: usize,
+    /// An opened store and what it held (STORE-1).
+    pub store: Option<(Restored, StoreHandle)>,
 }
 
 /// The registry and sequencer. Share it as `Arc<Hub>`.
@@ -160,7 +181,42 @@ impl Hub {
 
     /// A hub whose log retains at most `log_budget` bytes.
     pub fn with_log_budget(max_connections: usize, log_budget: usize) -> Arc<Hub> {
-        let (log, appender) = Log::new(log_budget);
+        Hub::with_settings(HubSettings {
+            max_connections,
+            log_budget,
+            history: crate::history::DEFAULT_HISTORY.min(crate::history::most_that_fit(log_budget)),
+            backlog: crate::history::DEFAULT_BACKLOG,
+            store: None,
+        })
+    }
+
+    /// A hub as `settings` say. With a store, the log starts where the stored one ended:
+    /// its entries are refilled (with their times) and are history at once (STORE-1).
+    pub fn with_settings(settings: HubSettings) -> Arc<Hub> {
+        let HubSettings {
+            max_connections,
+            log_budget,
+            history,
+            backlog,
+            store,
+        } = settings;
+        let (restored, store) = match store {
+            Some((r, h)) => (Some(r), Some(h)),
+            None => (None, None),
+        };
+        let (log, mut appender) = match &restored {
+            Some(r) => Log::with_origin(
+                log_budget,
+                r.epoch,
+                r.entries.first().map_or(r.next_seq, |e| e.seq),
+            ),
+            None => Log::new(log_budget),
+        };
+        let mut retention = Retention::new(history, backlog);
+        for e in restored.iter().flat_map(|r| &r.entries) {
+            let a = appender.append_at(&e.line, e.time_ms);
+            retention.appended(&appender, a.id.seq, e.public);
+        }
         Arc::new(Hub {
             registry: Mutex::new(Registry {
                 members: Vec::new(),
@@ -172,11 +228,27 @@ impl Hub {
                 trim_when_empty: false,
                 shutting_down: false,
                 appender,
+                retention,
+                store,
             }),
             log,
             max_connections,
             lines: CommonLines::new(),
         })
+    }
+
+    /// True when the server keeps history and offers `history` (HIST-1).
+    pub fn history_enabled(&self) -> bool {
+        self.lock().retention.enabled()
+    }
+
+    /// Commits what the store has not yet committed, marks it closed cleanly and stops
+    /// its thread (after [`Hub::shutdown`], RESUME-5). Nothing without a store.
+    pub fn close_store(&self) {
+        let store = self.lock().store.take();
+        if let Some(mut s) = store {
+            s.close();
+        }
     }
 
     /// The lines every connection shares.
@@ -282,6 +354,18 @@ impl Hub {
         nick: Nickname,
         outbox: &Arc<Outbox>,
     ) -> Result<Membership, JoinError> {
+        self.join_with(nick, outbox, Catchup::Nothing)
+    }
+
+    /// [`Hub::join`], and then what `catchup` asks for, in the same atomic step: the
+    /// backlog (HIST-5) or the events missed since an id (RESUME-2, RESUME-3), right
+    /// after `Connected to the server`.
+    pub fn join_with(
+        self: &Arc<Self>,
+        nick: Nickname,
+        outbox: &Arc<Outbox>,
+        catchup: Catchup,
+    ) -> Result<Membership, JoinError> {
         self.sequence(|reg| {
             if reg.shutting_down {
                 return Err(JoinError::ShuttingDown);
@@ -289,7 +373,7 @@ impl Hub {
             if reg.index.contains_key(&nick.key()) {
                 return Err(JoinError::Taken);
             }
-            Ok(self.register(reg, nick, outbox, None))
+            Ok(self.register(reg, nick, outbox, None, catchup))
         })
     }
 
@@ -302,6 +386,7 @@ impl Hub {
         self: &Arc<Self>,
         asked: &str,
         outbox: &Arc<Outbox>,
+        catchup: Catchup,
     ) -> Result<Membership, JoinError> {
         self.sequence(|reg| {
             if reg.shutting_down {
@@ -319,7 +404,7 @@ impl Hub {
                 return Err(JoinError::Taken);
             };
             let notice = why.map(|w| encode(&ServerMessage::nick_assigned(asked, &nick, w)));
-            Ok(self.register(reg, nick, outbox, notice))
+            Ok(self.register(reg, nick, outbox, notice, catchup))
         })
     }
 
@@ -332,6 +417,7 @@ impl Hub {
         nick: Nickname,
         outbox: &Arc<Outbox>,
         notice: Option<Line>,
+        catchup: Catchup,
     ) -> Membership {
         let key = nick.key();
         let index = reg.members.len();
@@ -344,10 +430,24 @@ impl Hub {
         reg.append_then(&ServerMessage::Joined(nick.clone()), |reg, seq| {
             outbox.start_reading(reg.appender.cursor_at_last());
             let mut cut = Cut::new();
-            for line in std::iter::once(&self.lines.connected).chain(notice.as_ref()) {
-                if outbox.push_after(seq, line) == Pushed::Overflow {
-                    cut.push((key.clone(), outbox.clone(), "sendq exceeded"));
-                }
+            let lines = std::iter::once(&self.lines.connected).chain(notice.as_ref());
+            // With a catchup, `Connected`, the notice and the block go as one item: an
+            // item always fits an empty queue (CONN-4), and a block may be larger than
+            // `--sendq`.
+            let pushed =
+                match reg.catchup_block(&catchup, seq) {
+                    None => lines.map(|line| outbox.push_after(seq, line)).fold(
+                        Pushed::Queued,
+                        |a, b| if b == Pushed::Queued { a } else { b },
+                    ),
+                    Some(block) => {
+                        let mut item: Vec<u8> = lines.flat_map(|l| l.iter().copied()).collect();
+                        item.extend_from_slice(&block);
+                        outbox.push_after(seq, &Line::from(item))
+                    }
+                };
+            if pushed == Pushed::Overflow {
+                cut.push((key.clone(), outbox.clone(), "sendq exceeded"));
             }
             cut
         });
@@ -425,6 +525,47 @@ impl Hub {
 }
 
 impl Registry {
+    /// Every append goes through here: the entry goes into the log, history moves its
+    /// pin (HIST-1), and the store gets a copy (STORE-2).
+    fn push_entry(&mut self, bytes: &[u8], public: bool) -> Appended {
+        let appended = self.appender.append(bytes);
+        self.retention
+            .appended(&self.appender, appended.id.seq, public);
+        if let Some(below) = appended.evicted_below {
+            let log = self.appender.log().clone();
+            self.retention.evicted(&log, below);
+        }
+        if let Some(store) = &self.store {
+            store.save(appended.id.seq, appended.time_ms, public, bytes);
+        }
+        appended
+    }
+
+    /// The block a joining client gets after `Connected to the server`, its join notice
+    /// being entry `join`: `None` when it asked for none.
+    fn catchup_block(&self, catchup: &Catchup, join: u64) -> Option<Vec<u8>> {
+        let epoch = self.appender.log().epoch();
+        match catchup {
+            Catchup::Nothing => None,
+            Catchup::Backlog(form) => Some(self.retention.backlog_block(epoch, join, *form)),
+            Catchup::BacklogIfAny(form) => self
+                .retention
+                .any_before(join)
+                .then(|| self.retention.backlog_block(epoch, join, *form)),
+            Catchup::Resume(id, form) => Some(
+                self.retention
+                    .resume_block(epoch, id, join, *form)
+                    .unwrap_or_else(|| {
+                        let mut out =
+                            ServerMessage::error(ErrorCode::HistoryGap, texts::HISTORY_GAP)
+                                .to_bytes();
+                        out.extend(self.retention.backlog_block(epoch, join, *form));
+                        out
+                    }),
+            ),
+        }
+    }
+
     /// Appends a public event, encoded once (see [`Registry::append_then`]). Returns its
     /// seq.
     fn append(&mut self, msg: &ServerMessage) -> u64 {
@@ -440,7 +581,7 @@ impl Registry {
         msg: &ServerMessage,
         then: impl FnOnce(&mut Self, u64) -> Cut,
     ) -> u64 {
-        let appended = with_encoded(msg, |bytes| self.appender.append(bytes));
+        let appended = with_encoded(msg, |bytes| self.push_entry(bytes, true));
         let cut = then(self, appended.id.seq);
         if let Some(below) = appended.evicted_below {
             self.evict(below);
@@ -451,7 +592,7 @@ impl Registry {
 
     /// Appends an already encoded line (the shutdown notice). Returns its seq.
     fn append_line(&mut self, line: &[u8]) -> u64 {
-        let appended = self.appender.append(line);
+        let appended = self.push_entry(line, false);
         if let Some(below) = appended.evicted_below {
             self.evict(below);
         }
@@ -488,7 +629,7 @@ impl Registry {
                 continue;
             }
             let appended = with_encoded(&ServerMessage::Left(member.nick), |bytes| {
-                self.appender.append(bytes)
+                self.push_entry(bytes, true)
             });
             if let Some(below) = appended.evicted_below {
                 for m in &self.members {
@@ -698,6 +839,28 @@ impl Membership {
             }
             let mut cut = Cut::new();
             reg.send_private(&self.key, &self.outbox, &Line::from(bytes), &mut cut);
+            reg.cut(cut);
+        });
+    }
+
+    /// `/history [count]` (HIST-4): a block of the newest public events so far, to this
+    /// user alone, as one private item.
+    pub fn history(&self, count: Option<u32>, form: Form) {
+        self.hub.sequence(|reg| {
+            if !reg.is_member(&self.key, &self.outbox) {
+                return;
+            }
+            let head = reg.appender.log().head();
+            let epoch = reg.appender.log().epoch();
+            let count = count.map_or(reg.retention.backlog(), |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            });
+            let block = reg
+                .retention
+                .block(epoch, 1, head, count, form, false)
+                .unwrap_or_default();
+            let mut cut = Cut::new();
+            reg.send_private(&self.key, &self.outbox, &Line::from(block), &mut cut);
             reg.cut(cut);
         });
     }

@@ -25,10 +25,12 @@ mod compat;
 pub mod config;
 mod connection;
 pub mod flood;
+pub mod history;
 pub mod hub;
 pub mod listener;
 pub mod log;
 pub mod shutdown;
+pub mod store;
 pub mod writer;
 
 use std::io;
@@ -54,6 +56,8 @@ pub struct Server {
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
     config: Config,
+    /// The opened store (STORE-1), opened at bind so that a bad file stops start-up.
+    store: Option<(store::Restored, store::StoreHandle)>,
 }
 
 impl Server {
@@ -64,10 +68,18 @@ impl Server {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = listener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
+        let store = match &config.store {
+            Some(path) => Some(
+                store::open(path, config.history_len())
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
+            ),
+            None => None,
+        };
         Ok(Server {
             listener,
             local_addr,
             config,
+            store,
         })
     }
 
@@ -88,10 +100,17 @@ impl Server {
             listener,
             local_addr,
             config,
+            store,
         } = self;
         let listener = async_net::TcpListener::try_from(listener)?;
         let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
-        let hub = Hub::with_log_budget(config.max_clients, config.log_budget);
+        let hub = Hub::with_settings(hub::HubSettings {
+            max_connections: config.max_clients,
+            log_budget: config.log_budget,
+            history: config.history_len(),
+            backlog: config.backlog,
+            store,
+        });
         let settings = Arc::new(Settings::from_config(&config));
 
         let (stop_accept, accept_stopped) = smol::channel::bounded::<()>(1);
@@ -191,6 +210,8 @@ impl ServerHandle {
         while self.hub.open_connections() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
+        // Everything is in the log now: commit it and mark the store clean (RESUME-5).
+        self.hub.close_store();
         // 3. Stop the threads; tasks still left are dropped with the executor.
         drop(self.stop_threads.take());
         for t in self.threads.drain(..) {

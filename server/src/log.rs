@@ -25,9 +25,12 @@
 //!   (taken from a monotonic clock anchored at start-up, so lag arithmetic never sees a
 //!   clock step).
 //!
-//! The engine seam: [`Log`] is the in-memory engine every writer reads from. A SQLite
-//! store slots in behind [`Appender::append`] (write-through of `(id, time, line)`, and
-//! replay into a fresh log at start-up, keeping the epoch); a Redis Stream engine makes
+//! The engine seam: [`Log`] is the in-memory engine every writer reads from. The SQLite
+//! store (`store.rs`, `--store`) sits behind the hub's one append path: each entry is
+//! handed to a store thread after [`Appender::append`], and at start-up the stored
+//! entries are appended again with [`Appender::append_at`] into a log made by
+//! [`Log::with_origin`] (their seqs and times, the epoch kept after a clean stop). History
+//! (`history.rs`) is a cursor that pins the last `--history` entries. A Redis Stream engine makes
 //! the stream the sequencer (XADD) and feeds the entries it reads back, in stream order,
 //! into this log with [`Appender::append`] on one task, so local writers keep the same
 //! zero-copy read path. Neither changes [`Cursor`] or the writers.
@@ -171,6 +174,8 @@ impl Drop for Segment {
 #[derive(Debug)]
 pub struct Log {
     epoch: u64,
+    /// UTC ms at `started`: entry times are `time_base` plus the monotonic time since.
+    time_base: u64,
     started: Instant,
     /// Seq of the newest published entry (0 before the first).
     head: AtomicU64,
@@ -215,21 +220,33 @@ pub struct Appended {
     /// The budget was exceeded and the oldest segment evicted: every cursor whose next
     /// entry is below this seq has lost its place and must be cut off.
     pub evicted_below: Option<u64>,
+    /// Its time (UTC ms).
+    pub time_ms: u64,
 }
 
 impl Log {
     /// An empty log that retains at most `budget` bytes of segments (at least
     /// [`MIN_BUDGET`]), and its appender.
     pub fn new(budget: usize) -> (Arc<Log>, Appender) {
-        let budget_segments = (budget / SEGMENT_COST).max(MIN_BUDGET / SEGMENT_COST);
-        let epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let open = Arc::new(Segment::new(1));
+        Log::with_origin(budget, unix_now_ms(), 1)
+    }
+
+    /// Segments retained at most for a budget of `budget` bytes.
+    pub fn segments_for(budget: usize) -> usize {
+        (budget / SEGMENT_COST).max(MIN_BUDGET / SEGMENT_COST)
+    }
+
+    /// An empty log of epoch `epoch` whose first entry will be `first_seq` (a log
+    /// restored from a store goes on where the stored one ended, RESUME-5).
+    pub fn with_origin(budget: usize, epoch: u64, first_seq: u64) -> (Arc<Log>, Appender) {
+        let budget_segments = Log::segments_for(budget);
+        let first_seq = first_seq.max(1);
+        let open = Arc::new(Segment::new(first_seq));
         let log = Arc::new(Log {
             epoch,
+            time_base: unix_now_ms(),
             started: Instant::now(),
-            head: AtomicU64::new(0),
+            head: AtomicU64::new(first_seq - 1),
             budget_segments,
             // Pause the senders with an eighth of the budget (at least one segment) left
             // for what cannot be paused (joins, leaves, replies to commands).
@@ -247,7 +264,7 @@ impl Log {
             open,
             entries: 0,
             bytes: 0,
-            next_seq: 1,
+            next_seq: first_seq,
         };
         (log, appender)
     }
@@ -269,13 +286,13 @@ impl Log {
 
     /// The server's UTC time in ms, on the log's monotonic clock.
     pub fn now_ms(&self) -> u64 {
-        self.epoch
+        self.time_base
             .saturating_add(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
     /// The instant at which log time `ms` is reached.
     pub fn instant_at(&self, ms: u64) -> Instant {
-        self.started + Duration::from_millis(ms.saturating_sub(self.epoch))
+        self.started + Duration::from_millis(ms.saturating_sub(self.time_base))
     }
 
     /// Bytes held by retained segments (what `--log-budget` bounds).
@@ -373,6 +390,16 @@ impl Log {
         Vec::new()
     }
 
+    /// A cursor at the oldest entry the log still holds (its first segment's first).
+    pub fn oldest_cursor(&self) -> Option<Cursor> {
+        let seg = self.lock().segments.front()?.clone();
+        Some(Cursor {
+            seg,
+            index: 0,
+            offset: 0,
+        })
+    }
+
     /// Wakes paused senders whatever the congestion (at shutdown, so they see it).
     pub fn release_paused(&self) {
         let paused = std::mem::take(&mut self.lock().paused);
@@ -392,13 +419,19 @@ impl Appender {
     /// cut, which no server line ever needs). Publishes the entry to cursors at once;
     /// parked writers are woken by [`Log::publish`].
     pub fn append(&mut self, line: &[u8]) -> Appended {
+        let now = self.log.now_ms();
+        self.append_at(line, now)
+    }
+
+    /// Appends one line with the time `time_ms` (UTC ms) instead of now: an event
+    /// restored from a store keeps the time it first had.
+    pub fn append_at(&mut self, line: &[u8], time_ms: u64) -> Appended {
         let line = line.get(..SEGMENT_BYTES).unwrap_or(line);
         let mut evicted_below = None;
         if self.entries == SEGMENT_ENTRIES || self.bytes + line.len() > SEGMENT_BYTES {
             evicted_below = self.seal();
         }
         let seq = self.next_seq;
-        let time_ms = self.log.now_ms();
         // SAFETY: `bytes + len <= SEGMENT_BYTES` (checked above; a sealed segment was
         // replaced by an empty one), so the range is inside `data`; it is above the
         // published end, so no reader looks at it; only this unique appender writes.
@@ -431,6 +464,7 @@ impl Appender {
                 seq,
             },
             evicted_below,
+            time_ms,
         }
     }
 
@@ -477,6 +511,13 @@ impl Appender {
     }
 }
 
+/// Now as UTC milliseconds since 1970 (0 if the clock is before 1970).
+pub fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// A reader's place in the log: the next entry to hand on, and how many of its bytes
 /// already went out (a write can stop mid-line).
 #[derive(Debug, Clone)]
@@ -493,6 +534,35 @@ impl Cursor {
     /// Seq of the next entry to hand on.
     pub fn next_seq(&self) -> u64 {
         self.seg.first_seq + self.index as u64
+    }
+
+    /// Moves forward to entry `seq` (or to the head, if `seq` is beyond it), following
+    /// the segment chain; never moves back. Returns true when it left a segment (the
+    /// caller may then [`Log::trim`]). Costs one step per segment crossed.
+    pub fn seek(&mut self, seq: u64) -> bool {
+        let mut moved = false;
+        while seq > self.next_seq() {
+            let count = self.seg.count();
+            let end = self.seg.first_seq + count as u64;
+            if seq < end {
+                self.index = usize::try_from(seq - self.seg.first_seq).unwrap_or(count);
+                self.offset = self.seg.end_of(self.index);
+                break;
+            }
+            let Some(next) = self.seg.next().cloned() else {
+                self.index = count;
+                self.offset = self.seg.end_of(count);
+                break;
+            };
+            if count != self.seg.count() {
+                continue;
+            }
+            self.seg = next;
+            self.index = 0;
+            self.offset = 0;
+            moved = true;
+        }
+        moved
     }
 
     /// Bytes of the next entry already handed on.

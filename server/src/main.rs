@@ -35,6 +35,20 @@ struct Cli {
     #[arg(long, default_value_t = chat_server::hub::DEFAULT_LOG_BUDGET, value_name = "BYTES")]
     log_budget: usize,
 
+    /// Public chat events kept for late joiners, /history and reconnecting clients
+    /// (0 turns history off). Must fit a quarter of --log-budget.
+    #[arg(long, value_name = "N")]
+    history: Option<usize>,
+
+    /// Earlier events sent to a client that joins with history enabled.
+    #[arg(long, default_value_t = chat_server::history::DEFAULT_BACKLOG, value_name = "N")]
+    backlog: usize,
+
+    /// Keep the chat's history in this SQLite file, so it survives a restart
+    /// (created if missing).
+    #[arg(long, value_name = "FILE")]
+    store: Option<std::path::PathBuf>,
+
     /// A client whose oldest unsent public line is older than this is disconnected
     /// (seconds, or with a unit: 500ms, 2m).
     #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "TIME")]
@@ -105,6 +119,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         max_clients: cli.max_clients,
         sendq: cli.sendq,
         log_budget: cli.log_budget,
+        history: cli.history,
+        backlog: cli.backlog,
+        store: cli.store,
         max_lag: cli.max_lag,
         handshake_timeout: cli.handshake_timeout,
         handshake_attempts: cli.handshake_attempts,
@@ -132,8 +149,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     // Catch signals before announcing anything, so none is missed.
     let mut signals = shutdown::catch_signals().context("cannot catch SIGINT/SIGTERM")?;
-    let server = Server::bind(config.clone())
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let server = Server::bind(config.clone()).with_context(|| match &config.store {
+        Some(store) => format!(
+            "cannot start on {} with the store {}",
+            config.listen,
+            store.display()
+        ),
+        None => format!("cannot listen on {}", config.listen),
+    })?;
     let addr = server.local_addr();
     print_banner(addr, config.compat);
     let handle = server.spawn().context("cannot start the server threads")?;

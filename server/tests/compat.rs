@@ -121,6 +121,14 @@ fn compat_4_names_are_assigned_not_rejected() {
     b.expect("Connected to the server");
     let text = b.expect_err(ErrorCode::NickAssigned);
     assert!(text.contains("alice") && text.contains("alice2"), "{text}");
+    // HIST-6: then the backlog, readable, since the seed client can ask for nothing.
+    b.expect("Earlier events: 1");
+    let earlier = b.line();
+    assert!(
+        earlier.starts_with('[') && earlier.ends_with(" UTC] alice has joined the chat"),
+        "{earlier}"
+    );
+    b.expect("End of earlier events");
     b.send_raw(b"alice: hi from the second one\n");
     a.expect("alice2: hi from the second one");
 
@@ -128,6 +136,7 @@ fn compat_4_names_are_assigned_not_rejected() {
     c.expect("Aryan_Singh has joined the chat");
     c.expect("Connected to the server");
     c.expect_err(ErrorCode::NickAssigned);
+    c.skip_until("End of earlier events");
     c.send_raw(b"Aryan Singh: namaste\n");
     c.expect("Aryan_Singh: namaste");
 
@@ -135,6 +144,7 @@ fn compat_4_names_are_assigned_not_rejected() {
     d.expect("ERR2 has joined the chat");
     d.expect("Connected to the server");
     d.expect_err(ErrorCode::NickAssigned);
+    d.skip_until("End of earlier events");
 
     // Invalid UTF-8 and nothing usable at all, sent as the seed client sends (no LF):
     // still a valid name.

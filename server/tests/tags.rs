@@ -90,10 +90,10 @@ fn tag_3_tag_4_one_event_one_id_everywhere() {
 fn caps_3_unknown_name_enables_nothing() {
     let s = start_default();
     let mut a = Client::join(s.local_addr(), "alice");
-    a.say("/caps tags history");
+    a.say("/caps tags later-thing");
     a.expect_err(ErrorCode::UnknownCapability);
     a.say("hi");
     a.expect("alice: hi");
     a.say("/caps");
-    a.expect("Protocol 1.1 capabilities: tags");
+    a.expect("Protocol 1.1 capabilities: tags history");
 }

@@ -129,6 +129,22 @@ pub fn server_message() -> impl Strategy<Value = ServerMessage> {
         (version(), prop::collection::vec(capability(), 0..6))
             .prop_map(|(version, offered)| ServerMessage::Caps { version, offered }),
         prop::collection::vec(cap_name(), 1..6).prop_map(ServerMessage::CapsEnabled),
+        any::<u32>().prop_map(ServerMessage::HistoryStart),
+        Just(ServerMessage::HistoryEnd),
+        (server_time(), public_event()).prop_map(|(time, event)| ServerMessage::Earlier {
+            time: time.whole_seconds(),
+            event: Box::new(event),
+        }),
+    ]
+}
+
+/// A public event: what history keeps (HIST-1).
+pub fn public_event() -> impl Strategy<Value = ServerMessage> {
+    prop_oneof![
+        nickname().prop_map(ServerMessage::Joined),
+        nickname().prop_map(ServerMessage::Left),
+        (nickname(), text()).prop_map(|(from, text)| ServerMessage::Chat { from, text }),
+        (nickname(), nickname()).prop_map(|(old, new)| ServerMessage::Renamed { old, new }),
     ]
 }
 
@@ -140,5 +156,7 @@ pub fn client_message() -> impl Strategy<Value = ClientMessage> {
         nickname().prop_map(ClientMessage::Nick),
         (nickname(), msg_text()).prop_map(|(to, text)| ClientMessage::Msg { to, text }),
         prop::collection::vec(cap_name(), 0..6).prop_map(ClientMessage::Caps),
+        proptest::option::of(1..=u32::MAX).prop_map(ClientMessage::History),
+        event_id().prop_map(ClientMessage::Resume),
     ]
 }

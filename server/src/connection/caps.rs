@@ -17,9 +17,13 @@ use super::state::Conn;
 use crate::log::Entry;
 use crate::writer::{LinePrefix, Pushed, encode};
 
-/// What this server offers (CAPS-1).
-fn offered() -> Vec<Capability> {
-    vec![Capability::named(CapName::tags())]
+/// What this server offers (CAPS-1): tags, and history when it keeps any (HIST-1).
+fn offered(history: bool) -> Vec<Capability> {
+    let mut caps = vec![Capability::named(CapName::tags())];
+    if history {
+        caps.push(Capability::named(CapName::history()));
+    }
+    caps
 }
 
 /// Writes `@id=<epoch>:<seq>;t=<time> ` in front of the log entries after `after`
@@ -50,11 +54,14 @@ impl Conn {
     /// `/caps` (CAPS-2) or `/caps <name>...` (CAPS-3), in the handshake or after it.
     pub(super) fn on_caps(&mut self, names: Vec<CapName>) {
         if names.is_empty() {
-            let line = encode(&ServerMessage::caps(PROTOCOL_VERSION, offered()));
+            let line = encode(&ServerMessage::caps(
+                PROTOCOL_VERSION,
+                offered(self.hub.history_enabled()),
+            ));
             self.reply(&line);
             return;
         }
-        let offered = offered();
+        let offered = offered(self.hub.history_enabled());
         if !names.iter().all(|n| offered.iter().any(|o| &o.name == n)) {
             self.reply(&encode(&ServerMessage::unknown_capability()));
             return;

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_io::Timer;
-use chat_proto::{ClientMessage, Enabled, Frame, Framer, Nickname, ServerMessage};
+use chat_proto::{ClientMessage, Enabled, EventId, Frame, Framer, Nickname, ServerMessage};
 use tracing::{debug, info};
 
 use super::Settings;
 use super::hold::{Gate, Held, gate};
 use crate::flood::Bucket;
+use crate::history::{Catchup, Form};
 use crate::hub::{Hub, JoinError, Membership, RenameError};
 use crate::writer::{Line, Outbox, encode};
 
@@ -73,6 +74,8 @@ pub(super) struct Conn {
     asked: Option<String>,
     /// Capabilities this connection enabled (CAPS-3).
     pub(super) caps: Enabled,
+    /// The id of a pre-join `/resume` (RESUME-1), used at the join.
+    resume: Option<EventId>,
 }
 
 /// Fault injection for tests only (see `Config::panic_trigger`).
@@ -108,6 +111,7 @@ impl Core {
                 })),
                 asked: None,
                 caps: Enabled::default(),
+                resume: None,
             },
         }
     }
@@ -246,6 +250,8 @@ impl Conn {
                 Some(command) => {
                     match command {
                         Ok(ClientMessage::Caps(names)) => self.on_caps(names),
+                        // RESUME-1: remembered for the join; the last one counts.
+                        Ok(ClientMessage::Resume(id)) => self.resume = Some(id),
                         Ok(_) => {}
                         Err(e) => {
                             if let Some(reply) = e.reply() {
@@ -282,10 +288,18 @@ impl Conn {
     /// like (NICK-5). `seed` is true for a seed nickname (no LF, COMPAT-2): only those
     /// are never rejected (COMPAT-4, COMPAT-6).
     pub(super) fn on_nickname(&mut self, line: &str, seed: bool) -> Flow {
+        let form = Form::for_tags(self.caps.tags());
+        let catchup = match self.resume.clone() {
+            Some(id) => Catchup::Resume(id, form),
+            None if self.caps.history() => Catchup::Backlog(form),
+            // HIST-6: a seed client gets the backlog without asking, when there is one.
+            None if seed && self.settings.compat.assigns_nicknames() => Catchup::BacklogIfAny(form),
+            None => Catchup::Nothing,
+        };
         let joined = if seed && self.settings.compat.assigns_nicknames() {
             // COMPAT-4: never rejected; an invalid or taken name is replaced by a free
             // variant, and the client is told so.
-            self.hub.join_assigned(line, &self.outbox)
+            self.hub.join_assigned(line, &self.outbox, catchup)
         } else {
             let nick = match Nickname::new(line) {
                 Ok(nick) => nick,
@@ -294,7 +308,7 @@ impl Conn {
                     return self.rejected();
                 }
             };
-            let joined = self.hub.join(nick.clone(), &self.outbox);
+            let joined = self.hub.join_with(nick.clone(), &self.outbox, catchup);
             if matches!(joined, Err(JoinError::Taken)) {
                 self.reply(&encode(&ServerMessage::nick_taken(&nick)));
                 return self.rejected();
@@ -346,6 +360,13 @@ impl Conn {
             },
             Ok(ClientMessage::Quit) => return Flow::Close("quit"),
             Ok(ClientMessage::Caps(names)) => self.on_caps(names),
+            Ok(ClientMessage::History(count)) => {
+                member.history(count, Form::for_tags(self.caps.tags()))
+            }
+            Ok(ClientMessage::Resume(_)) => member.reply(&encode(&ServerMessage::error(
+                chat_proto::ErrorCode::BadArguments,
+                chat_proto::server::texts::RESUME_TOO_LATE,
+            ))),
             Err(e) => {
                 if let Some(reply) = e.reply() {
                     member.reply(&encode(&reply));
