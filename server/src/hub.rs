@@ -440,6 +440,10 @@ impl Registry {
         msg: &ServerMessage,
         then: impl FnOnce(&mut Self, u64) -> Cut,
     ) -> u64 {
+        if self.shutting_down {
+            // `ERR server-shutdown` was the last entry: nothing goes after it.
+            return self.appender.log().head();
+        }
         let appended = with_encoded(msg, |bytes| self.appender.append(bytes));
         let cut = then(self, appended.id.seq);
         if let Some(below) = appended.evicted_below {

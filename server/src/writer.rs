@@ -811,6 +811,7 @@ impl Writer {
         if let Some(c) = st.cursor.take() {
             self.backlog.cursor = Some(c);
         }
+
         if let Some(p) = st.prefix.take() {
             self.backlog.prefix = p;
         }
@@ -902,6 +903,13 @@ impl Future for Writer {
                 Ok(closing) => closing,
                 Err(end) => return end,
             };
+            // A cursor left at the end of a segment sealed since moves on (so that lag is
+            // judged on the next entry, and the old segment can be freed).
+            if let Some(c) = &mut this.backlog.cursor
+                && c.settle()
+            {
+                this.outbox.log.trim();
+            }
             let mut scratch = std::mem::take(&mut this.scratch);
             scratch.clear();
             sources.clear();
