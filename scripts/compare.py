@@ -16,6 +16,7 @@ summed over perf's 20 ms intervals that fall in the send window; without perf, f
 
     scripts/compare.py                 # 5 runs per cell, writes docs/performance.md
     scripts/compare.py --runs 3 --quick --no-write
+    BEFORE_BIN=/path/to/old/chat-server scripts/compare.py --servers ours,before --no-write
 
 Loopback only. Needs `ngircd` (apt-get install ngircd); without it that column is skipped.
 """
@@ -99,9 +100,11 @@ PAM = no
 def start(server, port, workdir):
     """Starts one server on `port`; returns (process, dialect)."""
     devnull = subprocess.DEVNULL
-    if server == "ours":
-        # The flood limit off, as a benchmark should (the other two have none).
-        cmd = [str(SERVER), "--listen", f"127.0.0.1:{port}", "--max-clients", "20000", "--flood-rate", "0"]
+    if server in ("ours", "before"):
+        # The flood limit off, as a benchmark should (the other two have none). "before"
+        # is another build of ours (BEFORE_BIN), for before/after comparisons.
+        binary = SERVER if server == "ours" else Path(os.environ["BEFORE_BIN"])
+        cmd = [str(binary), "--listen", f"127.0.0.1:{port}", "--max-clients", "20000", "--flood-rate", "0"]
         extra = os.environ.get("OURS_ARGS", "").split()
         proc = subprocess.Popen(cmd + extra, stdout=devnull, stderr=devnull, env={**os.environ, "RUST_LOG": "warn"})
         dialect = "spec"

@@ -581,6 +581,10 @@ impl Registry {
         msg: &ServerMessage,
         then: impl FnOnce(&mut Self, u64) -> Cut,
     ) -> u64 {
+        if self.shutting_down {
+            // `ERR server-shutdown` was the last entry: nothing goes after it.
+            return self.appender.log().head();
+        }
         let appended = with_encoded(msg, |bytes| self.push_entry(bytes, true));
         let cut = then(self, appended.id.seq);
         if let Some(below) = appended.evicted_below {
@@ -602,18 +606,24 @@ impl Registry {
     /// Cuts off every connection whose cursor is below `below` (its entries were evicted
     /// from the log): members leave, with notices; others are just closed.
     fn evict(&mut self, below: u64) {
-        let victims: Cut = self
-            .members
-            .iter()
-            .filter(|m| m.outbox.pos() < below)
-            .map(|m| (m.key.clone(), m.outbox.clone(), "lost its place in the log"))
-            .collect();
+        let mut victims = Cut::new();
+        self.evicted(below, &mut victims);
+        self.cut(victims);
+    }
+
+    /// Adds the members whose cursor is below `below` to `cut`, and cuts off the other
+    /// connections reading there (closing ones, which are no longer members).
+    fn evicted(&self, below: u64, cut: &mut Cut) {
+        for m in &self.members {
+            if m.outbox.pos() < below {
+                cut.push((m.key.clone(), m.outbox.clone(), "lost its place in the log"));
+            }
+        }
         for outbox in self.slots.iter().flatten() {
             if outbox.pos() < below {
                 outbox.cut_off();
             }
         }
-        self.cut(victims);
     }
 
     /// Removes every cut-off member and tells the others it left (CONN-2, CONN-4); a
@@ -632,16 +642,7 @@ impl Registry {
                 self.push_entry(bytes, true)
             });
             if let Some(below) = appended.evicted_below {
-                for m in &self.members {
-                    if m.outbox.pos() < below {
-                        cut.push((m.key.clone(), m.outbox.clone(), "lost its place in the log"));
-                    }
-                }
-                for outbox in self.slots.iter().flatten() {
-                    if outbox.pos() < below {
-                        outbox.cut_off();
-                    }
-                }
+                self.evicted(below, &mut cut);
             }
         }
     }

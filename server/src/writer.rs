@@ -266,12 +266,11 @@ impl Outbox {
         result
     }
 
-    /// Makes this client a reader of the log from `cursor` on (at its join).
-    pub(crate) fn start_reading(&self, cursor: Cursor) {
-        self.pos.store(cursor.next_seq(), Ordering::Relaxed);
+    /// Changes the state for the writer and wakes it, whether idle or busy.
+    fn hand_over(&self, f: impl FnOnce(&mut State)) {
         let wake = {
             let mut st = self.lock();
-            st.cursor = Some(cursor);
+            f(&mut st);
             st.writer_idle = false;
             st.writer.clone()
         };
@@ -280,18 +279,16 @@ impl Outbox {
         }
     }
 
+    /// Makes this client a reader of the log from `cursor` on (at its join).
+    pub(crate) fn start_reading(&self, cursor: Cursor) {
+        self.pos.store(cursor.next_seq(), Ordering::Relaxed);
+        self.hand_over(|st| st.cursor = Some(cursor));
+    }
+
     /// Opts this connection into (or, with `None`, out of) a per-entry prefix on every
     /// log line from the next entry it starts writing.
     pub fn set_prefix(&self, prefix: Option<Arc<dyn LinePrefix>>) {
-        let wake = {
-            let mut st = self.lock();
-            st.prefix = Some(prefix);
-            st.writer_idle = false;
-            st.writer.clone()
-        };
-        if let Some(w) = wake {
-            w.wake();
-        }
+        self.hand_over(|st| st.prefix = Some(prefix));
     }
 
     fn close_with(&self, f: impl FnOnce(&mut State, &Log)) {
@@ -811,6 +808,7 @@ impl Writer {
         if let Some(c) = st.cursor.take() {
             self.backlog.cursor = Some(c);
         }
+
         if let Some(p) = st.prefix.take() {
             self.backlog.prefix = p;
         }
@@ -902,6 +900,13 @@ impl Future for Writer {
                 Ok(closing) => closing,
                 Err(end) => return end,
             };
+            // A cursor left at the end of a segment sealed since moves on (so that lag is
+            // judged on the next entry, and the old segment can be freed).
+            if let Some(c) = &mut this.backlog.cursor
+                && c.settle()
+            {
+                this.outbox.log.trim();
+            }
             let mut scratch = std::mem::take(&mut this.scratch);
             scratch.clear();
             sources.clear();

@@ -32,8 +32,12 @@ use common::{Client, Got, proc_status_kib, spawn_binary};
 const PER_CONNECTION: u64 = 6 * 1024;
 
 /// The documented per-connection input bound: a read chunk held back by the flood limit
-/// (8 KiB) plus a partial line in the framer (1 KiB).
-const PER_CONNECTION_INPUT: u64 = 9 * 1024;
+/// (8 KiB), the frame it waits with (1 KiB) and a partial line in the framer (1 KiB).
+const PER_CONNECTION_INPUT: u64 = 10 * 1024;
+
+/// The documented per-thread working memory: a writer's `writev` buffers (at most
+/// `IOV_MAX` slices and their sources) and a reader's stack buffer.
+const PER_THREAD: u64 = 48 * 1024;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -43,11 +47,20 @@ fn env_or(name: &str, default: usize) -> usize {
 }
 
 /// The worst case of `docs/reliability.md`, above the idle server's RSS:
-/// `log_budget + 2 * SEGMENT_COST + n * (PER_CONNECTION + sendq + who + PER_CONNECTION_INPUT)`
-/// where `who` is the longest `/who` reply for `n` users.
-fn memory_bound(n: u64, log_budget: u64, sendq: u64) -> u64 {
+///
+/// ```text
+/// log_budget + 2 * SEGMENT_COST + threads * PER_THREAD
+///   + n * (PER_CONNECTION + sendq + who(n) + PER_CONNECTION_INPUT)
+/// ```
+///
+/// where `who(n)` is the longest `/who` reply for `n` users (one reply always fits into
+/// an empty private queue).
+fn memory_bound(n: u64, log_budget: u64, sendq: u64, threads: u64) -> u64 {
     let who = n * (chat_proto::limits::MAX_NICK_LEN as u64 + 2) + 64;
-    log_budget + 2 * SEGMENT_COST as u64 + n * (PER_CONNECTION + sendq + who + PER_CONNECTION_INPUT)
+    log_budget
+        + 2 * SEGMENT_COST as u64
+        + threads * PER_THREAD
+        + n * (PER_CONNECTION + sendq + who + PER_CONNECTION_INPUT)
 }
 
 /// Joins `n` clients named `<prefix><i>`, several at a time.
@@ -108,7 +121,12 @@ fn non_readers_bursting_stay_under_the_memory_bound() {
     }
     let peak = proc_status_kib(pid, "VmHWM") * 1024;
     let defaults = chat_server::Config::default();
-    let bound = memory_bound(n as u64, defaults.log_budget as u64, defaults.sendq as u64);
+    let bound = memory_bound(
+        n as u64,
+        defaults.log_budget as u64,
+        defaults.sendq as u64,
+        2,
+    );
     let grew = peak.saturating_sub(baseline);
     eprintln!(
         "{n} non-readers x {lines} lines: baseline {:.1} MiB, peak {:.1} MiB (+{:.1} MiB), documented bound +{:.1} MiB",
