@@ -88,7 +88,16 @@ fn tag_keys(tags: &Tags) -> Vec<String> {
 /// (HIST-3) is masked the same way (`[*] alice: hi`). Other lines are returned as they
 /// are.
 pub fn mask_tags(line: &str) -> String {
-    if let Ok(ServerMessage::Earlier { event, .. }) = ServerMessage::parse(line) {
+    // Judged on the time alone: snapshot lines are escaped (`\{24:x}`), so the rest
+    // may not parse.
+    let time_end = 1 + chat_proto::ServerTime::READABLE_LEN;
+    if let (Some(time), Some(event)) = (
+        line.strip_prefix(chat_proto::wire::EARLIER_OPEN)
+            .and_then(|r| r.get(..time_end - 1)),
+        line.get(time_end..)
+            .and_then(|r| r.strip_prefix(chat_proto::wire::EARLIER_CLOSE)),
+    ) && chat_proto::ServerTime::parse_readable(time).is_ok()
+    {
         return format!("[*] {event}");
     }
     match Tags::split(line) {

@@ -4,7 +4,8 @@
 //! each op byte picks a client, whether it sends or disconnects (and reconnects), and
 //! how many of the following bytes it sends. After every op, every line queued for every
 //! client must be a well-formed server line (SRV-1, FRAME-5), and no more users than
-//! open connections may be registered. No panic anywhere.
+//! open connections may be registered. No panic anywhere. `-dict=connection.dict` gives
+//! libFuzzer the protocol's words (`/caps tags`, `/who`, ...) so it reaches every command.
 #![no_main]
 
 use chat_proto::ServerMessage;

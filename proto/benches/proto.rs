@@ -111,5 +111,49 @@ fn encoder(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, framer, parsers, encoder);
+/// What tags cost a connection that enabled them (spec §14): the prefix a writer builds
+/// per event line, and a client's parse of a tagged line.
+fn tags(c: &mut Criterion) {
+    let Some(time) = chat_proto::ServerTime::from_unix_millis(1_796_201_524_123) else {
+        return;
+    };
+    let tags = chat_proto::Tags::event(chat_proto::EventId::memory(1_796_201_524_000, 42), time);
+    let mut line = Vec::new();
+    tags.encode_prefix(&mut line);
+    line.extend_from_slice(b"alice: message number 00001 with some ordinary chat text");
+    let Ok(line) = String::from_utf8(line) else {
+        return;
+    };
+    let mut g = c.benchmark_group("tags");
+    g.throughput(Throughput::Elements(1));
+    // The writer's path: no allocation.
+    g.bench_function("event_prefix_into_buffer", |b| {
+        let mut buf = Vec::with_capacity(128);
+        b.iter(|| {
+            buf.clear();
+            chat_proto::tags::write_event_prefix(
+                black_box(1_796_201_524_000),
+                black_box(42),
+                time,
+                &mut buf,
+            );
+            black_box(&buf);
+        })
+    });
+    // The general encoder, for tags of later versions.
+    g.bench_function("general_prefix_into_buffer", |b| {
+        let mut buf = Vec::with_capacity(128);
+        b.iter(|| {
+            buf.clear();
+            black_box(&tags).encode_prefix(&mut buf);
+            black_box(&buf);
+        })
+    });
+    g.bench_function("parse_tagged_chat_line", |b| {
+        b.iter(|| black_box(ServerMessage::parse_tagged(black_box(&line))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, framer, parsers, encoder, tags);
 criterion_main!(benches);

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Timelike, Utc};
 use thiserror::Error;
 
 use crate::wire::{TAG_VALUE, TAGS_SEP, TAGS_START};
@@ -200,15 +200,79 @@ impl ServerTime {
     }
 }
 
+impl ServerTime {
+    /// Appends the TAG-4 form (`YYYY-MM-DDTHH:MM:SS.mmmZ`) to `out`, without allocating:
+    /// a writer builds one per event line for every connection that enabled tags.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let date = self.0.date_naive();
+        let time = self.0.time();
+        // The constructors keep the year within 0..=9999.
+        let year = u32::try_from(date.year()).unwrap_or(0);
+        digits(out, year, 4);
+        out.push(b'-');
+        digits(out, date.month(), 2);
+        out.push(b'-');
+        digits(out, date.day(), 2);
+        out.push(b'T');
+        digits(out, time.hour(), 2);
+        out.push(b':');
+        digits(out, time.minute(), 2);
+        out.push(b':');
+        digits(out, time.second(), 2);
+        out.push(b'.');
+        digits(out, time.nanosecond() / 1_000_000 % 1000, 3);
+        out.push(b'Z');
+    }
+}
+
+/// `value` as exactly `width` decimal digits (the low ones).
+fn digits(out: &mut Vec<u8>, value: u32, width: u32) {
+    for i in (0..width).rev() {
+        let d = value / 10u32.pow(i) % 10;
+        out.push(b'0' + d as u8);
+    }
+}
+
+/// `value` in decimal.
+fn decimal(out: &mut Vec<u8>, value: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut v = value;
+    loop {
+        i -= 1;
+        if let Some(slot) = buf.get_mut(i) {
+            *slot = b'0' + (v % 10) as u8;
+        }
+        v /= 10;
+        if v == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(buf.get(i..).unwrap_or_default());
+}
+
+/// Appends the tag prefix of an event of the memory engine,
+/// `@id=<epoch>:<seq>;t=<time> ` (TAG-1, TAG-3, TAG-4), without allocating: the same
+/// bytes as [`Tags::encode_prefix`] of [`Tags::event`], for the writer's hot path.
+pub fn write_event_prefix(epoch: u64, seq: u64, time: ServerTime, out: &mut Vec<u8>) {
+    out.push(TAGS_START as u8);
+    out.extend_from_slice(ID.as_bytes());
+    out.push(TAG_VALUE as u8);
+    decimal(out, epoch);
+    out.push(b':');
+    decimal(out, seq);
+    out.push(TAGS_SEP as u8);
+    out.extend_from_slice(TIME.as_bytes());
+    out.push(TAG_VALUE as u8);
+    time.write_to(out);
+    out.push(b' ');
+}
+
 impl fmt::Display for ServerTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = self.0;
-        write!(
-            f,
-            "{}.{:03}Z",
-            t.format("%Y-%m-%dT%H:%M:%S"),
-            t.nanosecond() / 1_000_000 % 1000
-        )
+        let mut out = Vec::with_capacity(SERVER_TIME_LEN);
+        self.write_to(&mut out);
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -293,7 +357,9 @@ impl Tags {
             put(out, ID, Some(id.as_str()));
         }
         if let Some(t) = &self.time {
-            put(out, TIME, Some(&t.to_string()));
+            let mut value = Vec::with_capacity(SERVER_TIME_LEN);
+            t.write_to(&mut value);
+            put(out, TIME, std::str::from_utf8(&value).ok());
         }
         for o in &self.other {
             put(out, &o.key, o.value.as_deref());
@@ -390,6 +456,23 @@ mod tests {
         }
         let long = format!("@k={} x", "v".repeat(MAX_TAGS_BYTES));
         assert_eq!(Tags::split(&long), Err(TagError::Prefix));
+    }
+
+    #[test]
+    fn tag_1_fast_event_prefix_matches_the_general_encoder() {
+        for (epoch, seq, ms) in [
+            (0, 1, 0),
+            (1_796_201_524_000, 42, 1_796_201_524_123),
+            (u64::MAX, u64::MAX, 253_402_300_799_999),
+        ] {
+            let time = ServerTime::from_unix_millis(ms).unwrap();
+            let mut fast = Vec::new();
+            write_event_prefix(epoch, seq, time, &mut fast);
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                prefix(&Tags::event(EventId::memory(epoch, seq), time))
+            );
+        }
     }
 
     #[test]

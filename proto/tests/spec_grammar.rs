@@ -109,6 +109,17 @@ fn srv_3_limits_table_states_the_crates_numbers() {
             KEEPALIVE_INTERVAL.as_secs()
         ),
         format!("Version {PROTOCOL_VERSION}."),
+        format!(
+            "`ERR` lines\nare at most {} bytes (ERR-3)",
+            wire::ERR.len()
+                + ErrorCode::ALL
+                    .iter()
+                    .map(|c| c.as_str().len())
+                    .max()
+                    .unwrap_or(0)
+                + 1
+                + MAX_ERR_TEXT_BYTES
+        ),
     ] {
         assert!(spec.contains(&needle), "the spec does not say {needle:?}");
     }

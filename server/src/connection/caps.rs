@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use chat_proto::tags::Tags;
+use chat_proto::tags::{Tags, write_event_prefix};
 use chat_proto::{CapName, Capability, EventId, PROTOCOL_VERSION, ServerMessage, ServerTime};
 
 use super::state::Conn;
@@ -38,15 +38,19 @@ impl LinePrefix for TagPrefix {
         if entry.id.seq <= self.after {
             return;
         }
-        let time = i64::try_from(entry.time_ms)
+        match i64::try_from(entry.time_ms)
             .ok()
-            .and_then(ServerTime::from_unix_millis);
-        let tags = Tags {
-            id: Some(EventId::memory(entry.id.epoch, entry.id.seq)),
-            time,
-            other: Vec::new(),
-        };
-        tags.encode_prefix(out);
+            .and_then(ServerTime::from_unix_millis)
+        {
+            Some(time) => write_event_prefix(entry.id.epoch, entry.id.seq, time, out),
+            // A clock outside the years 0000..9999: the id alone.
+            None => Tags {
+                id: Some(EventId::memory(entry.id.epoch, entry.id.seq)),
+                time: None,
+                other: Vec::new(),
+            }
+            .encode_prefix(out),
+        }
     }
 }
 
