@@ -17,6 +17,7 @@ summed over perf's 20 ms intervals that fall in the send window; without perf, f
     scripts/compare.py                 # 5 runs per cell, writes docs/performance.md
     scripts/compare.py --runs 3 --quick --no-write
     BEFORE_BIN=/path/to/old/chat-server scripts/compare.py --servers ours,before --no-write
+    scripts/compare.py --servers ours --store --no-write   # the cost of --store (issue 13)
 
 Loopback only. Needs `ngircd` (apt-get install ngircd); without it that column is skipped.
 """
@@ -100,12 +101,16 @@ PAM = no
 def start(server, port, workdir):
     """Starts one server on `port`; returns (process, dialect)."""
     devnull = subprocess.DEVNULL
-    if server in ("ours", "before"):
+    if server in ("ours", "before", "ours+store"):
         # The flood limit off, as a benchmark should (the other two have none). "before"
         # is another build of ours (BEFORE_BIN), for before/after comparisons.
         binary = SERVER if server == "ours" else Path(os.environ["BEFORE_BIN"])
         cmd = [str(binary), "--listen", f"127.0.0.1:{port}", "--max-clients", "20000", "--flood-rate", "0"]
         extra = os.environ.get("OURS_ARGS", "").split()
+        if server == "ours+store":
+            # History kept in a fresh SQLite file (issue 13): every event also goes to
+            # the store thread.
+            extra += ["--store", str(Path(workdir) / f"store-{port}.db")]
         proc = subprocess.Popen(cmd + extra, stdout=devnull, stderr=devnull, env={**os.environ, "RUST_LOG": "warn"})
         dialect = "spec"
     elif server == "seed":
@@ -232,12 +237,16 @@ def main():
     ap.add_argument("--servers", default="ours,seed,ngircd")
     ap.add_argument("--only", help="run only the scenarios whose name contains this")
     ap.add_argument("--no-perf", action="store_true", help="count write calls from /proc only")
+    ap.add_argument("--store", action="store_true",
+                    help="also run ours with --store (history in SQLite), as the server `ours+store`")
     args = ap.parse_args()
     use_perf = not args.no_perf and perf_usable()
 
     if not args.quick:
         subprocess.run(["cargo", "build", "--release", "-p", "chat-server", "-p", "chat-load"], cwd=ROOT, check=True)
     servers = [s for s in args.servers.split(",") if s != "ngircd" or shutil.which("ngircd")]
+    if args.store and "ours+store" not in servers:
+        servers.insert(servers.index("ours") + 1 if "ours" in servers else 0, "ours+store")
     scale = 10 if args.quick else 1
     scenarios = [
         {"name": "200 clients, 1 sender, 2,000 msgs", "clients": 200, "senders": 1, "messages": 2000 // scale},

@@ -208,6 +208,12 @@ def main():
         raw.wait_line(lambda l: l == "tkuser has joined the chat")
         log("seed client 1 joined as tkuser")
 
+        # Said before the second Tk client joins: it gets this in its backlog (spec
+        # HIST-6), readable with its time, between `Earlier events:` and `End of earlier
+        # events` (see tk2.png).
+        say(w1, "hello from tk")
+        raw.wait_line(lambda l: l == "tkuser: hello from tk")
+
         tk2 = subprocess.Popen([sys.executable, str(SEED_CLIENT)], env=env,
                                stdout=open(ART / "tk2.log", "w"), stderr=subprocess.STDOUT)
         procs.append(tk2)
@@ -215,8 +221,6 @@ def main():
         raw.wait_line(lambda l: l == "tkuser2 has joined the chat")
         log("seed client 2 asked for tkuser and joined as tkuser2")
 
-        say(w1, "hello from tk")
-        raw.wait_line(lambda l: l == "tkuser: hello from tk")
         say(w2, "hi back from the other tk")
         raw.wait_line(lambda l: l == "tkuser2: hi back from the other tk")
         # Anything still in flight arrives within this pause.

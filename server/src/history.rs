@@ -178,8 +178,12 @@ impl Retention {
             && count > 0
             && from <= to
         {
+            // Only the newest `count` public events can be in the block: start there, so
+            // that building it costs O(count) under the sequencer's lock, not O(retained).
+            let skipped = self.not_public.range(from..=to).count() as u64;
+            let newest = (to + 1).saturating_sub((count as u64).saturating_add(skipped));
             let mut c = pin.clone();
-            c.seek(from);
+            c.seek(from.max(newest));
             c.entries(epoch, to, |e, _| {
                 if self.not_public.contains(&e.id.seq) {
                     return true;
