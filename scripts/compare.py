@@ -104,7 +104,7 @@ def start(server, port, workdir):
     if server in ("ours", "before", "ours+store"):
         # The flood limit off, as a benchmark should (the other two have none). "before"
         # is another build of ours (BEFORE_BIN), for before/after comparisons.
-        binary = SERVER if server == "ours" else Path(os.environ["BEFORE_BIN"])
+        binary = SERVER if server in ("ours", "ours+store") else Path(os.environ["BEFORE_BIN"])
         cmd = [str(binary), "--listen", f"127.0.0.1:{port}", "--max-clients", "20000", "--flood-rate", "0"]
         extra = os.environ.get("OURS_ARGS", "").split()
         if server == "ours+store":

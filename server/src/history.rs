@@ -279,6 +279,10 @@ mod tests {
         let most = most_that_fit(MIN_BUDGET);
         assert!(most > 0 && fits_budget(most, MIN_BUDGET) && !fits_budget(most + 1, MIN_BUDGET));
         assert!(fits_budget(0, MIN_BUDGET));
+        // The figures docs/history.md states.
+        assert_eq!(most_that_fit(MIN_BUDGET), 61);
+        assert_eq!(most_that_fit(crate::hub::DEFAULT_LOG_BUDGET), 13_115);
+        assert_eq!(worst_span(DEFAULT_HISTORY), 10);
     }
 
     fn lines(block: &[u8]) -> Vec<String> {

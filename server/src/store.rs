@@ -40,7 +40,7 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
 pub const BATCH_MAX: usize = 4096;
 
 /// Entries the sequencer may hand on before it waits for the disk (STORE-2).
-pub const CHANNEL_CAPACITY: usize = 65_536;
+pub const CHANNEL_CAPACITY: usize = 16_384;
 
 /// `PRAGMA application_id` of our files ("chat"): a database of another program is
 /// refused rather than written into.
