@@ -391,11 +391,13 @@ impl Outbox {
     /// Runs `f` on this outbox's backlog as a writer would hold it (for socket-free use:
     /// the cursor and the private lines stay in the outbox between calls).
     fn with_backlog<R>(&self, f: impl FnOnce(&mut Backlog) -> R) -> R {
+        let visible = self.log.head();
         let mut st = self.lock();
         let mut backlog = Backlog {
             cursor: st.cursor.take(),
             private: std::mem::take(&mut st.incoming),
             last: st.last,
+            visible,
             ..Backlog::default()
         };
         let r = f(&mut backlog);
@@ -497,8 +499,12 @@ struct Backlog {
     private: VecDeque<Private>,
     /// Bytes of the front private line already written.
     private_sent: usize,
-    /// Last log seq to write.
+    /// Last log seq to write (the end of a closing connection).
     last: u64,
+    /// The log's head read *before* `last` was: log entries are written up to it only.
+    /// A leaving user's end is set before its leave notice is appended, so an entry seen
+    /// here is one whose `last` was already set (the user never gets its own leave).
+    visible: u64,
     prefix: Option<Arc<dyn LinePrefix>>,
     /// Bytes of the prefix of the entry at the cursor already written.
     prefix_sent: usize,
@@ -581,7 +587,8 @@ impl Backlog {
                     .max(if mid { c.next_seq() } else { 0 })
                     .min(self.last),
                 None => self.last,
-            };
+            }
+            .min(self.visible);
             match &self.prefix {
                 None => c.runs(limit, |run| {
                     pieces.push((Src::Log, Piece::Bytes(run)));
@@ -661,7 +668,8 @@ impl Backlog {
             let limit = self
                 .private
                 .front()
-                .map_or(self.last, |p| p.after.min(self.last));
+                .map_or(self.last, |p| p.after.min(self.last))
+                .min(self.visible);
             let Some(c) = &mut self.cursor else { return };
             let mut line = None;
             c.entries(0, limit, |e, _| {
@@ -726,6 +734,8 @@ pub struct Writer {
     freed: usize,
     /// The connection is closing (the timer is its flush deadline).
     closing: bool,
+    /// Its place among the writers parked at the log's head.
+    park_ticket: crate::log::Ticket,
     flush_timeout: Duration,
     max_lag: Duration,
     /// The flush deadline of a closing connection; otherwise, armed while the writer
@@ -756,6 +766,7 @@ impl Writer {
             },
             freed: 0,
             closing: false,
+            park_ticket: None,
             flush_timeout,
             max_lag,
             timer: None,
@@ -795,6 +806,8 @@ impl Writer {
     /// Takes new work from the outbox. Returns `Err(end)` when the writer must stop,
     /// otherwise whether the connection is closing.
     fn sync(&mut self, cx: &Context<'_>) -> Result<bool, Poll<WriterEnd>> {
+        // Before `last` (see `Backlog::visible`).
+        self.backlog.visible = self.outbox.log.head();
         let mut st = self.outbox.lock();
         st.bytes = st.bytes.saturating_sub(std::mem::take(&mut self.freed));
         if let Phase::Killed { notice } = &mut st.phase {
@@ -853,7 +866,10 @@ impl Writer {
         self.timer = None;
         self.scratch = Vec::new();
         match &self.backlog.cursor {
-            Some(c) => self.outbox.log.park(c.next_seq(), cx.waker()),
+            Some(c) => self
+                .outbox
+                .log
+                .park(c.next_seq(), cx.waker(), &mut self.park_ticket),
             None => true,
         }
     }
@@ -1133,6 +1149,32 @@ mod tests {
         if got.len() > whole.len() {
             assert_eq!(&got[whole.len()..], &encode(&sendq_exceeded())[..]);
         }
+    }
+
+    /// CONN-2: a writer plans log entries only up to the head it read before it read its
+    /// end. A leaving user's end is set before its leave notice is appended, so an entry
+    /// appended after that read (its own leave notice) is never written to it, even when
+    /// the cursor could already see it.
+    #[test]
+    fn conn_2_plan_stops_at_the_head_read_before_the_end() {
+        let (_hub, ob, mut app) = reader_of(64 << 20);
+        let visible = app.log().head();
+        let backlog = Backlog {
+            cursor: ob.lock().cursor.take(),
+            last: u64::MAX,
+            visible,
+            ..Backlog::default()
+        };
+        app.append(b"own leave notice\n");
+        let mut pieces = Vec::new();
+        let mut scratch = Vec::new();
+        assert!(backlog.plan(app.log().epoch(), &mut pieces, &mut scratch));
+        let mut sources = Vec::new();
+        let planned: Vec<u8> = slices(&pieces, &scratch, &mut sources)
+            .iter()
+            .flat_map(|s| s.to_vec())
+            .collect();
+        assert_eq!(planned, b"first\n");
     }
 
     #[derive(Debug)]

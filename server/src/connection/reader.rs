@@ -36,6 +36,8 @@ pub const CLOSE_DISCARD: usize = chat_proto::limits::CLOSE_LINGER_MAX_BYTES;
 pub(super) struct Reader {
     pub(super) core: Core,
     pub(super) stream: Arc<Async<TcpStream>>,
+    /// Its place among the senders paused while the log is congested.
+    pub(super) pause_ticket: crate::log::Ticket,
 }
 
 impl Reader {
@@ -72,13 +74,15 @@ impl Reader {
 
     /// While the log is congested, a chatting connection is not read from. True when it
     /// must wait (it is woken when the log has room again, or when it is cut off).
-    fn paused(&self, cx: &Context<'_>) -> bool {
+    fn paused(&mut self, cx: &Context<'_>) -> bool {
         let conn = &self.core.conn;
         if !matches!(conn.phase, Phase::Chatting(_)) || !conn.hub.log().congested() {
             return false;
         }
         conn.outbox.watch_close(cx.waker());
-        conn.hub.log().wait_uncongested(cx.waker())
+        conn.hub
+            .log()
+            .wait_uncongested(cx.waker(), &mut self.pause_ticket)
     }
 }
 
