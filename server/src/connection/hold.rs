@@ -67,11 +67,12 @@ pub(super) fn gate(
     held: &mut Option<Box<Held>>,
     frame: &Frame<'_>,
     rest: &[u8],
+    waited: bool,
 ) -> Gate {
     if !bucket.limited() || !matches!(conn.phase, Phase::Chatting(_)) {
         return Gate::Go;
     }
-    match bucket.admit(Instant::now(), false) {
+    match bucket.admit(Instant::now(), waited) {
         Admit::Go => Gate::Go,
         Admit::Wait { wait, first } => {
             if first {
@@ -118,6 +119,6 @@ impl Core {
         if let Flow::Close(why) = self.conn.on_frame(held.frame.frame()) {
             return Poll::Ready(Flow::Close(why));
         }
-        Poll::Ready(self.feed(&held.rest))
+        Poll::Ready(self.feed_from(&held.rest, true))
     }
 }
