@@ -91,7 +91,9 @@ def start(server, port, workdir):
     """Starts one server on `port`; returns (process, dialect)."""
     devnull = subprocess.DEVNULL
     if server == "ours":
-        cmd = [str(SERVER), "--listen", f"127.0.0.1:{port}", "--max-clients", "20000"]
+        # chat-load's clients all come from 127.0.0.1: no per-address limits (ADDR-1).
+        cmd = [str(SERVER), "--listen", f"127.0.0.1:{port}", "--max-clients", "20000",
+               "--max-per-address", "0", "--max-handshakes-per-address", "0"]
         extra = os.environ.get("OURS_ARGS", "").split()
         proc = subprocess.Popen(cmd + extra, stdout=devnull, stderr=devnull, env={**os.environ, "RUST_LOG": "warn"})
         dialect = "spec"

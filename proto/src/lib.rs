@@ -25,6 +25,7 @@ pub mod client;
 pub mod error;
 pub mod framer;
 pub mod limits;
+pub mod lookalike;
 pub mod nickname;
 pub mod reader;
 pub mod seed;

@@ -14,6 +14,7 @@ use chat_proto::limits::{
 use thiserror::Error;
 
 pub use crate::flood::FloodLimit;
+pub use crate::per_address::AddressLimits;
 
 /// Which dialect of the protocol connections speak.
 ///
@@ -49,6 +50,8 @@ pub struct Config {
     pub compat: Compat,
     /// Per-client flood limit (CONN-7); [`FloodLimit::off`] for benchmarks.
     pub flood: FloodLimit,
+    /// Connections and handshakes one address may hold (ADDR-1).
+    pub per_address: AddressLimits,
     /// Longest time a closing connection (`/quit`, handshake failure, shutdown) may take
     /// to flush what is queued for it before it is cut off: a client that stops reading
     /// cannot keep its connection (and its slot under `max_clients`) forever.
@@ -79,6 +82,7 @@ impl Default for Config {
             threads: default_threads(),
             compat: Compat::Standard,
             flood: FloodLimit::default(),
+            per_address: AddressLimits::default(),
             close_flush_timeout: Duration::from_secs(5),
             close_linger: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(2),
@@ -119,11 +123,13 @@ impl Config {
 
     /// A config listening on `127.0.0.1` with a port the OS picks: what tests want.
     /// The flood limit is off, because most tests send fast on purpose; the tests of
-    /// CONN-7 turn it on.
+    /// CONN-7 turn it on. So are the per-address limits, because every test client comes
+    /// from 127.0.0.1; the tests of ADDR-1 turn them on.
     pub fn loopback_ephemeral() -> Config {
         Config {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             flood: FloodLimit::off(),
+            per_address: AddressLimits::off(),
             ..Config::default()
         }
     }
@@ -206,6 +212,8 @@ mod tests {
         assert_eq!(c.sendq, 1024 * 1024);
         assert_eq!(c.handshake_timeout, Duration::from_secs(30));
         assert_eq!(c.handshake_attempts, 5);
+        assert_eq!(c.per_address.connections, 10);
+        assert_eq!(c.per_address.handshakes, 3);
         assert_eq!(c.validate(), Ok(()));
     }
 

@@ -31,6 +31,7 @@ use crate::config::{Compat, Config};
 use crate::flood::{Admit, Bucket, FloodLimit};
 use crate::hub::{Hub, JoinError, Membership, RenameError, Slot};
 use crate::outbox::{Line, Outbox, Writer, WriterEnd, encode};
+use crate::per_address::{AddressSlot, Admission, HandshakeSlot};
 
 /// Bytes read per `read` call, into a buffer on the stack (not kept while idle).
 const READ_CHUNK: usize = 8 * 1024;
@@ -73,9 +74,12 @@ struct Shared {
     outbox: Arc<Outbox>,
     peer: SocketAddr,
     _slot: Slot,
+    _address: AddressSlot,
 }
 
 /// Starts the reader and writer tasks of an accepted, attached connection.
+// Each argument is one thing the listener hands over; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn spawn(
     ex: &Executor<'static>,
     hub: Arc<Hub>,
@@ -83,6 +87,7 @@ pub(crate) fn spawn(
     stream: Arc<Async<TcpStream>>,
     outbox: Arc<Outbox>,
     slot: Slot,
+    admission: Admission,
     peer: SocketAddr,
 ) {
     let shared = Arc::new(Shared {
@@ -90,6 +95,7 @@ pub(crate) fn spawn(
         outbox,
         peer,
         _slot: slot,
+        _address: admission.connection,
     });
 
     let writer = Writer::new(
@@ -117,7 +123,13 @@ pub(crate) fn spawn(
     .detach();
 
     greet(&hub, &settings, &shared.outbox);
-    let core = Core::new(hub, settings, shared.outbox.clone(), shared.peer);
+    let core = Core::new(
+        hub,
+        settings,
+        shared.outbox.clone(),
+        shared.peer,
+        admission.handshake,
+    );
     let reader = Reader {
         core,
         stream: shared.stream.clone(),
@@ -174,7 +186,13 @@ impl Detached {
         greet(hub, &settings, &outbox);
         let peer = SocketAddr::from(([127, 0, 0, 1], 0));
         Some(Detached {
-            core: Core::new(hub.clone(), settings, outbox, peer),
+            core: Core::new(
+                hub.clone(),
+                settings,
+                outbox,
+                peer,
+                Admission::unlimited().handshake,
+            ),
             _slot: slot,
         })
     }
@@ -243,6 +261,8 @@ enum Phase {
         rejected: u32,
         deadline: Timer,
         idle: Option<Timer>,
+        /// ADDR-1: this handshake's place in its address's quota, freed with the state.
+        _address: HandshakeSlot,
     },
     /// Registered (§4).
     Chatting(Membership),
@@ -318,7 +338,13 @@ struct Conn {
 
 impl Core {
     /// A connection's protocol state right after the greeting was queued in `outbox`.
-    fn new(hub: Arc<Hub>, settings: Arc<Settings>, outbox: Arc<Outbox>, peer: SocketAddr) -> Core {
+    fn new(
+        hub: Arc<Hub>,
+        settings: Arc<Settings>,
+        outbox: Arc<Outbox>,
+        peer: SocketAddr,
+        address: HandshakeSlot,
+    ) -> Core {
         let now = Instant::now();
         let deadline = Timer::at(now + settings.handshake_timeout);
         let bucket = Bucket::new(settings.flood, now);
@@ -335,6 +361,7 @@ impl Core {
                     rejected: 0,
                     deadline,
                     idle: None,
+                    _address: address,
                 },
                 asked: None,
             },
@@ -528,7 +555,7 @@ impl Conn {
                 Flow::Continue
             }
             Err(JoinError::Taken) => {
-                self.reply(&encode(&ServerMessage::nick_taken(&nick)));
+                self.reply(&taken(&self.hub, &nick));
                 self.rejected()
             }
             Err(JoinError::ShuttingDown) => Flow::Close("server shutting down"),
@@ -577,7 +604,7 @@ impl Conn {
             }
             Ok(ClientMessage::Nick(new)) => match member.rename(new.clone()) {
                 Ok(()) => {}
-                Err(RenameError::Taken) => member.reply(&encode(&ServerMessage::nick_taken(&new))),
+                Err(RenameError::Taken) => member.reply(&taken(&self.hub, &new)),
                 Err(RenameError::Unchanged) => {
                     member.reply(&encode(&ServerMessage::nick_unchanged(&new)))
                 }
@@ -592,6 +619,15 @@ impl Conn {
         }
         Flow::Continue
     }
+}
+
+/// `ERR nick-taken` naming the online user who holds `nick` or a lookalike of it
+/// (NICK-3, NICK-LOOK-1).
+fn taken(hub: &Hub, nick: &Nickname) -> Line {
+    encode(&match hub.holder(nick) {
+        Some(holder) => ServerMessage::nick_taken_by(nick, &holder),
+        None => ServerMessage::nick_taken(nick),
+    })
 }
 
 /// The reading task of a connection: the socket-free [`Core`] plus the socket it reads.

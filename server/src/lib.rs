@@ -34,6 +34,7 @@ pub mod flood;
 pub mod hub;
 pub mod listener;
 pub mod outbox;
+pub mod per_address;
 pub mod shutdown;
 
 use std::io;
@@ -105,6 +106,7 @@ impl Server {
             ex.clone(),
             hub.clone(),
             settings,
+            per_address::PerAddress::new(config.per_address),
             async move {
                 let _ = accept_stopped.recv().await;
             },

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chat_server::config::{Compat, Config, FloodLimit, default_threads, parse_duration};
+use chat_server::config::{
+    AddressLimits, Compat, Config, FloodLimit, default_threads, parse_duration,
+};
 use chat_server::{Server, listener, shutdown};
 use clap::Parser;
 use tracing::{info, warn};
@@ -53,6 +55,15 @@ struct Cli {
     /// How long a client may keep sending too fast before it is disconnected.
     #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "TIME")]
     flood_excess: Duration,
+
+    /// Connections one address may hold, those choosing a nickname included; IPv6
+    /// addresses count per /64. 0 = no limit. On a LAN behind one NAT address, raise it.
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_MAX_PER_ADDRESS, value_name = "N")]
+    max_per_address: usize,
+
+    /// Connections one address may have choosing a nickname at once. 0 = no limit.
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_MAX_HANDSHAKES_PER_ADDRESS, value_name = "N")]
+    max_handshakes_per_address: usize,
 
     /// Compatibility profile: `seed` lets the original Python client (seed_client.py)
     /// connect unchanged; clients of the spec keep working too.
@@ -102,6 +113,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             burst: cli.flood_burst,
             rate: cli.flood_rate,
             excess: cli.flood_excess,
+        },
+        per_address: AddressLimits {
+            connections: cli.max_per_address,
+            handshakes: cli.max_handshakes_per_address,
         },
         ..Config::default()
     };

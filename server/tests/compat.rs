@@ -129,8 +129,9 @@ fn compat_4_names_are_assigned_not_rejected() {
     c.send_raw(b"Aryan Singh: namaste\n");
     c.expect("Aryan_Singh: namaste");
 
+    // COMPAT-NUM-1: `ERR2` is reserved too (NICK-PREFIX-1), so `guest` is numbered.
     let mut d = seed_join(addr, "ERR");
-    d.expect("ERR2 has joined the chat");
+    d.expect("guest has joined the chat");
     d.expect("Connected to the server");
     d.expect_err(ErrorCode::NickAssigned);
 
@@ -138,7 +139,7 @@ fn compat_4_names_are_assigned_not_rejected() {
     let mut e = Client::connect(addr);
     greeting(&mut e);
     e.send_raw(b"\xff\xfe\n");
-    e.expect("guest has joined the chat");
+    e.expect("guest2 has joined the chat");
     e.expect("Connected to the server");
     e.expect_err(ErrorCode::NickAssigned);
 }
