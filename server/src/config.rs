@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chat_proto::limits::{
     DEFAULT_HANDSHAKE_ATTEMPTS, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CLIENTS, DEFAULT_PORT,
-    DEFAULT_SENDQ_BYTES, MAX_SERVER_LINE_BYTES,
+    DEFAULT_SENDQ_BYTES, MAX_LINE_BYTES, MAX_SERVER_LINE_BYTES,
 };
 use thiserror::Error;
 
@@ -115,6 +115,14 @@ pub enum ConfigError {
     /// A flood rate that is negative or not a number, or a burst of 0 with a rate set.
     #[error("--flood-rate must be 0 (off) or more, and --flood-burst at least 1")]
     Flood,
+    /// A byte budget smaller than one line of the longest kind (FLOOD-1).
+    #[error(
+        "--flood-burst-bytes must be at least {min} (one line of the longest kind) unless --flood-rate-bytes is 0"
+    )]
+    FloodBytes {
+        /// The smallest allowed value.
+        min: usize,
+    },
 }
 
 impl Config {
@@ -156,6 +164,11 @@ impl Config {
         let f = &self.flood;
         if !(f.rate.is_finite() && f.rate >= 0.0) || (f.rate > 0.0 && f.burst == 0) {
             return Err(ConfigError::Flood);
+        }
+        if f.rate_bytes > 0 && (f.burst_bytes as usize) < MAX_LINE_BYTES {
+            return Err(ConfigError::FloodBytes {
+                min: MAX_LINE_BYTES,
+            });
         }
         Ok(())
     }
@@ -234,5 +247,10 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::Attempts));
+        let mut bad = Config::default();
+        bad.flood.burst_bytes = 1000;
+        assert_eq!(bad.validate(), Err(ConfigError::FloodBytes { min: 1024 }));
+        bad.flood.rate_bytes = 0;
+        assert_eq!(bad.validate(), Ok(()));
     }
 }

@@ -28,7 +28,7 @@ use smol::Executor;
 use tracing::{debug, error, info};
 
 use crate::config::{Compat, Config};
-use crate::flood::{Admit, Bucket, FloodLimit};
+use crate::flood::{Admit, Bucket, FloodLimit, weight};
 use crate::hub::{Hub, JoinError, Membership, RenameError, Slot};
 use crate::outbox::{Line, Outbox, Writer, WriterEnd, encode};
 use crate::per_address::{AddressSlot, Admission, HandshakeSlot};
@@ -379,7 +379,7 @@ impl Core {
             input = input.get(used..).unwrap_or_default();
             let Some(frame) = frame else { break };
             if self.bucket.limited() && matches!(self.conn.phase, Phase::Chatting(_)) {
-                match self.bucket.admit(Instant::now(), false) {
+                match self.bucket.admit(Instant::now(), false, weight(&frame)) {
                     Admit::Go => {}
                     Admit::Wait { wait, first } => {
                         if first {
@@ -442,7 +442,10 @@ impl Core {
             if Pin::new(&mut held.timer).poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            match self.bucket.admit(Instant::now(), true) {
+            match self
+                .bucket
+                .admit(Instant::now(), true, weight(&held.frame.frame()))
+            {
                 Admit::Go => break,
                 Admit::Wait { wait, .. } => held.timer = Timer::after(wait),
                 Admit::Disconnect => {

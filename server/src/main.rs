@@ -52,6 +52,15 @@ struct Cli {
     #[arg(long, default_value_t = chat_proto::limits::DEFAULT_FLOOD_RATE, value_name = "PER_SEC")]
     flood_rate: f64,
 
+    /// Bytes of lines a client may send in a burst before the flood limit slows it down
+    /// (a long line costs more than a short one); at least 1024.
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_FLOOD_BURST_BYTES, value_name = "BYTES")]
+    flood_burst_bytes: u32,
+
+    /// Bytes per second of lines a client may keep sending; 0 counts lines only.
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_FLOOD_RATE_BYTES, value_name = "BYTES_PER_SEC")]
+    flood_rate_bytes: u32,
+
     /// How long a client may keep sending too fast before it is disconnected.
     #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "TIME")]
     flood_excess: Duration,
@@ -113,6 +122,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             burst: cli.flood_burst,
             rate: cli.flood_rate,
             excess: cli.flood_excess,
+            burst_bytes: cli.flood_burst_bytes,
+            rate_bytes: cli.flood_rate_bytes,
         },
         per_address: AddressLimits {
             connections: cli.max_per_address,
