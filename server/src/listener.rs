@@ -20,8 +20,8 @@ use tracing::{debug, info, warn};
 
 use crate::connection::{self, Settings};
 use crate::hub::{AttachError, Hub};
-use crate::outbox::encode;
 use crate::per_address::PerAddress;
+use crate::writer::encode;
 
 /// Pause after `accept` fails for lack of descriptors or memory.
 pub const FD_BACKOFF: Duration = Duration::from_millis(100);
