@@ -65,6 +65,9 @@ pub struct Config {
     pub flood: FloodLimit,
     /// Connections and handshakes one address may hold (ADDR-1).
     pub per_address: AddressLimits,
+    /// A joined user from whom nothing was read for this long is disconnected (IDLE-1);
+    /// `None` (the default) keeps quiet users for ever.
+    pub idle_timeout: Option<Duration>,
     /// Longest time a closing connection (`/quit`, handshake failure, shutdown) may take
     /// to flush what is queued for it before it is cut off: a client that stops reading
     /// cannot keep its connection (and its slot under `max_clients`) forever.
@@ -99,6 +102,7 @@ impl Default for Config {
             compat: Compat::Standard,
             flood: FloodLimit::default(),
             per_address: AddressLimits::default(),
+            idle_timeout: None,
             close_flush_timeout: Duration::from_secs(5),
             close_linger: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(2),
@@ -148,6 +152,9 @@ pub enum ConfigError {
         /// The smallest allowed value.
         min: usize,
     },
+    /// An idle limit of zero (IDLE-1): leave it out to have none.
+    #[error("--idle-timeout must be more than zero (leave it out for no idle limit)")]
+    IdleTimeout,
 }
 
 impl Config {
@@ -202,6 +209,9 @@ impl Config {
             return Err(ConfigError::FloodBytes {
                 min: MAX_LINE_BYTES,
             });
+        }
+        if self.idle_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(ConfigError::IdleTimeout);
         }
         Ok(())
     }
@@ -260,6 +270,7 @@ mod tests {
         assert_eq!(c.handshake_attempts, 5);
         assert_eq!(c.per_address.connections, 10);
         assert_eq!(c.per_address.handshakes, 3);
+        assert_eq!(c.idle_timeout, None, "IDLE-1: off by default");
         assert_eq!(c.validate(), Ok(()));
     }
 

@@ -35,6 +35,7 @@ pub mod config;
 mod connection;
 pub mod flood;
 pub mod hub;
+mod idle;
 pub mod listener;
 pub mod log;
 pub mod per_address;

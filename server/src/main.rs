@@ -86,6 +86,11 @@ struct Cli {
     #[arg(long, default_value_t = chat_proto::limits::DEFAULT_MAX_HANDSHAKES_PER_ADDRESS, value_name = "N")]
     max_handshakes_per_address: usize,
 
+    /// Disconnect a user who has sent nothing for this long (seconds, or with a unit:
+    /// 10m). Off by default: a quiet user is not a fault.
+    #[arg(long, value_parser = parse_duration, value_name = "TIME")]
+    idle_timeout: Option<Duration>,
+
     /// Compatibility profile: `seed` lets the original Python client (seed_client.py)
     /// connect unchanged; clients of the spec keep working too.
     #[arg(long, value_enum, default_value_t = CompatArg::None, value_name = "PROFILE")]
@@ -139,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             burst_bytes: cli.flood_burst_bytes,
             rate_bytes: cli.flood_rate_bytes,
         },
+        idle_timeout: cli.idle_timeout,
         per_address: AddressLimits {
             connections: cli.max_per_address,
             handshakes: cli.max_handshakes_per_address,

@@ -47,6 +47,7 @@ pub(crate) struct Settings {
     pub max_lag: Duration,
     pub compat: Compat,
     pub flood: FloodLimit,
+    pub idle_timeout: Option<Duration>,
     pub panic_trigger: Option<String>,
 }
 
@@ -61,6 +62,7 @@ impl Settings {
             max_lag: c.max_lag,
             compat: c.compat,
             flood: c.flood,
+            idle_timeout: c.idle_timeout,
             panic_trigger: c.panic_trigger.clone(),
         }
     }

@@ -16,6 +16,7 @@ use super::Settings;
 use super::hold::{Gate, Held, gate};
 use crate::flood::Bucket;
 use crate::hub::{Hub, JoinError, Membership, RenameError};
+use crate::idle::Idle;
 use crate::per_address::HandshakeSlot;
 use crate::writer::{Line, Outbox, encode};
 
@@ -56,6 +57,8 @@ pub(super) struct Core {
     pub(super) bucket: Bucket,
     /// A frame that waits for a token, with the rest of its chunk (see `hold.rs`).
     pub(super) held: Option<Held>,
+    /// IDLE-1: time since the last read, when the server has an idle limit.
+    pub(super) idle: Option<Idle>,
 }
 
 /// A connection's state as seen by its reader.
@@ -92,6 +95,7 @@ impl Core {
             framer: Framer::new(),
             bucket,
             held: None,
+            idle: Idle::new(settings.idle_timeout, now),
             conn: Conn {
                 hub,
                 settings,
