@@ -9,16 +9,6 @@
 //!   to it and [`actions`] applies a user action; both are pure and return the
 //!   [`effect::Effect`]s (bytes to send, settings to save) for the caller to carry out.
 //! - [`ui`] holds the widgets; [`config`] and [`transcript`] the files the client writes.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
-
 pub mod actions;
 pub mod config;
 pub mod effect;

@@ -2,6 +2,8 @@
 //! (NICK-LOOK-1), reserved prefixes (NICK-PREFIX-1) and the seed profile's numbering,
 //! which must always find a free name (COMPAT-NUM-1).
 
+#![cfg(test)]
+
 use std::collections::HashSet;
 
 use chat_proto::Nickname;

@@ -14,6 +14,9 @@
 //!
 //! `cargo bench -p chat-server --bench fanout`
 
+// A benchmark may stop at the first failure: the workspace lints are for library code.
+#![allow(clippy::expect_used, clippy::indexing_slicing)]
+
 use std::hint::black_box;
 use std::io::{IoSlice, Write};
 use std::sync::Arc;

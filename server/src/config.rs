@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chat_proto::limits::{
     DEFAULT_HANDSHAKE_ATTEMPTS, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CLIENTS, DEFAULT_PORT,
-    DEFAULT_SENDQ_BYTES, MAX_LINE_BYTES, MAX_SERVER_LINE_BYTES,
+    DEFAULT_SENDQ_BYTES, MAX_LINE_BYTES, MAX_TAGGED_SERVER_LINE_BYTES,
 };
 use thiserror::Error;
 
@@ -105,7 +105,7 @@ impl Default for Config {
             idle_timeout: None,
             close_flush_timeout: Duration::from_secs(5),
             close_linger: Duration::from_secs(2),
-            shutdown_grace: Duration::from_secs(2),
+            shutdown_grace: chat_proto::limits::DEFAULT_SHUTDOWN_GRACE,
             panic_trigger: None,
         }
     }
@@ -141,7 +141,8 @@ pub enum ConfigError {
     /// `max_lag` of zero.
     #[error("--max-lag must be more than zero")]
     MaxLag,
-    /// A flood rate that is negative or not a number, or a burst of 0 with a rate set.
+    /// A flood rate that is negative or not a number, or a burst of 0 with a rate set: a
+    /// bucket that holds no token could admit no line at all (CONN-7).
     #[error("--flood-rate must be 0 (off) or more, and --flood-burst at least 1")]
     Flood,
     /// A byte budget smaller than one line of the longest kind (FLOOD-1).
@@ -158,8 +159,9 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// The smallest `sendq` that holds one server line of the longest kind (SRV-3).
-    pub const MIN_SENDQ: usize = MAX_SERVER_LINE_BYTES + 1;
+    /// The smallest `sendq` that holds one server line of the longest kind, tags
+    /// included (SRV-3).
+    pub const MIN_SENDQ: usize = MAX_TAGGED_SERVER_LINE_BYTES + 1;
 
     /// A config listening on `127.0.0.1` with a port the OS picks: what tests want.
     /// The flood limit is off, because most tests send fast on purpose; the tests of
@@ -296,5 +298,19 @@ mod tests {
         assert_eq!(bad.validate(), Err(ConfigError::FloodBytes { min: 1024 }));
         bad.flood.rate_bytes = 0;
         assert_eq!(bad.validate(), Ok(()));
+    }
+
+    /// CONN-7: `--flood-burst 0` is refused unless `--flood-rate 0` turns the limit off.
+    #[test]
+    fn conn_7_burst_zero_is_refused() {
+        let mut c = Config::default();
+        c.flood.burst = 0;
+        assert_eq!(c.validate(), Err(ConfigError::Flood));
+        c.flood.rate = 0.0;
+        assert_eq!(c.validate(), Ok(()));
+        c.flood.rate = -1.0;
+        assert_eq!(c.validate(), Err(ConfigError::Flood));
+        c.flood.rate = f64::NAN;
+        assert_eq!(c.validate(), Err(ConfigError::Flood));
     }
 }

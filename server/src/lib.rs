@@ -19,15 +19,6 @@
 //! merged with its small private queue, in as few `writev`s as it can, `compat` holds the
 //! seed profile's hooks, `shutdown` handles signals. Every byte read or written goes
 //! through `chat-proto`.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
 #![warn(missing_docs)]
 
 mod compat;

@@ -55,7 +55,8 @@ struct Cli {
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 
-    /// Lines a client may send in a burst before the flood limit slows it down.
+    /// Lines a client may send in a burst before the flood limit slows it down (its
+    /// bucket starts this full). At least 1, unless --flood-rate 0 turns the limit off.
     #[arg(long, default_value_t = chat_proto::limits::DEFAULT_FLOOD_BURST, value_name = "LINES")]
     flood_burst: u32,
 

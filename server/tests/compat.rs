@@ -1,6 +1,8 @@
 //! The seed compatibility profile (spec Appendix B, `--compat seed`): COMPAT-1..5.
 //! The end-to-end test with the real Tk client is scripts/e2e/seed-client.sh.
 
+#![cfg(test)]
+
 mod common;
 
 use std::io::Read;

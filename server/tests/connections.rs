@@ -1,6 +1,8 @@
 //! Spec §6, connections: CONN-1..6, plus crashes, floods and slow readers
 //! (DEFECTS.md items 5, 6, 8).
 
+#![cfg(test)]
+
 mod common;
 
 use std::io::Read;

@@ -2,6 +2,8 @@
 //! handshake, chat, commands and leave notices, queued as encoded lines (NICK-1, NICK-7,
 //! CHAT-1, CMD-QUIT-1, CONN-2).
 
+#![cfg(test)]
+
 use chat_server::writer::Line;
 use chat_server::{Config, Detached, Hub};
 

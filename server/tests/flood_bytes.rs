@@ -2,6 +2,8 @@
 //! down by its weight (one `ERR flood`, nothing dropped, others not held up), while the
 //! same number of short lines passes untouched.
 
+#![cfg(test)]
+
 mod common;
 
 use std::time::{Duration, Instant};

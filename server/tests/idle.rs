@@ -2,6 +2,8 @@
 //! `ERR idle-timeout` and disconnected; the others see them leave; anyone who sends
 //! something in time stays. Without the setting a quiet user stays.
 
+#![cfg(test)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! user (NICK-LOOK-1), names that read as protocol words (NICK-PREFIX-1), and the seed
 //! profile, which must always find a free name (COMPAT-NUM-1).
 
+#![cfg(test)]
+
 mod common;
 
 use std::io::Read;

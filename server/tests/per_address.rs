@@ -5,6 +5,8 @@
 //!
 //! Bounded: every loop has a count and a deadline; loopback only.
 
+#![cfg(test)]
+
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};

@@ -318,6 +318,12 @@ impl Conn {
                 Err(RenameError::Gone) => {}
             },
             Ok(ClientMessage::Quit) => return Flow::Close("quit"),
+            // Not offered yet (spec 1.0 behaviour, CAPS-5): answered as an unknown command.
+            Ok(ClientMessage::Caps(_)) => {
+                if let Some(reply) = chat_proto::ClientError::UnknownCommand.reply() {
+                    member.reply(&encode(&reply));
+                }
+            }
             Err(e) => {
                 if let Some(reply) = e.reply() {
                     member.reply(&encode(&reply));
