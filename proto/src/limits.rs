@@ -45,8 +45,8 @@ pub const DEFAULT_MAX_PER_ADDRESS: usize = 10;
 pub const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS: usize = 3;
 
 /// Default byte budget of the flood limit (FLOOD-1): bytes of lines a client may send in
-/// a burst. 32 KiB is a paste of 400 lines of 80 characters, or 32 lines of the longest
-/// kind (FRAME-3).
+/// a burst. 32 KiB is a 200-line paste (the line burst) of 160-byte lines, or 32 lines
+/// of the longest kind (FRAME-3).
 pub const DEFAULT_FLOOD_BURST_BYTES: u32 = 32 * 1024;
 
 /// Default byte budget of the flood limit (FLOOD-1): bytes per second the budget refills

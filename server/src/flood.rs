@@ -5,7 +5,7 @@
 //! Lines alone do not say what a client costs the others: 200 lines of 1 KiB are 205 kB
 //! relayed to every user, 200 lines of "ok" less than 1 kB. So each line also pays its
 //! weight in bytes (FLOOD-1), from a budget large enough for a real paste (32 KiB, a
-//! 400-line paste of 80-character lines) and refilled far faster than anyone types.
+//! full line burst of 200 lines of 160 bytes) and refilled far faster than anyone types.
 //!
 //! The connection asks [`Bucket::admit`] before handling each line. A line is never
 //! dropped: when the bucket is empty the connection stops reading and waits, which pushes
@@ -208,15 +208,15 @@ mod tests {
         (*now - start, warnings)
     }
 
-    /// FLOOD-1 with the defaults: a 400-line paste of 80-character lines and steady
+    /// FLOOD-1 with the defaults: a 200-line paste of 160-byte lines and steady
     /// typing are never slowed; 200 lines of 1 KiB, which the line limit alone let
     /// through at once, now pay for their bytes.
     #[test]
     fn flood_1_defaults_leave_typing_and_pasting_alone() {
         let mut now = Instant::now();
         let mut b = Bucket::new(FloodLimit::default(), now);
-        // 200 lines of 80 bytes: within both bursts (16 kB of 32 KiB).
-        assert_eq!(send(&mut b, &mut now, 200, 80), (Duration::ZERO, 0));
+        // 200 lines of 160 bytes: within both bursts (32,000 bytes of 32 KiB).
+        assert_eq!(send(&mut b, &mut now, 200, 160), (Duration::ZERO, 0));
         // Typing: a 120-byte line every second for ten minutes.
         for _ in 0..600 {
             now += Duration::from_secs(1);
