@@ -150,21 +150,3 @@ fn every_session_against_the_in_tree_server() {
         }
     }
 }
-
-/// Sessions for behaviour the in-tree server does not have yet (`pending/`): they must
-/// parse and cite IDs the spec defines, so they are ready to move into `sessions/` with
-/// the server change that makes them pass.
-#[test]
-fn pending_sessions_parse() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pending");
-    let spec =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/PROTOCOL.md"))
-            .unwrap();
-    let ids = chat_conformance::coverage::spec_ids(&spec);
-    let pending = Session::load_dir(&dir).unwrap();
-    for s in &pending {
-        for id in &s.checks {
-            assert!(ids.contains(id), "{}: {id} is not in the spec", s.name);
-        }
-    }
-}

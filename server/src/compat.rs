@@ -5,10 +5,14 @@
 //!
 //! The points, in the order a connection meets them:
 //! 1. the greeting (COMPAT-1): `NICK` with no terminator;
-//! 2. an unterminated nickname counts as complete after a pause (COMPAT-2);
-//! 3. a handshake line is never rejected: an invalid or taken name is replaced by a
-//!    free variant, and the client told so (COMPAT-2, COMPAT-4);
+//! 2. an unterminated nickname counts as complete after a pause (COMPAT-2): a *seed
+//!    nickname*;
+//! 3. a seed nickname is never rejected: an invalid or taken name is replaced by a free
+//!    variant, and the client told so (COMPAT-2, COMPAT-4);
 //! 4. the old client writes `<asked>: ` in front of every line it sends (COMPAT-3).
+//!
+//! A nickname that arrives with an LF is a core client's, and points 3 and 4 do not
+//! apply to it (COMPAT-6): the state machine passes only seed nicknames to them.
 
 use std::time::Duration;
 
@@ -34,9 +38,10 @@ impl Compat {
         }
     }
 
-    /// True when every handshake line is accepted as a nickname request, a free name
-    /// being assigned when the asked one does not do (COMPAT-2, COMPAT-4); false for the
-    /// spec's handshake, which rejects and prompts again (NICK-5).
+    /// True when a seed nickname is accepted as a nickname request, a free name being
+    /// assigned when the asked one does not do (COMPAT-2, COMPAT-4); false for the
+    /// spec's handshake, which rejects and prompts again (NICK-5). LF-terminated lines
+    /// are never passed here (COMPAT-6).
     pub(crate) fn assigns_nicknames(&self) -> bool {
         matches!(self, Compat::Seed)
     }

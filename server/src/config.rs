@@ -104,7 +104,7 @@ impl Default for Config {
             per_address: AddressLimits::default(),
             idle_timeout: None,
             close_flush_timeout: Duration::from_secs(5),
-            close_linger: Duration::from_secs(2),
+            close_linger: chat_proto::limits::CLOSE_LINGER_MAX,
             shutdown_grace: chat_proto::limits::DEFAULT_SHUTDOWN_GRACE,
             panic_trigger: None,
         }

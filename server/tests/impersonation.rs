@@ -100,7 +100,9 @@ fn compat_num_1_seed_profile_falls_back_to_guest() {
     let join = |asked: &str, given: &str| {
         let mut c = Client::connect(addr);
         seed_greeting(&mut c);
-        c.send_raw(format!("{asked}\n").as_bytes());
+        // As the seed client sends it: no LF (an LF-terminated line is a core client's,
+        // COMPAT-6, and would be refused rather than replaced).
+        c.send_raw(asked.as_bytes());
         c.skip_until(&format!("{given} has joined the chat"));
         c.expect("Connected to the server");
         let text = c.expect_err(ErrorCode::NickAssigned);

@@ -68,7 +68,17 @@ pub(super) fn gate(
     frame: &Frame<'_>,
     rest: &[u8],
 ) -> Gate {
-    if !bucket.limited() || !matches!(conn.phase, Phase::Chatting(_)) {
+    // Every line in the chatting state takes a token; in the handshake only pre-join
+    // commands do, nickname lines none (CONN-7, CAPS-4).
+    let counts = match &conn.phase {
+        Phase::Chatting(_) => true,
+        Phase::Handshake { .. } => matches!(
+            frame,
+            Frame::Line(l) if chat_proto::ClientMessage::parse_pre_join(l).is_some()
+        ),
+        Phase::Closing { .. } => false,
+    };
+    if !bucket.limited() || !counts {
         return Gate::Go;
     }
     match bucket.admit(Instant::now(), false, weight(frame)) {
@@ -95,7 +105,7 @@ impl Core {
         let Some(held) = self.held.as_mut() else {
             return Poll::Ready(Flow::Continue);
         };
-        if !matches!(self.conn.phase, Phase::Chatting(_)) {
+        if matches!(self.conn.phase, Phase::Closing { .. }) {
             self.held = None;
             return Poll::Ready(Flow::Continue);
         }

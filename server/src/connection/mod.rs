@@ -4,6 +4,7 @@
 //!   directly through [`Detached`] by the structure-aware fuzz target);
 //! - `reader.rs`: the reading task around it;
 //! - `hold.rs`: the flood limit's hold-back (CONN-7);
+//! - `caps.rs`: `/caps` and tagged output (spec §13, §14);
 //! - the writer is [`crate::writer::Writer`].
 //!
 //! Reader and writer are separate tasks so that a wake-up for output never costs a
@@ -12,6 +13,7 @@
 //! stop, and the user's [`Membership`](crate::hub::Membership) leaves exactly once when
 //! its owner is dropped.
 
+mod caps;
 mod hold;
 mod reader;
 mod state;

@@ -30,7 +30,7 @@ const READS_PER_POLL: usize = 8;
 
 /// After the server closed a connection, the most input it reads and discards (so the
 /// last lines are not destroyed by a reset) before it closes anyway.
-pub const CLOSE_DISCARD: usize = 64 * 1024;
+pub const CLOSE_DISCARD: usize = chat_proto::limits::CLOSE_LINGER_MAX_BYTES;
 
 /// The reading task.
 pub(super) struct Reader {

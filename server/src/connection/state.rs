@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_io::Timer;
-use chat_proto::{ClientMessage, Frame, Framer, Nickname, ServerMessage};
+use chat_proto::{ClientMessage, Enabled, Frame, Framer, Nickname, ServerMessage};
 use tracing::{debug, info};
 
 use super::Settings;
@@ -68,9 +68,12 @@ pub(super) struct Conn {
     pub(super) outbox: Arc<Outbox>,
     pub(super) peer: SocketAddr,
     pub(super) phase: Phase,
-    /// The nickname the client asked for at its handshake (the seed client writes it in
-    /// front of every line it sends, COMPAT-3).
+    /// The nickname the client asked for at its handshake, when that was a seed nickname
+    /// (sent without LF, COMPAT-2): the seed client writes it in front of every line it
+    /// sends (COMPAT-3). `None` for a core connection (COMPAT-6).
     asked: Option<String>,
+    /// Capabilities this connection enabled (CAPS-3).
+    pub(super) caps: Enabled,
 }
 
 /// Fault injection for tests only (see `Config::panic_trigger`).
@@ -108,6 +111,7 @@ impl Core {
                     _address: address,
                 },
                 asked: None,
+                caps: Enabled::default(),
             },
         }
     }
@@ -149,14 +153,14 @@ impl Core {
         }
     }
 
-    /// COMPAT-2: the pending bytes have been idle long enough: they are the nickname.
+    /// COMPAT-2: the pending bytes have been idle long enough: they are a seed nickname.
     pub(super) fn take_idle_nickname(&mut self) -> Flow {
         let asked = String::from_utf8_lossy(self.framer.partial()).into_owned();
         self.framer.clear_partial();
         if let Phase::Handshake { idle, .. } = &mut self.conn.phase {
             *idle = None;
         }
-        self.conn.on_nickname(&asked)
+        self.conn.on_nickname(&asked, true)
     }
 }
 
@@ -211,19 +215,25 @@ impl Conn {
     pub(super) fn on_frame(&mut self, frame: Frame<'_>) -> Flow {
         match frame {
             Frame::Line(line) => self.on_line(line),
-            Frame::TooLong => self.on_framing_error(self.hub.lines().line_too_long.clone()),
-            Frame::InvalidUtf8 => self.on_framing_error(self.hub.lines().invalid_utf8.clone()),
-            Frame::InvalidText => self.on_framing_error(self.hub.lines().invalid_text.clone()),
+            Frame::TooLong => self.on_framing_error(self.hub.lines().line_too_long.clone(), true),
+            // These frames end with an LF: a core client's line (COMPAT-6).
+            Frame::InvalidUtf8 => {
+                self.on_framing_error(self.hub.lines().invalid_utf8.clone(), false)
+            }
+            Frame::InvalidText => {
+                self.on_framing_error(self.hub.lines().invalid_text.clone(), false)
+            }
         }
     }
 
     /// FRAME-3/4/5: answered, the line dropped, the connection stays usable; in the
     /// handshake it is a rejected line (NICK-5).
-    fn on_framing_error(&mut self, err: Line) -> Flow {
+    fn on_framing_error(&mut self, err: Line, unterminated: bool) -> Flow {
         let handshake = matches!(self.phase, Phase::Handshake { .. });
-        if handshake && self.settings.compat.assigns_nicknames() {
-            // COMPAT-2: no rejection; the name is made valid instead.
-            return self.on_nickname("");
+        if handshake && unterminated && self.settings.compat.assigns_nicknames() {
+            // COMPAT-2: an over-long nickname may have come without LF, as the seed
+            // client sends it: no rejection; the name is made valid instead.
+            return self.on_nickname("", true);
         }
         self.reply(&err);
         if handshake {
@@ -235,7 +245,24 @@ impl Conn {
 
     fn on_line(&mut self, line: &str) -> Flow {
         match &mut self.phase {
-            Phase::Handshake { .. } => self.on_nickname(line),
+            Phase::Handshake { .. } => match ClientMessage::parse_pre_join(line) {
+                // CAPS-4: answered, then prompted again; not a nickname attempt.
+                Some(command) => {
+                    match command {
+                        Ok(ClientMessage::Caps(names)) => self.on_caps(names),
+                        Ok(_) => {}
+                        Err(e) => {
+                            if let Some(reply) = e.reply() {
+                                self.reply(&encode(&reply));
+                            }
+                        }
+                    }
+                    self.reply(&self.hub.lines().nick_prompt.clone());
+                    Flow::Continue
+                }
+                // An LF-terminated line: a core nickname line (COMPAT-6).
+                None => self.on_nickname(line, false),
+            },
             Phase::Chatting(_) => self.on_chat_line(line),
             Phase::Closing { .. } => Flow::Continue,
         }
@@ -255,9 +282,11 @@ impl Conn {
         Flow::Continue
     }
 
-    /// A handshake line is a nickname, whatever it looks like (NICK-5).
-    pub(super) fn on_nickname(&mut self, line: &str) -> Flow {
-        let joined = if self.settings.compat.assigns_nicknames() {
+    /// A handshake line that is not a pre-join command is a nickname, whatever it looks
+    /// like (NICK-5). `seed` is true for a seed nickname (no LF, COMPAT-2): only those
+    /// are never rejected (COMPAT-4, COMPAT-6).
+    pub(super) fn on_nickname(&mut self, line: &str, seed: bool) -> Flow {
+        let joined = if seed && self.settings.compat.assigns_nicknames() {
             // COMPAT-4: never rejected; an invalid or taken name is replaced by a free
             // variant, and the client is told so.
             self.hub.join_assigned(line, &self.outbox)
@@ -279,7 +308,7 @@ impl Conn {
         match joined {
             Ok(member) => {
                 info!(peer = %self.peer, nick = %member.nick(), asked = line, "joined");
-                self.asked = Some(line.to_owned());
+                self.asked = seed.then(|| line.to_owned());
                 self.phase = Phase::Chatting(member);
                 Flow::Continue
             }
@@ -318,12 +347,7 @@ impl Conn {
                 Err(RenameError::Gone) => {}
             },
             Ok(ClientMessage::Quit) => return Flow::Close("quit"),
-            // Not offered yet (spec 1.0 behaviour, CAPS-5): answered as an unknown command.
-            Ok(ClientMessage::Caps(_)) => {
-                if let Some(reply) = chat_proto::ClientError::UnknownCommand.reply() {
-                    member.reply(&encode(&reply));
-                }
-            }
+            Ok(ClientMessage::Caps(names)) => self.on_caps(names),
             Err(e) => {
                 if let Some(reply) = e.reply() {
                     member.reply(&encode(&reply));
