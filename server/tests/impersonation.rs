@@ -6,12 +6,9 @@
 
 mod common;
 
-use std::io::Read;
-use std::time::Duration;
-
 use chat_proto::ErrorCode;
 use chat_server::Compat;
-use common::{Client, start, start_default};
+use common::{Client, seed_greeting, start, start_default};
 
 /// NICK-LOOK-1: `aIice` and `a1ice` are refused while `alice` is online, with
 /// `ERR nick-taken` naming her, then `NICK` again; once she leaves they are free.
@@ -116,14 +113,4 @@ fn compat_num_1_seed_profile_falls_back_to_guest() {
     alice.send_raw(b"alice\n");
     alice.skip_until("alice has joined the chat");
     let _c = join("a1ice", "a1ice2");
-}
-
-/// The seed profile's bare greeting (COMPAT-1).
-fn seed_greeting(c: &mut Client) {
-    let mut buf = [0u8; 4];
-    c.stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    c.stream.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"NICK");
 }
