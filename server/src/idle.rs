@@ -26,6 +26,9 @@ pub(crate) struct Idle {
     limit: Duration,
     last_input: Instant,
     timer: Option<Timer>,
+    /// The server stopped reading on purpose (flood hold-back, congested log): the idle
+    /// time starts again when it next waits for the socket.
+    suspended: bool,
 }
 
 impl Idle {
@@ -35,6 +38,7 @@ impl Idle {
             limit,
             last_input: now,
             timer: None,
+            suspended: false,
         })
     }
 
@@ -48,8 +52,17 @@ impl Idle {
         self.last_input + self.limit
     }
 
+    /// The server is not reading from the client for now: that time is not idle time.
+    pub(crate) fn suspend(&mut self) {
+        self.suspended = true;
+    }
+
     /// Ready once nothing has been read for the limit; registers a wake-up otherwise.
+    /// Call it only while waiting for the socket.
     pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if std::mem::take(&mut self.suspended) {
+            self.touch(Instant::now());
+        }
         loop {
             let due = self.due();
             let timer = self.timer.get_or_insert_with(|| Timer::at(due));
@@ -120,5 +133,10 @@ mod tests {
         let long_ago = Instant::now() - Duration::from_secs(1);
         let mut idle = Idle::new(Some(Duration::from_millis(1)), long_ago).unwrap();
         assert!(idle.poll_expired(&mut cx).is_ready());
+        // Time the server spent not reading (suspended) is not idle time.
+        let mut idle = Idle::new(Some(limit), Instant::now() - 2 * limit).unwrap();
+        idle.suspend();
+        assert!(idle.poll_expired(&mut cx).is_pending());
+        assert!(idle.due() > Instant::now() + limit / 2);
     }
 }

@@ -82,8 +82,11 @@ fn flood_1_long_lines_pay_their_weight() {
         "not slowed down: {took:?}"
     );
     let seen = a.skip_until(&format!("a: line 063 {}", "x".repeat(1000 - 9)));
+    // At least one warning. (How many excess periods a 64 KB burst makes depends on how
+    // promptly the server gets to each 8 KiB read; CONN-7's one-warning rule is checked
+    // with a burst that fits one read, in flood.rs.)
     let warnings = seen.iter().filter(|l| l.starts_with("ERR flood ")).count();
-    assert_eq!(warnings, 1, "one warning for one excess period");
+    assert!(warnings >= 1, "warned: {seen:?}");
 }
 
 /// FLOOD-1: the same number of short lines is not slowed at all: no `ERR flood`.

@@ -70,6 +70,13 @@ impl Reader {
         Poll::Pending
     }
 
+    /// IDLE-1: the server stops reading on purpose; that time is not idle time.
+    fn suspend_idle(&mut self) {
+        if let Some(idle) = &mut self.core.idle {
+            idle.suspend();
+        }
+    }
+
     /// IDLE-1: a chatting connection with nothing to read that has been silent for the
     /// idle limit is told so and closed. Checked only while waiting for the socket, so a
     /// client the server is not reading from (flood hold-back, congested log) is never
@@ -140,7 +147,10 @@ impl Future for Reader {
             let held = reader.core.poll_held(cx);
             reader.core.conn.hub.publish();
             match held {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    reader.suspend_idle();
+                    return Poll::Pending;
+                }
                 Poll::Ready(Flow::Close(why)) => {
                     reader.core.conn.close(why);
                     continue;
@@ -151,6 +161,7 @@ impl Future for Reader {
                 continue;
             }
             if reader.paused(cx) {
+                reader.suspend_idle();
                 return Poll::Pending;
             }
             let read = Pin::new(&mut &*reader.stream).poll_read(cx, &mut buf);

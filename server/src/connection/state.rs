@@ -118,7 +118,14 @@ impl Core {
 
     /// Feeds bytes to the framer and acts on every complete line, in order. A frame the
     /// flood limit holds back stops the loop (see `hold.rs`).
-    pub(super) fn feed(&mut self, mut input: &[u8]) -> Flow {
+    pub(super) fn feed(&mut self, input: &[u8]) -> Flow {
+        self.feed_from(input, false)
+    }
+
+    /// [`Core::feed`]; `waited` is true for the rest of a chunk whose earlier line was
+    /// held back: its lines waited behind that one, so none of them ends the excess
+    /// period (CONN-7), however late the reader gets to them.
+    pub(super) fn feed_from(&mut self, mut input: &[u8], waited: bool) -> Flow {
         while !input.is_empty() {
             let (used, frame) = self.framer.advance(input);
             input = input.get(used..).unwrap_or_default();
@@ -129,6 +136,7 @@ impl Core {
                 &mut self.held,
                 &frame,
                 input,
+                waited,
             ) {
                 Gate::Go => {}
                 Gate::Held => return Flow::Continue,
