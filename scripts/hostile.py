@@ -213,17 +213,42 @@ def many(args):
                 break
         opened = time.monotonic() - start
         during = normal_user(srv.port, "normal")
-        prompted = sum(1 for s in held[:50] if first_line(s, 0.5) == "NICK")
+        prompted, refused = count_first_lines(held, 3.0)
         rss1 = srv.rss_kib()
         for s in held:
             s.close()
         print(f"many: {len(held)} connections from one address in {opened:.2f} s "
-              f"({prompted} of the first 50 got NICK); "
+              f"({prompted} got NICK, {refused} ERR too-many-connections); "
               f"server RSS {rss0 // 1024} -> {rss1 // 1024} MiB; "
               f"normal user NICK in {during * 1000:.1f} ms" if during is not None else
               "many: normal user did not get in")
     finally:
         srv.stop()
+
+
+def count_first_lines(socks, seconds):
+    """Reads every socket's first bytes for up to `seconds`: how many got `NICK`, and how
+    many `ERR too-many-connections`."""
+    sel = select.epoll()
+    by_fd = {}
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s.fileno(), select.EPOLLIN)
+        by_fd[s.fileno()] = s
+    prompted = refused = 0
+    end = time.monotonic() + seconds
+    while by_fd and time.monotonic() < end:
+        for fd, _ in sel.poll(0.1):
+            s = by_fd.pop(fd)
+            sel.unregister(fd)
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            prompted += data.startswith(b"NICK")
+            refused += data.startswith(b"ERR too-many-connections")
+    sel.close()
+    return prompted, refused
 
 
 def join(port, source, nick):
