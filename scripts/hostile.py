@@ -9,6 +9,7 @@ is bounded in count and time.
     cargo build --release -p chat-server
     python3 scripts/hostile.py                 # all attacks, about a minute
     python3 scripts/hostile.py silent reopen   # some of them
+    python3 scripts/hostile.py storm           # the join storm (not in "all"; minutes)
 
 The same attacks run in CI, smaller and faster, as tests: server/tests/per_address.rs,
 server/tests/flood_bytes.rs, server/tests/idle.rs.
@@ -334,17 +335,86 @@ def idle(args):
         srv.stop()
 
 
-ATTACKS = {"silent": silent, "reopen": reopen, "many": many, "flood": flood, "idle": idle}
+def source(i):
+    """A distinct loopback source address for client `i` (127.1.0.0 and up), so that a
+    storm of many clients is not stopped by the per-address limits."""
+    return f"127.{1 + (i >> 16)}.{(i >> 8) & 255}.{i & 255 or 1}"
+
+
+def storm(args):
+    """A join storm (issue 14): `--clients` users join, each from its own loopback
+    address, and never read again; then for `--seconds` the oldest leave and new ones
+    join at `--churn` per second each way, while a newcomer measures how long `NICK`
+    takes. Afterwards everyone leaves and the server's RSS is compared with its idle
+    RSS before the storm."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    srv = Server("--max-clients", str(args.clients + 1000))
+    try:
+        time.sleep(0.5)
+        rss0 = srv.rss_kib()
+        live = []
+        start = time.monotonic()
+        n = 0
+        for n in range(args.clients):
+            try:
+                live.append(join(srv.port, source(n), f"s{n}"))
+            except (OSError, AssertionError) as e:
+                print(f"storm: join {n} failed: {e!r}")
+                break
+            if (n + 1) % 1000 == 0:
+                probe = normal_user(srv.port, f"progress{n}", timeout=5.0)
+                shown = f"{probe * 1000:.0f} ms" if probe is not None else "none"
+                print(f"storm: {n + 1} joined after {time.monotonic() - start:.0f} s, "
+                      f"RSS {srv.rss_kib() // 1024} MiB, a newcomer's NICK {shown}", flush=True)
+        joined = time.monotonic() - start
+        rss_peak = srv.rss_kib()
+        probes = []
+        next_id = n + 1
+        end = time.monotonic() + args.seconds
+        next_probe = time.monotonic()
+        step = 1.0 / args.churn
+        while time.monotonic() < end:
+            tick = time.monotonic()
+            if live:
+                live.pop(0).close()
+            try:
+                live.append(join(srv.port, source(next_id), f"s{next_id}"))
+            except (OSError, AssertionError):
+                pass
+            next_id += 1
+            if tick >= next_probe:
+                probes.append(normal_user(srv.port, f"probe{len(probes)}", timeout=5.0))
+                next_probe = tick + 0.5
+            time.sleep(max(0.0, step - (time.monotonic() - tick)))
+        for s in live:
+            s.close()
+        time.sleep(5)
+        rss1 = srv.rss_kib()
+        got = [p for p in probes if p is not None]
+        worst = f"{max(got) * 1000:.0f} ms" if got else "never"
+        print(f"storm: {len(live)} joined in {joined:.1f} s (RSS {rss0 // 1024} -> {rss_peak // 1024} MiB); "
+              f"{args.seconds} s of churn at {args.churn}/s: newcomer got NICK {len(got)}/{len(probes)} times, "
+              f"slowest {worst}; 5 s after all left RSS {rss1 // 1024} MiB "
+              f"({100 * rss1 / max(rss0, 1):.0f}% of idle)")
+    finally:
+        srv.stop()
+
+
+ATTACKS = {"silent": silent, "reopen": reopen, "many": many, "flood": flood, "idle": idle,
+           "storm": storm}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("attacks", nargs="*", choices=[*ATTACKS, []], help="default: all")
-    ap.add_argument("--seconds", type=int, default=10, help="length of the reopen attack")
+    ap.add_argument("--seconds", type=int, default=10, help="length of the reopen and storm attacks")
+    ap.add_argument("--clients", type=int, default=10_000, help="joined users in the storm")
+    ap.add_argument("--churn", type=int, default=100, help="storm: leaves and joins per second")
     args = ap.parse_args()
     if not SERVER.exists():
         sys.exit(f"missing {SERVER}: cargo build --release -p chat-server")
-    for name in args.attacks or ATTACKS:
+    for name in args.attacks or [a for a in ATTACKS if a != "storm"]:
         ATTACKS[name](args)
 
 
