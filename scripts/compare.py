@@ -106,6 +106,10 @@ def start(server, port, workdir):
         # is another build of ours (BEFORE_BIN), for before/after comparisons.
         binary = SERVER if server in ("ours", "ours+store") else Path(os.environ["BEFORE_BIN"])
         cmd = [str(binary), "--listen", f"127.0.0.1:{port}", "--max-clients", "20000", "--flood-rate", "0"]
+        if server != "before":
+            # chat-load's clients all come from 127.0.0.1: no per-address limits (ADDR-1;
+            # a "before" build may predate them).
+            cmd += ["--max-per-address", "0", "--max-handshakes-per-address", "0"]
         extra = os.environ.get("OURS_ARGS", "").split()
         if server == "ours+store":
             # History kept in a fresh SQLite file (issue 13): every event also goes to

@@ -37,7 +37,9 @@ def main():
     ap.add_argument("--load", default=str(ROOT / "target" / "release" / "chat-load"))
     args = ap.parse_args()
     port = free_port()
-    server = subprocess.Popen([args.server, "--listen", f"127.0.0.1:{port}", "--max-clients", str(args.clients + 100)],
+    # Every client comes from 127.0.0.1: no per-address limits (ADDR-1).
+    server = subprocess.Popen([args.server, "--listen", f"127.0.0.1:{port}", "--max-clients", str(args.clients + 100),
+                               "--max-per-address", "0", "--max-handshakes-per-address", "0"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
     try:
         for _ in range(100):

@@ -214,7 +214,14 @@ async fn join_spec(stream: &mut TcpStream, nick: &str) -> Result<Vec<u8>> {
             }
             Incoming::Message(ServerMessage::Connected) => true,
             Incoming::Message(ServerMessage::Error { code, text }) => {
-                refused = Some(format!("{code} {text}"));
+                let hint = match code {
+                    // Every load client comes from one address (spec ADDR-1).
+                    chat_proto::ErrorCode::TooManyConnections => {
+                        " (start chat-server with --max-per-address 0 --max-handshakes-per-address 0 to load it from one machine)"
+                    }
+                    _ => "",
+                };
+                refused = Some(format!("{code} {text}{hint}"));
                 false
             }
             _ => false,

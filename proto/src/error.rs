@@ -63,8 +63,13 @@ codes! {
     TooManyAttempts = "too-many-attempts", closes: true;
     /// The handshake took longer than allowed (NICK-6).
     HandshakeTimeout = "handshake-timeout", closes: true;
+    /// A joined user sent nothing for the server's idle limit (IDLE-1).
+    IdleTimeout = "idle-timeout", closes: true;
     /// The server holds its maximum number of connections (CONN-1).
     ServerFull = "server-full", closes: true;
+    /// The client's address holds its maximum number of connections or of handshakes
+    /// (ADDR-1).
+    TooManyConnections = "too-many-connections", closes: true;
     /// The server is shutting down (CONN-6).
     ServerShutdown = "server-shutdown", closes: true;
     /// `/msg` named nobody connected (CMD-MSG-3).

@@ -20,6 +20,7 @@ pub mod command;
 pub mod error;
 pub mod framer;
 pub mod limits;
+pub mod lookalike;
 pub mod nickname;
 pub mod reader;
 pub mod seed;

@@ -41,6 +41,23 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default number of rejected nickname lines before the server gives up (NICK-6).
 pub const DEFAULT_HANDSHAKE_ATTEMPTS: u32 = 5;
 
+/// Default number of connections one address may hold, handshaking ones included
+/// (ADDR-1). 0 means no limit.
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 10;
+
+/// Default number of connections one address may have in the handshake at once
+/// (ADDR-1). 0 means no limit.
+pub const DEFAULT_MAX_HANDSHAKES_PER_ADDRESS: usize = 3;
+
+/// Default byte budget of the flood limit (FLOOD-1): bytes of lines a client may send in
+/// a burst. 32 KiB is a 200-line paste (the line burst) of 160-byte lines, or 32 lines
+/// of the longest kind (FRAME-3).
+pub const DEFAULT_FLOOD_BURST_BYTES: u32 = 32 * 1024;
+
+/// Default byte budget of the flood limit (FLOOD-1): bytes per second the budget refills
+/// at, 100 lines of 80 characters per second; far above anyone's typing.
+pub const DEFAULT_FLOOD_RATE_BYTES: u32 = 8 * 1024;
+
 /// Default bytes a client's private outbound queue (replies, private messages) may hold
 /// before it is cut off (CONN-4).
 pub const DEFAULT_SENDQ_BYTES: usize = 64 * 1024;

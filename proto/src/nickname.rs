@@ -6,10 +6,26 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::limits::MAX_NICK_LEN;
+use crate::lookalike::Skeleton;
 
 /// Words no nickname may be, compared case-insensitively (NICK-4). `ERR` would make
 /// `ERR has joined the chat` read as an error line; `NICK` is the handshake prompt.
 pub const RESERVED: [&str; 2] = ["ERR", "NICK"];
+
+/// True when `s` starts with a word of [`RESERVED`], in any case, followed by a
+/// character that is not a letter (NICK-PREFIX-1): `ERR_`, `nick-1`, `Err2x`. A chat
+/// line from such a user (`ERR_: ...`) would fool a client that tests
+/// `startswith("ERR")`. Names that merely begin with the letters, such as `Errol` or
+/// `Nicky`, are fine.
+pub fn has_reserved_prefix(s: &str) -> bool {
+    RESERVED.iter().any(|r| {
+        s.get(..r.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(r))
+            && s.as_bytes()
+                .get(r.len())
+                .is_some_and(|b| !b.is_ascii_alphabetic())
+    })
+}
 
 /// True for a byte a nickname may hold: `A-Z a-z 0-9 _ -` (NICK-2).
 pub fn is_nick_byte(b: u8) -> bool {
@@ -36,6 +52,12 @@ pub enum NickError {
     /// One of [`RESERVED`], in any case.
     #[error("that nickname is reserved")]
     Reserved,
+    /// One of [`RESERVED`], in any case, followed by a character that is not a letter
+    /// (NICK-PREFIX-1).
+    #[error(
+        "a nickname may not start with ERR or NICK followed by a character other than a letter"
+    )]
+    ReservedPrefix,
 }
 
 /// A valid nickname, as spelled by its owner.
@@ -60,6 +82,9 @@ impl Nickname {
         if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s)) {
             return Err(NickError::Reserved);
         }
+        if has_reserved_prefix(s) {
+            return Err(NickError::ReservedPrefix);
+        }
         Ok(Nickname(s.into()))
     }
 
@@ -71,6 +96,12 @@ impl Nickname {
     /// The case-folded key under which nicknames are unique (NICK-3).
     pub fn key(&self) -> NickKey {
         NickKey(self.0.to_ascii_lowercase().into())
+    }
+
+    /// The confusable skeleton: a nickname whose skeleton equals an online user's is
+    /// taken too (NICK-LOOK-1).
+    pub fn skeleton(&self) -> Skeleton {
+        Skeleton::of(&self.0)
     }
 
     /// True when both name the same user under NICK-3's case rule.
@@ -162,5 +193,19 @@ mod tests {
         }
         assert!(Nickname::new("ERRx").is_ok());
         assert!(Nickname::new("nicky").is_ok());
+    }
+
+    #[test]
+    fn nick_prefix_1_reserved_word_then_non_letter() {
+        for w in [
+            "ERR_", "ERR-1", "err2", "Err_x", "NICK-1", "nick_", "Nick2go", "ERR__",
+        ] {
+            assert_eq!(Nickname::new(w), Err(NickError::ReservedPrefix), "{w}");
+        }
+        for w in [
+            "Errol", "errand", "Nicky", "nickel", "NICKname", "xERR_", "_ERR", "ER_R",
+        ] {
+            assert!(Nickname::new(w).is_ok(), "{w}");
+        }
     }
 }

@@ -40,7 +40,9 @@ pub enum Assigned {
 /// characters are dropped, `guest` if nothing is left), cut to 24 characters, and when
 /// that is reserved or taken appends the smallest number from 2 up that makes it free,
 /// shortening the base to stay within 24 characters. `is_taken` answers for the
-/// registry. `None` only when no variant within `max_tries` is free.
+/// registry. When no numbered variant of that base can be free, `guest` is numbered
+/// instead (COMPAT-NUM-1). `None` only when none within `max_tries` is free either, which
+/// cannot happen when `max_tries` exceeds the number of users online.
 pub fn assign_nickname(
     asked: &str,
     is_taken: impl Fn(&Nickname) -> bool,
@@ -69,9 +71,29 @@ pub fn assign_nickname(
         Ok(_) => Assigned::Taken,
         Err(_) => Assigned::Invalid,
     };
-    if let Ok(n) = Nickname::new(&base) {
+    first_free(&base, &is_taken, max_tries)
+        .or_else(|| first_free(FALLBACK_NICK, &is_taken, max_tries))
+        .map(|n| (n, Some(reason)))
+}
+
+/// `base` itself, or `base` with the smallest number from 2 up appended (the base cut to
+/// keep 24 characters), whichever is first a valid, free nickname; `None` when none of
+/// the first `max_tries` numbers is.
+///
+/// COMPAT-NUM-1: the caller falls back to `guest` when a base cannot be numbered into a
+/// nickname at all (`ERR2` is reserved by NICK-PREFIX-1) or every try is taken. For
+/// `guest` the first `n + 1` numbered names differ pairwise both case-insensitively and
+/// in their lookalike skeleton (its letters hold no `I`/`O`/`rn`/`vv`; the digits `0`
+/// and `1` map to distinct letters), so each of `n` online users blocks at most one of
+/// them and `max_tries = n + 1` always finds a free one.
+fn first_free(
+    base: &str,
+    is_taken: &impl Fn(&Nickname) -> bool,
+    max_tries: u32,
+) -> Option<Nickname> {
+    if let Ok(n) = Nickname::new(base) {
         if !is_taken(&n) {
-            return Some((n, Some(reason)));
+            return Some(n);
         }
     }
     for i in 2..max_tries.saturating_add(2) {
@@ -80,7 +102,7 @@ pub fn assign_nickname(
         let head: String = base.chars().take(keep).collect();
         if let Ok(n) = Nickname::new(&format!("{head}{suffix}")) {
             if !is_taken(&n) {
-                return Some((n, Some(reason)));
+                return Some(n);
             }
         }
     }
@@ -159,7 +181,15 @@ mod tests {
             assign("éé", &["guest"]),
             ("guest2".into(), Some(Assigned::Invalid))
         );
-        assert_eq!(assign("ERR", &[]), ("ERR2".into(), Some(Assigned::Invalid)));
+        // COMPAT-NUM-1: `ERR2` is reserved (NICK-PREFIX-1), so `guest` is numbered instead.
+        assert_eq!(
+            assign("ERR", &[]),
+            ("guest".into(), Some(Assigned::Invalid))
+        );
+        assert_eq!(
+            assign("nick-1", &["guest", "GUEST2"]),
+            ("guest3".into(), Some(Assigned::Invalid))
+        );
         let long = "x".repeat(30);
         assert_eq!(
             assign(&long, &[]),

@@ -386,6 +386,19 @@ impl ServerMessage {
         )
     }
 
+    /// `ERR nick-taken` for a nickname that `holder`, who is online, makes unavailable:
+    /// the same name in another case (NICK-3), or a lookalike (NICK-LOOK-1), which the
+    /// text names so the person understands the refusal.
+    pub fn nick_taken_by(nick: &Nickname, holder: &Nickname) -> ServerMessage {
+        if nick.same_user(holder) {
+            return ServerMessage::nick_taken(nick);
+        }
+        ServerMessage::error(
+            ErrorCode::NickTaken,
+            &format!("Nickname {nick} looks too much like {holder}, who is online"),
+        )
+    }
+
     /// `ERR nick-unchanged` for `/nick` to one's own name (CMD-NICK-3).
     pub fn nick_unchanged(nick: &Nickname) -> ServerMessage {
         ServerMessage::error(ErrorCode::NickUnchanged, &format!("You are already {nick}"))

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use chat_proto::limits::{
     DEFAULT_HANDSHAKE_ATTEMPTS, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CLIENTS, DEFAULT_PORT,
-    DEFAULT_SENDQ_BYTES, MAX_TAGGED_SERVER_LINE_BYTES,
+    DEFAULT_SENDQ_BYTES, MAX_LINE_BYTES, MAX_TAGGED_SERVER_LINE_BYTES,
 };
 use thiserror::Error;
 
 pub use crate::flood::FloodLimit;
+pub use crate::per_address::AddressLimits;
 
 /// The default `--max-lag`.
 pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(30);
@@ -70,6 +71,11 @@ pub struct Config {
     pub compat: Compat,
     /// Per-client flood limit (CONN-7); [`FloodLimit::off`] for benchmarks.
     pub flood: FloodLimit,
+    /// Connections and handshakes one address may hold (ADDR-1).
+    pub per_address: AddressLimits,
+    /// A joined user from whom nothing was read for this long is disconnected (IDLE-1);
+    /// `None` (the default) keeps quiet users for ever.
+    pub idle_timeout: Option<Duration>,
     /// Longest time a closing connection (`/quit`, handshake failure, shutdown) may take
     /// to flush what is queued for it before it is cut off: a client that stops reading
     /// cannot keep its connection (and its slot under `max_clients`) forever.
@@ -106,6 +112,8 @@ impl Default for Config {
             threads: default_threads(),
             compat: Compat::Standard,
             flood: FloodLimit::default(),
+            per_address: AddressLimits::default(),
+            idle_timeout: None,
             close_flush_timeout: Duration::from_secs(5),
             close_linger: chat_proto::limits::CLOSE_LINGER_MAX,
             shutdown_grace: chat_proto::limits::DEFAULT_SHUTDOWN_GRACE,
@@ -161,6 +169,17 @@ pub enum ConfigError {
     /// bucket that holds no token could admit no line at all (CONN-7).
     #[error("--flood-rate must be 0 (off) or more, and --flood-burst at least 1")]
     Flood,
+    /// A byte budget smaller than one line of the longest kind (FLOOD-1).
+    #[error(
+        "--flood-burst-bytes must be at least {min} (one line of the longest kind) unless --flood-rate-bytes is 0"
+    )]
+    FloodBytes {
+        /// The smallest allowed value.
+        min: usize,
+    },
+    /// An idle limit of zero (IDLE-1): leave it out to have none.
+    #[error("--idle-timeout must be more than zero (leave it out for no idle limit)")]
+    IdleTimeout,
 }
 
 impl Config {
@@ -170,11 +189,13 @@ impl Config {
 
     /// A config listening on `127.0.0.1` with a port the OS picks: what tests want.
     /// The flood limit is off, because most tests send fast on purpose; the tests of
-    /// CONN-7 turn it on.
+    /// CONN-7 turn it on. So are the per-address limits, because every test client comes
+    /// from 127.0.0.1; the tests of ADDR-1 turn them on.
     pub fn loopback_ephemeral() -> Config {
         Config {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             flood: FloodLimit::off(),
+            per_address: AddressLimits::off(),
             ..Config::default()
         }
     }
@@ -225,6 +246,14 @@ impl Config {
         let f = &self.flood;
         if !(f.rate.is_finite() && f.rate >= 0.0) || (f.rate > 0.0 && f.burst == 0) {
             return Err(ConfigError::Flood);
+        }
+        if f.rate_bytes > 0 && (f.burst_bytes as usize) < MAX_LINE_BYTES {
+            return Err(ConfigError::FloodBytes {
+                min: MAX_LINE_BYTES,
+            });
+        }
+        if self.idle_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(ConfigError::IdleTimeout);
         }
         Ok(())
     }
@@ -283,6 +312,9 @@ mod tests {
         assert_eq!(c.max_lag, Duration::from_secs(30));
         assert_eq!(c.handshake_timeout, Duration::from_secs(30));
         assert_eq!(c.handshake_attempts, 5);
+        assert_eq!(c.per_address.connections, 10);
+        assert_eq!(c.per_address.handshakes, 3);
+        assert_eq!(c.idle_timeout, None, "IDLE-1: off by default");
         assert_eq!(c.validate(), Ok(()));
     }
 
@@ -303,6 +335,11 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::Attempts));
+        let mut bad = Config::default();
+        bad.flood.burst_bytes = 1000;
+        assert_eq!(bad.validate(), Err(ConfigError::FloodBytes { min: 1024 }));
+        bad.flood.rate_bytes = 0;
+        assert_eq!(bad.validate(), Ok(()));
     }
 
     /// CONN-7: `--flood-burst 0` is refused unless `--flood-rate 0` turns the limit off.

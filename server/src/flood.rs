@@ -1,5 +1,11 @@
-//! The per-client flood limit (spec CONN-7): a token bucket, as a pure state machine so
-//! that its timing rules are unit-tested without sockets or sleeps.
+//! The per-client flood limit (spec CONN-7, FLOOD-1): a token bucket for lines and one for
+//! bytes, as a pure state machine so that its timing rules are unit-tested without
+//! sockets or sleeps.
+//!
+//! Lines alone do not say what a client costs the others: 200 lines of 1 KiB are 205 kB
+//! relayed to every user, 200 lines of "ok" less than 1 kB. So each line also pays its
+//! weight in bytes (FLOOD-1), from a budget large enough for a real paste (32 KiB, a
+//! full line burst of 200 lines of 160 bytes) and refilled far faster than anyone types.
 //!
 //! The connection asks [`Bucket::admit`] before handling each line. A line is never
 //! dropped: when the bucket is empty the connection stops reading and waits, which pushes
@@ -7,6 +13,9 @@
 //! grace period is cut off.
 
 use std::time::{Duration, Instant};
+
+use chat_proto::Frame;
+use chat_proto::limits::MAX_LINE_BYTES;
 
 /// The flood limit's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -17,6 +26,11 @@ pub struct FloodLimit {
     pub rate: f64,
     /// How long an excess period may last before the client is disconnected.
     pub excess: Duration,
+    /// Bytes of lines a client may send in a burst (FLOOD-1).
+    pub burst_bytes: u32,
+    /// Bytes per second the byte budget refills at; 0 turns the byte budget off
+    /// (FLOOD-1).
+    pub rate_bytes: u32,
 }
 
 impl Default for FloodLimit {
@@ -25,6 +39,8 @@ impl Default for FloodLimit {
             burst: chat_proto::limits::DEFAULT_FLOOD_BURST,
             rate: chat_proto::limits::DEFAULT_FLOOD_RATE,
             excess: chat_proto::limits::DEFAULT_FLOOD_EXCESS,
+            burst_bytes: chat_proto::limits::DEFAULT_FLOOD_BURST_BYTES,
+            rate_bytes: chat_proto::limits::DEFAULT_FLOOD_RATE_BYTES,
         }
     }
 }
@@ -42,6 +58,22 @@ impl FloodLimit {
     pub fn enabled(&self) -> bool {
         self.rate > 0.0 && self.rate.is_finite() && self.burst > 0
     }
+
+    /// True when lines also pay their weight in bytes (FLOOD-1).
+    pub fn bytes_enabled(&self) -> bool {
+        self.enabled() && self.rate_bytes > 0
+    }
+}
+
+/// What a frame weighs against the byte budget (FLOOD-1): the bytes of a line before its
+/// terminator; a framing error weighs as much as the longest line, since its bytes were
+/// read and dropped without being counted.
+pub fn weight(frame: &Frame<'_>) -> u32 {
+    let bytes = match frame {
+        Frame::Line(line) => line.len(),
+        Frame::TooLong | Frame::InvalidUtf8 | Frame::InvalidText => MAX_LINE_BYTES,
+    };
+    u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
 /// What to do with the line at hand.
@@ -66,6 +98,8 @@ pub enum Admit {
 pub struct Bucket {
     limit: FloodLimit,
     tokens: f64,
+    /// The byte budget (FLOOD-1), in bytes.
+    bytes: f64,
     last: Instant,
     excess_since: Option<Instant>,
 }
@@ -76,6 +110,7 @@ impl Bucket {
         Bucket {
             limit,
             tokens: f64::from(limit.burst),
+            bytes: f64::from(limit.burst_bytes),
             last: now,
             excess_since: None,
         }
@@ -92,24 +127,39 @@ impl Bucket {
         self.excess_since.is_some()
     }
 
-    /// Decides about one line. `waited` is true when this same line was already told to
-    /// wait: only a line handled without waiting ends an excess period.
-    pub fn admit(&mut self, now: Instant, waited: bool) -> Admit {
+    /// Decides about one line of `weight` bytes (see [`weight`]). `waited` is true when
+    /// this same line was already told to wait: only a line handled without waiting ends
+    /// an excess period.
+    pub fn admit(&mut self, now: Instant, waited: bool, weight: u32) -> Admit {
         if !self.limit.enabled() {
             return Admit::Go;
         }
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
         self.tokens = (self.tokens + elapsed * self.limit.rate).min(f64::from(self.limit.burst));
-        if self.tokens >= 1.0 {
+        // A line never costs more than the whole budget, so every line gets through once
+        // the budget is full.
+        let (cost, bytes_rate) = if self.limit.bytes_enabled() {
+            let burst = f64::from(self.limit.burst_bytes);
+            self.bytes = (self.bytes + elapsed * f64::from(self.limit.rate_bytes)).min(burst);
+            (
+                f64::from(weight).min(burst),
+                f64::from(self.limit.rate_bytes),
+            )
+        } else {
+            (0.0, 1.0)
+        };
+        if self.tokens >= 1.0 && self.bytes >= cost {
             self.tokens -= 1.0;
+            self.bytes -= cost;
             if !waited {
                 self.excess_since = None;
             }
             return Admit::Go;
         }
-        let wait =
-            Duration::from_secs_f64(((1.0 - self.tokens) / self.limit.rate).clamp(0.0, 3600.0));
+        let for_line = (1.0 - self.tokens) / self.limit.rate;
+        let for_bytes = (cost - self.bytes) / bytes_rate;
+        let wait = Duration::from_secs_f64(for_line.max(for_bytes).clamp(0.0, 3600.0));
         match self.excess_since {
             None => {
                 self.excess_since = Some(now);
@@ -132,7 +182,91 @@ mod tests {
             burst,
             rate,
             excess: Duration::from_secs(excess_s),
+            ..FloodLimit::default()
         }
+    }
+
+    /// Sends `n` lines of `size` bytes, each as soon as it is admitted; returns how long
+    /// it took and how many excess periods began.
+    fn send(b: &mut Bucket, now: &mut Instant, n: usize, size: u32) -> (Duration, u32) {
+        let start = *now;
+        let mut warnings = 0;
+        for _ in 0..n {
+            let mut waited = false;
+            loop {
+                match b.admit(*now, waited, size) {
+                    Admit::Go => break,
+                    Admit::Wait { wait, first } => {
+                        warnings += u32::from(first);
+                        waited = true;
+                        *now += wait;
+                    }
+                    Admit::Disconnect => panic!("disconnected"),
+                }
+            }
+        }
+        (*now - start, warnings)
+    }
+
+    /// FLOOD-1 with the defaults: a 200-line paste of 160-byte lines and steady
+    /// typing are never slowed; 200 lines of 1 KiB, which the line limit alone let
+    /// through at once, now pay for their bytes.
+    #[test]
+    fn flood_1_defaults_leave_typing_and_pasting_alone() {
+        let mut now = Instant::now();
+        let mut b = Bucket::new(FloodLimit::default(), now);
+        // 200 lines of 160 bytes: within both bursts (32,000 bytes of 32 KiB).
+        assert_eq!(send(&mut b, &mut now, 200, 160), (Duration::ZERO, 0));
+        // Typing: a 120-byte line every second for ten minutes.
+        for _ in 0..600 {
+            now += Duration::from_secs(1);
+            assert_eq!(send(&mut b, &mut now, 1, 120), (Duration::ZERO, 0));
+        }
+        let mut now = Instant::now();
+        let mut b = Bucket::new(FloodLimit::default(), now);
+        let (took, warnings) = send(&mut b, &mut now, 200, 1024);
+        // 32 lines of 1 KiB in the burst, the other 168 at 8 KiB/s: 21 s, not 0.
+        assert!(
+            took >= Duration::from_secs(20) && took <= Duration::from_secs(22),
+            "{took:?}"
+        );
+        assert_eq!(warnings, 1);
+    }
+
+    /// FLOOD-1: a line waits until both budgets hold enough; a line never costs more
+    /// than the whole byte budget; rate 0 turns the byte budget off.
+    #[test]
+    fn flood_1_lines_pay_their_weight_in_bytes() {
+        let lim = FloodLimit {
+            burst: 100,
+            rate: 100.0,
+            excess: Duration::from_secs(30),
+            burst_bytes: 4096,
+            rate_bytes: 1024,
+        };
+        let mut now = Instant::now();
+        let mut b = Bucket::new(lim, now);
+        assert_eq!(send(&mut b, &mut now, 4, 1024), (Duration::ZERO, 0));
+        // The fifth waits a second for 1024 more bytes.
+        let (took, warnings) = send(&mut b, &mut now, 1, 1024);
+        assert_eq!((took.as_millis(), warnings), (1000, 1));
+        // Heavier than the budget: costs the whole budget, and gets through.
+        now += Duration::from_secs(10);
+        assert_eq!(send(&mut b, &mut now, 1, 100_000), (Duration::ZERO, 0));
+        let off = FloodLimit {
+            rate_bytes: 0,
+            ..lim
+        };
+        let mut b = Bucket::new(off, now);
+        assert_eq!(send(&mut b, &mut now, 50, 1024), (Duration::ZERO, 0));
+    }
+
+    #[test]
+    fn flood_1_weight_of_frames() {
+        assert_eq!(weight(&Frame::Line("")), 0);
+        assert_eq!(weight(&Frame::Line("héllo")), 6);
+        assert_eq!(weight(&Frame::TooLong), 1024);
+        assert_eq!(weight(&Frame::InvalidUtf8), 1024);
     }
 
     /// Feeds one line: waits (advancing the clock) until admitted. Returns how many
@@ -140,7 +274,7 @@ mod tests {
     fn line(b: &mut Bucket, now: &mut Instant, flood_errs: &mut u32) -> (u32, bool) {
         let mut waits = 0;
         loop {
-            match b.admit(*now, waits > 0) {
+            match b.admit(*now, waits > 0, 0) {
                 Admit::Go => return (waits, false),
                 Admit::Wait { wait, first } => {
                     if first {

@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use chat_proto::lookalike::Skeleton;
 use chat_proto::server::texts;
 use chat_proto::{ErrorCode, NickKey, Nickname, ServerMessage, Text, users_lines};
 use tracing::info;
@@ -130,6 +131,8 @@ struct Registry {
     members: Vec<Member>,
     /// Folded nickname -> index into `members`.
     index: HashMap<NickKey, usize>,
+    /// Lookalike skeleton -> folded nickname of the member who holds it (NICK-LOOK-1).
+    skeletons: HashMap<Skeleton, NickKey>,
     /// Every open connection, handshaking or chatting (CONN-1, CONN-6).
     slots: Vec<Option<Arc<Outbox>>>,
     free_slots: Vec<usize>,
@@ -221,6 +224,7 @@ impl Hub {
             registry: Mutex::new(Registry {
                 members: Vec::new(),
                 index: HashMap::new(),
+                skeletons: HashMap::new(),
                 slots: Vec::new(),
                 free_slots: Vec::new(),
                 open: 0,
@@ -370,7 +374,7 @@ impl Hub {
             if reg.shutting_down {
                 return Err(JoinError::ShuttingDown);
             }
-            if reg.index.contains_key(&nick.key()) {
+            if reg.holder(&nick).is_some() {
                 return Err(JoinError::Taken);
             }
             Ok(self.register(reg, nick, outbox, None, catchup))
@@ -396,11 +400,9 @@ impl Hub {
             let tries = u32::try_from(reg.members.len())
                 .unwrap_or(u32::MAX)
                 .saturating_add(2);
-            let Some((nick, why)) = chat_proto::seed::assign_nickname(
-                asked,
-                |n| reg.index.contains_key(&n.key()),
-                tries,
-            ) else {
+            let Some((nick, why)) =
+                chat_proto::seed::assign_nickname(asked, |n| reg.holder(n).is_some(), tries)
+            else {
                 return Err(JoinError::Taken);
             };
             let notice = why.map(|w| encode(&ServerMessage::nick_assigned(asked, &nick, w)));
@@ -427,6 +429,7 @@ impl Hub {
             outbox: outbox.clone(),
         });
         reg.index.insert(key.clone(), index);
+        reg.skeletons.insert(nick.skeleton(), key.clone());
         reg.append_then(&ServerMessage::Joined(nick.clone()), |reg, seq| {
             outbox.start_reading(reg.appender.cursor_at_last());
             let mut cut = Cut::new();
@@ -516,6 +519,12 @@ impl Hub {
             info!(connections = reg.open, "shutting down");
         });
         self.log.release_paused();
+    }
+
+    /// The online user who makes `nick` unavailable, if any: the same name in any case
+    /// (NICK-3) or a lookalike (NICK-LOOK-1). For the text of `ERR nick-taken`.
+    pub fn holder(&self, nick: &Nickname) -> Option<Nickname> {
+        self.lock().holder(nick).map(|m| m.nick.clone())
     }
 
     /// True once [`Hub::shutdown`] was called.
@@ -656,6 +665,16 @@ impl Registry {
         self.index.get(key).and_then(|&i| self.members.get(i))
     }
 
+    /// The member who makes `nick` unavailable: the same name in any case (NICK-3) or a
+    /// lookalike (NICK-LOOK-1).
+    fn holder(&self, nick: &Nickname) -> Option<&Member> {
+        let key = nick.key();
+        match self.member(&key) {
+            Some(m) => Some(m),
+            None => self.member(self.skeletons.get(&nick.skeleton())?),
+        }
+    }
+
     /// Removes the member registered under `key` if it is the one of `outbox`.
     fn take_member(&mut self, key: &NickKey, outbox: &Arc<Outbox>) -> Option<Member> {
         if !self.is_member(key, outbox) {
@@ -667,6 +686,7 @@ impl Registry {
         }
         let member = self.members.swap_remove(index);
         self.index.remove(&member.key);
+        self.skeletons.remove(&member.nick.skeleton());
         if let Some(moved) = self.members.get(index) {
             self.index.insert(moved.key.clone(), index);
         }
@@ -803,13 +823,15 @@ impl Membership {
             if new == self.nick {
                 return Err(RenameError::Unchanged);
             }
-            if new_key != self.key && reg.index.contains_key(&new_key) {
+            if reg.holder(&new).is_some_and(|m| m.key != self.key) {
                 return Err(RenameError::Taken);
             }
             let Some(index) = reg.index.remove(&self.key) else {
                 return Err(RenameError::Gone);
             };
             reg.index.insert(new_key.clone(), index);
+            reg.skeletons.remove(&self.nick.skeleton());
+            reg.skeletons.insert(new.skeleton(), new_key.clone());
             if let Some(m) = reg.members.get_mut(index) {
                 m.nick = new.clone();
                 m.key = new_key.clone();
@@ -992,6 +1014,29 @@ mod tests {
         assert!(hub.join(nick("alice"), &ob).is_ok());
         let ob = hub.new_outbox(1 << 20);
         assert_eq!(hub.join(nick("ZED"), &ob).err(), Some(JoinError::Taken));
+    }
+
+    /// NICK-LOOK-1: a lookalike of an online user is taken, at join and at `/nick`; the
+    /// user may take a lookalike of their own name; the skeleton is freed on leave.
+    #[test]
+    fn nick_look_1_lookalikes_are_taken() {
+        let hub = Hub::new(10);
+        let (mut a, _) = user(&hub, "alice", 1 << 20);
+        let ob = hub.new_outbox(1 << 20);
+        for lookalike in ["aIice", "a1ice", "ALICE"] {
+            assert_eq!(hub.join(nick(lookalike), &ob).err(), Some(JoinError::Taken));
+            assert_eq!(hub.holder(&nick(lookalike)), Some(nick("alice")));
+        }
+        assert_eq!(hub.holder(&nick("bob")), None);
+        let (mut b, _) = user(&hub, "bob", 1 << 20);
+        assert_eq!(b.rename(nick("a1ice")), Err(RenameError::Taken));
+        assert_eq!(a.rename(nick("a1ice")), Ok(()));
+        assert_eq!(hub.holder(&nick("alice")), Some(nick("a1ice")));
+        assert_eq!(a.rename(nick("carol")), Ok(()));
+        assert_eq!(hub.holder(&nick("aIice")), None);
+        drop(a);
+        assert_eq!(hub.holder(&nick("car0l")), None);
+        assert!(hub.join(nick("car0l"), &ob).is_ok());
     }
 
     #[test]

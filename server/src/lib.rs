@@ -27,8 +27,10 @@ mod connection;
 pub mod flood;
 pub mod history;
 pub mod hub;
+mod idle;
 pub mod listener;
 pub mod log;
+pub mod per_address;
 pub mod shutdown;
 pub mod store;
 pub mod writer;
@@ -119,6 +121,7 @@ impl Server {
             ex.clone(),
             hub.clone(),
             settings,
+            per_address::PerAddress::new(config.per_address),
             async move {
                 let _ = accept_stopped.recv().await;
             },

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
+use chat_proto::{ErrorCode, ServerMessage};
 use futures_lite::future;
 use smol::Executor;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
@@ -19,6 +20,8 @@ use tracing::{debug, info, warn};
 
 use crate::connection::{self, Settings};
 use crate::hub::{AttachError, Hub};
+use crate::per_address::PerAddress;
+use crate::writer::encode;
 
 /// Pause after `accept` fails for lack of descriptors or memory.
 pub const FD_BACKOFF: Duration = Duration::from_millis(100);
@@ -93,6 +96,7 @@ pub(crate) async fn accept_loop(
     ex: Arc<Executor<'static>>,
     hub: Arc<Hub>,
     settings: Arc<Settings>,
+    addresses: Arc<PerAddress>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let stop = async {
@@ -108,7 +112,15 @@ pub(crate) async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let stream: Arc<Async<TcpStream>> = stream.into();
-                admit(&ex, &hub, &settings, stream, peer, &mut last_warning);
+                admit(
+                    &ex,
+                    &hub,
+                    &settings,
+                    &addresses,
+                    stream,
+                    peer,
+                    &mut last_warning,
+                );
             }
             Err(e) => {
                 if is_transient(&e) {
@@ -156,6 +168,7 @@ fn admit(
     ex: &Executor<'static>,
     hub: &Arc<Hub>,
     settings: &Arc<Settings>,
+    addresses: &Arc<PerAddress>,
     stream: Arc<Async<TcpStream>>,
     peer: SocketAddr,
     last_warning: &mut Option<Instant>,
@@ -163,6 +176,15 @@ fn admit(
     if let Err(e) = tune(stream.get_ref()) {
         debug!(peer = %peer, error = %e, "could not set socket options");
     }
+    // ADDR-1: before NICK and before a slot under max_clients is taken.
+    let admission = match addresses.admit(peer.ip()) {
+        Ok(admission) => admission,
+        Err(refused) => {
+            debug!(peer = %peer, ?refused, "too many connections from this address");
+            let msg = ServerMessage::error(ErrorCode::TooManyConnections, &refused.text());
+            return turn_away(&stream, &encode(&msg));
+        }
+    };
     let outbox = hub.new_outbox(settings.sendq);
     match hub.attach(&outbox) {
         Ok(slot) => {
@@ -174,6 +196,7 @@ fn admit(
                 stream,
                 outbox,
                 slot,
+                admission,
                 peer,
             );
         }
@@ -187,12 +210,17 @@ fn admit(
                 }
                 AttachError::ShuttingDown => &hub.lines().server_shutdown,
             };
-            // A fresh socket has an empty send buffer: this non-blocking write goes out
-            // whole in practice, and never waits (CONN-1, NICK-1).
-            let _ = io::Write::write(&mut stream.get_ref(), line);
-            let _ = stream.get_ref().shutdown(Shutdown::Write);
+            turn_away(&stream, line);
         }
     }
+}
+
+/// Sends a connection its one `ERR` line instead of `NICK` and closes our side.
+fn turn_away(stream: &Async<TcpStream>, line: &[u8]) {
+    // A fresh socket has an empty send buffer: this non-blocking write goes out whole in
+    // practice, and never waits (CONN-1, NICK-1, ADDR-1).
+    let _ = io::Write::write(&mut stream.get_ref(), line);
+    let _ = stream.get_ref().shutdown(Shutdown::Write);
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chat_server::config::{Compat, Config, FloodLimit, default_threads, parse_duration};
+use chat_server::config::{
+    AddressLimits, Compat, Config, FloodLimit, default_threads, parse_duration,
+};
 use chat_server::{Server, listener, shutdown};
 use clap::Parser;
 use tracing::{info, warn};
@@ -77,9 +79,32 @@ struct Cli {
     #[arg(long, default_value_t = chat_proto::limits::DEFAULT_FLOOD_RATE, value_name = "PER_SEC")]
     flood_rate: f64,
 
+    /// Bytes of lines a client may send in a burst before the flood limit slows it down
+    /// (a long line costs more than a short one); at least 1024.
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_FLOOD_BURST_BYTES, value_name = "BYTES")]
+    flood_burst_bytes: u32,
+
+    /// Bytes per second of lines a client may keep sending; 0 counts lines only.
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_FLOOD_RATE_BYTES, value_name = "BYTES_PER_SEC")]
+    flood_rate_bytes: u32,
+
     /// How long a client may keep sending too fast before it is disconnected.
     #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "TIME")]
     flood_excess: Duration,
+
+    /// Connections one address may hold, those choosing a nickname included; IPv6
+    /// addresses count per /64. 0 = no limit. On a LAN behind one NAT address, raise it.
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_MAX_PER_ADDRESS, value_name = "N")]
+    max_per_address: usize,
+
+    /// Connections one address may have choosing a nickname at once. 0 = no limit.
+    #[arg(long, default_value_t = chat_proto::limits::DEFAULT_MAX_HANDSHAKES_PER_ADDRESS, value_name = "N")]
+    max_handshakes_per_address: usize,
+
+    /// Disconnect a user who has sent nothing for this long (seconds, or with a unit:
+    /// 10m). Off by default: a quiet user is not a fault.
+    #[arg(long, value_parser = parse_duration, value_name = "TIME")]
+    idle_timeout: Option<Duration>,
 
     /// Compatibility profile: `seed` lets the original Python client (seed_client.py)
     /// connect unchanged; clients of the spec keep working too.
@@ -134,6 +159,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             burst: cli.flood_burst,
             rate: cli.flood_rate,
             excess: cli.flood_excess,
+            burst_bytes: cli.flood_burst_bytes,
+            rate_bytes: cli.flood_rate_bytes,
+        },
+        idle_timeout: cli.idle_timeout,
+        per_address: AddressLimits {
+            connections: cli.max_per_address,
+            handshakes: cli.max_handshakes_per_address,
         },
         ..Config::default()
     };

@@ -10,31 +10,16 @@ use std::time::{Duration, Instant};
 
 use chat_proto::{ErrorCode, Incoming, ServerMessage, ServerReader};
 use chat_server::Compat;
-use common::{Client, Got, start};
+use common::{Client, seed_greeting, start};
 
 fn seed_server() -> chat_server::ServerHandle {
     start(|c| c.compat = Compat::Seed)
 }
 
-/// Reads the bare 4-byte greeting and checks nothing follows it (COMPAT-1).
-fn greeting(c: &mut Client) {
-    let mut buf = [0u8; 4];
-    c.stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    c.stream.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"NICK");
-    assert_eq!(
-        c.next(Duration::from_millis(300)),
-        Got::Timeout,
-        "nothing after the greeting"
-    );
-}
-
 /// Joins the way the original client does: bare greeting, unterminated nickname.
 fn seed_join(addr: std::net::SocketAddr, asked: &str) -> Client {
     let mut c = Client::connect(addr);
-    greeting(&mut c);
+    seed_greeting(&mut c);
     c.send_raw(asked.as_bytes());
     c
 }
@@ -62,7 +47,7 @@ fn compat_2_unterminated_nickname_completes_when_idle() {
     let server = seed_server();
     let addr = server.local_addr();
     let mut c = Client::connect(addr);
-    greeting(&mut c);
+    seed_greeting(&mut c);
     let sent = Instant::now();
     c.send_raw(b"ali");
     std::thread::sleep(Duration::from_millis(100));
@@ -75,7 +60,7 @@ fn compat_2_unterminated_nickname_completes_when_idle() {
     c.expect("Connected to the server");
 
     let mut d = Client::connect(addr);
-    greeting(&mut d);
+    seed_greeting(&mut d);
     d.send_raw(b"bob\n");
     d.expect("bob has joined the chat");
     d.expect("Connected to the server");
@@ -140,8 +125,9 @@ fn compat_4_names_are_assigned_not_rejected() {
     c.send_raw(b"Aryan Singh: namaste\n");
     c.expect("Aryan_Singh: namaste");
 
+    // COMPAT-NUM-1: `ERR2` is reserved too (NICK-PREFIX-1), so `guest` is numbered.
     let mut d = seed_join(addr, "ERR");
-    d.expect("ERR2 has joined the chat");
+    d.expect("guest has joined the chat");
     d.expect("Connected to the server");
     d.expect_err(ErrorCode::NickAssigned);
     d.skip_until("End of earlier events");
@@ -149,16 +135,16 @@ fn compat_4_names_are_assigned_not_rejected() {
     // Invalid UTF-8 and nothing usable at all, sent as the seed client sends (no LF):
     // still a valid name.
     let mut e = Client::connect(addr);
-    greeting(&mut e);
+    seed_greeting(&mut e);
     e.send_raw(b"\xff\xfe");
-    e.expect("guest has joined the chat");
+    e.expect("guest2 has joined the chat");
     e.expect("Connected to the server");
     e.expect_err(ErrorCode::NickAssigned);
 
     // The same bytes with an LF are a core client's line (COMPAT-6): rejected as in the
     // core protocol, and prompted again.
     let mut f = Client::connect(addr);
-    greeting(&mut f);
+    seed_greeting(&mut f);
     f.send_raw(b"\xff\xfe\n");
     f.expect_err(ErrorCode::InvalidUtf8);
     f.expect("NICK");

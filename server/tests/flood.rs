@@ -26,6 +26,7 @@ fn conn_7_flood_is_slowed_not_dropped() {
             burst: 20,
             rate: 100.0,
             excess: Duration::from_secs(10),
+            ..FloodLimit::default()
         }
     });
     let addr = server.local_addr();
@@ -96,6 +97,7 @@ fn conn_7_sustained_excess_disconnects() {
             burst: 5,
             rate: 20.0,
             excess: Duration::from_secs(1),
+            ..FloodLimit::default()
         }
     });
     let addr = server.local_addr();

@@ -53,7 +53,14 @@ impl Server {
             .port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let child = Command::new(server_bin())
+            // Every churning client comes from 127.0.0.1: no per-address limits (ADDR-1).
             .args(["--listen", &addr.to_string(), "--threads", "2"])
+            .args([
+                "--max-per-address",
+                "0",
+                "--max-handshakes-per-address",
+                "0",
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -11,7 +11,7 @@ use async_io::Timer;
 use chat_proto::Frame;
 
 use super::state::{Conn, Core, Flow, Phase};
-use crate::flood::{Admit, Bucket};
+use crate::flood::{Admit, Bucket, weight};
 
 /// Input put aside by the flood limit: the frame that waits, and the rest of its chunk.
 pub(super) struct Held {
@@ -82,7 +82,7 @@ pub(super) fn gate(
     if !bucket.limited() || !counts {
         return Gate::Go;
     }
-    match bucket.admit(Instant::now(), waited) {
+    match bucket.admit(Instant::now(), waited, weight(frame)) {
         Admit::Go => Gate::Go,
         Admit::Wait { wait, first } => {
             if first {
@@ -114,7 +114,10 @@ impl Core {
             if Pin::new(&mut held.timer).poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            match self.bucket.admit(Instant::now(), true) {
+            match self
+                .bucket
+                .admit(Instant::now(), true, weight(&held.frame.frame()))
+            {
                 Admit::Go => break,
                 Admit::Wait { wait, .. } => held.timer = Timer::after(wait),
                 Admit::Disconnect => {

@@ -33,6 +33,7 @@ pub use reader::CLOSE_DISCARD;
 use crate::config::{Compat, Config};
 use crate::flood::FloodLimit;
 use crate::hub::{Hub, Slot};
+use crate::per_address::{AddressSlot, Admission};
 use crate::writer::{Outbox, Writer, WriterEnd};
 use reader::Reader;
 use state::{Core, Flow, Phase};
@@ -48,6 +49,7 @@ pub(crate) struct Settings {
     pub max_lag: Duration,
     pub compat: Compat,
     pub flood: FloodLimit,
+    pub idle_timeout: Option<Duration>,
     pub panic_trigger: Option<String>,
 }
 
@@ -62,6 +64,7 @@ impl Settings {
             max_lag: c.max_lag,
             compat: c.compat,
             flood: c.flood,
+            idle_timeout: c.idle_timeout,
             panic_trigger: c.panic_trigger.clone(),
         }
     }
@@ -74,9 +77,12 @@ struct Shared {
     outbox: Arc<Outbox>,
     peer: SocketAddr,
     _slot: Slot,
+    _address: AddressSlot,
 }
 
 /// Starts the reader and writer tasks of an accepted, attached connection.
+// Each argument is one thing the listener hands over; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn spawn(
     ex: &Executor<'static>,
     hub: Arc<Hub>,
@@ -84,6 +90,7 @@ pub(crate) fn spawn(
     stream: Arc<Async<TcpStream>>,
     outbox: Arc<Outbox>,
     slot: Slot,
+    admission: Admission,
     peer: SocketAddr,
 ) {
     let shared = Arc::new(Shared {
@@ -91,6 +98,7 @@ pub(crate) fn spawn(
         outbox,
         peer,
         _slot: slot,
+        _address: admission.connection,
     });
 
     let writer = Writer::new(
@@ -120,7 +128,13 @@ pub(crate) fn spawn(
     .detach();
 
     greet(&hub, &settings, &shared.outbox);
-    let core = Core::new(hub, settings, shared.outbox.clone(), shared.peer);
+    let core = Core::new(
+        hub,
+        settings,
+        shared.outbox.clone(),
+        shared.peer,
+        admission.handshake,
+    );
     let reader = Reader {
         core,
         stream: shared.stream.clone(),
@@ -170,7 +184,13 @@ impl Detached {
         greet(hub, &settings, &outbox);
         let peer = SocketAddr::from(([127, 0, 0, 1], 0));
         Some(Detached {
-            core: Core::new(hub.clone(), settings, outbox, peer),
+            core: Core::new(
+                hub.clone(),
+                settings,
+                outbox,
+                peer,
+                Admission::unlimited().handshake,
+            ),
             _slot: slot,
         })
     }

@@ -72,6 +72,31 @@ impl Reader {
         Poll::Pending
     }
 
+    /// IDLE-1: the server stops reading on purpose; that time is not idle time.
+    fn suspend_idle(&mut self) {
+        if let Some(idle) = &mut self.core.idle {
+            idle.suspend();
+        }
+    }
+
+    /// IDLE-1: a chatting connection with nothing to read that has been silent for the
+    /// idle limit is told so and closed. Checked only while waiting for the socket, so a
+    /// client the server is not reading from (flood hold-back, congested log) is never
+    /// idle. True when it was closed.
+    fn idle_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let core = &mut self.core;
+        let Some(idle) = &mut core.idle else {
+            return false;
+        };
+        if !matches!(core.conn.phase, Phase::Chatting(_)) || idle.poll_expired(cx).is_pending() {
+            return false;
+        }
+        let line = idle.line();
+        core.conn.reply(&line);
+        core.conn.close("idle timeout");
+        true
+    }
+
     /// While the log is congested, a chatting connection is not read from. True when it
     /// must wait (it is woken when the log has room again, or when it is cut off).
     fn paused(&mut self, cx: &Context<'_>) -> bool {
@@ -126,7 +151,10 @@ impl Future for Reader {
             let held = reader.core.poll_held(cx);
             reader.core.conn.hub.publish();
             match held {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    reader.suspend_idle();
+                    return Poll::Pending;
+                }
                 Poll::Ready(Flow::Close(why)) => {
                     reader.core.conn.close(why);
                     continue;
@@ -137,11 +165,17 @@ impl Future for Reader {
                 continue;
             }
             if reader.paused(cx) {
+                reader.suspend_idle();
                 return Poll::Pending;
             }
             let read = Pin::new(&mut &*reader.stream).poll_read(cx, &mut buf);
             match read {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if reader.idle_expired(cx) {
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Ok(0)) => {
                     // FRAME-7: an unterminated last line is dropped unanswered. The client
                     // ended its side: it leaves; what is queued for it still goes out.
@@ -155,6 +189,9 @@ impl Future for Reader {
                     return Poll::Ready(());
                 }
                 Poll::Ready(Ok(n)) => {
+                    if let Some(idle) = &mut reader.core.idle {
+                        idle.touch(std::time::Instant::now());
+                    }
                     let chunk = buf.get(..n).unwrap_or_default();
                     let flow = reader.core.feed(chunk);
                     // One wake-up per chunk for the writers, however many lines it held.

@@ -17,6 +17,8 @@ use super::hold::{Gate, Held, gate};
 use crate::flood::Bucket;
 use crate::history::{Catchup, Form};
 use crate::hub::{Hub, JoinError, Membership, RenameError};
+use crate::idle::Idle;
+use crate::per_address::HandshakeSlot;
 use crate::writer::{Line, Outbox, encode};
 
 /// Where a connection is in §9's state machine.
@@ -41,6 +43,8 @@ pub(super) struct Handshake {
     pub(super) rejected: u32,
     pub(super) deadline: Timer,
     pub(super) idle: Option<Timer>,
+    /// ADDR-1: this handshake's place in its address's quota, freed with the state.
+    pub(super) _address: HandshakeSlot,
 }
 
 /// What to do after a line.
@@ -59,6 +63,8 @@ pub(super) struct Core {
     /// A frame that waits for a token, with the rest of its chunk (see `hold.rs`);
     /// boxed, because an idle connection should not carry its room.
     pub(super) held: Option<Box<Held>>,
+    /// IDLE-1: time since the last read, when the server has an idle limit.
+    pub(super) idle: Option<Idle>,
 }
 
 /// A connection's state as seen by its reader.
@@ -91,6 +97,7 @@ impl Core {
         settings: Arc<Settings>,
         outbox: Arc<Outbox>,
         peer: SocketAddr,
+        address: HandshakeSlot,
     ) -> Core {
         let now = Instant::now();
         let deadline = Timer::at(now + settings.handshake_timeout);
@@ -99,6 +106,7 @@ impl Core {
             framer: Framer::new(),
             bucket,
             held: None,
+            idle: Idle::new(settings.idle_timeout, now),
             conn: Conn {
                 hub,
                 settings,
@@ -108,6 +116,7 @@ impl Core {
                     rejected: 0,
                     deadline,
                     idle: None,
+                    _address: address,
                 })),
                 asked: None,
                 caps: Enabled::default(),
@@ -122,10 +131,10 @@ impl Core {
         self.feed_from(input, false)
     }
 
-    /// Like [`Core::feed`]; `held` says the bytes come from input the flood limit held
-    /// back: their lines waited, so they do not end the excess period (CONN-7) even when
-    /// a late timer left a spare token.
-    pub(super) fn feed_from(&mut self, mut input: &[u8], held: bool) -> Flow {
+    /// [`Core::feed`]; `waited` is true for the rest of a chunk whose earlier line was
+    /// held back: its lines waited behind that one, so none of them ends the excess
+    /// period (CONN-7), however late the reader gets to them.
+    pub(super) fn feed_from(&mut self, mut input: &[u8], waited: bool) -> Flow {
         while !input.is_empty() {
             let (used, frame) = self.framer.advance(input);
             input = input.get(used..).unwrap_or_default();
@@ -136,7 +145,7 @@ impl Core {
                 &mut self.held,
                 &frame,
                 input,
-                held,
+                waited,
             ) {
                 Gate::Go => {}
                 Gate::Held => return Flow::Continue,
@@ -318,7 +327,7 @@ impl Conn {
             };
             let joined = self.hub.join_with(nick.clone(), &self.outbox, catchup);
             if matches!(joined, Err(JoinError::Taken)) {
-                self.reply(&encode(&ServerMessage::nick_taken(&nick)));
+                self.reply(&taken(&self.hub, &nick));
                 return self.rejected();
             }
             joined
@@ -360,7 +369,7 @@ impl Conn {
             }
             Ok(ClientMessage::Nick(new)) => match member.rename(new.clone()) {
                 Ok(()) => {}
-                Err(RenameError::Taken) => member.reply(&encode(&ServerMessage::nick_taken(&new))),
+                Err(RenameError::Taken) => member.reply(&taken(&self.hub, &new)),
                 Err(RenameError::Unchanged) => {
                     member.reply(&encode(&ServerMessage::nick_unchanged(&new)))
                 }
@@ -383,4 +392,13 @@ impl Conn {
         }
         Flow::Continue
     }
+}
+
+/// `ERR nick-taken` naming the online user who holds `nick` or a lookalike of it
+/// (NICK-3, NICK-LOOK-1).
+fn taken(hub: &Hub, nick: &Nickname) -> Line {
+    encode(&match hub.holder(nick) {
+        Some(holder) => ServerMessage::nick_taken_by(nick, &holder),
+        None => ServerMessage::nick_taken(nick),
+    })
 }

@@ -264,3 +264,19 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Reads the seed profile's bare 4-byte greeting and checks nothing follows it
+/// (COMPAT-1).
+pub fn seed_greeting(c: &mut Client) {
+    let mut buf = [0u8; 4];
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    c.stream.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"NICK");
+    assert_eq!(
+        c.next(Duration::from_millis(300)),
+        Got::Timeout,
+        "nothing after the greeting"
+    );
+}
