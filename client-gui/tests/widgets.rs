@@ -8,7 +8,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use chat_client_gui::net::{CommandSender, NetCommand, NetEvent};
-use chat_client_gui::state::{AppState, DEFAULT_SERVER, Screen, Status, ThemeChoice};
+use chat_client_gui::state::{AppState, DEFAULT_SERVER, Screen, Status, ThemeChoice, stamp};
 use chat_client_gui::ui::chat::{INPUT_ROW_PADDING, SEND_BUTTON};
 use chat_client_gui::ui::{self, NET_EVENTS, RootController, Services};
 use chat_proto::{ClientMessage, Nickname, ServerMessage, Text};
@@ -22,7 +22,7 @@ use druid::{
 fn services() -> (Services, Receiver<NetCommand>) {
     let (net, rx) = CommandSender::capture();
     let mut s = Services::new(net);
-    s.clock = || "12:34".to_owned();
+    s.clock = || stamp("12:34");
     (s, rx)
 }
 
@@ -261,7 +261,7 @@ fn typing_after_clicking_the_history_goes_to_the_input() {
     let (services, rx) = services();
     let mut data = chatting();
     data.push_line(
-        "12:00",
+        stamp("12:00"),
         chat_client_gui::state::LineKind::Other,
         "bob",
         "hello",
