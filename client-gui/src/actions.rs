@@ -131,8 +131,10 @@ pub fn submit_input(state: &mut AppState) -> Vec<Effect> {
             state.input.clear();
             state.clear_notice();
             state.completion = None;
-            // Sending returns the view to the newest line, where the echo will be.
+            // Sending returns the view to the newest line, where the echo will be, and
+            // says the user has caught up: the unread divider goes.
             jump_to_bottom(state);
+            state.divider = None;
             vec![Effect::Net(NetCommand::Send(msg))]
         }
     }
@@ -365,6 +367,8 @@ pub fn search_next(state: &mut AppState, older: bool) {
         Some(f) => {
             state.search.found = Some(f);
             state.search.note.clear();
+            // The view goes to the match and stays there as lines arrive.
+            state.follow = false;
         }
         None if from.is_some() => {
             state.search.note = if older {
@@ -688,10 +692,12 @@ mod tests {
         scrolled(&mut s, false);
         s.push_line(stamp("10:00"), LineKind::Other, "bob", "while away");
         assert_eq!(s.new_below, 1);
+        s.divider = Some(1);
         s.input = "back".into();
         submit_input(&mut s);
         assert!(s.follow);
         assert_eq!(s.new_below, 0);
+        assert_eq!(s.divider, None, "caught up");
     }
 
     #[test]
@@ -703,6 +709,7 @@ mod tests {
         s.search.query = "DOCS".into();
         search_next(&mut s, true);
         assert_eq!(s.search.found.map(|f| f.line), Some(1));
+        assert!(!s.follow, "the view stays on the match");
         search_next(&mut s, true);
         assert_eq!(s.search.note, "No older match");
         s.search.query = "zzz".into();

@@ -61,6 +61,8 @@ const MIN_THUMB: f64 = 24.0;
 const TIME_SIZE: f64 = 12.0;
 /// Lines kept laid out beyond those on screen (scrolling back a little is free).
 const CACHE_KEEP: usize = 600;
+/// Lines over [`CACHE_KEEP`] before the cache is trimmed.
+const CACHE_SLACK: usize = 100;
 /// Pixels one arrow key scrolls.
 const ARROW_STEP: f64 = 40.0;
 
@@ -116,6 +118,8 @@ struct Cache {
     rows: HashMap<u64, Row>,
     /// The text width the layouts were made for.
     width: f64,
+    /// Lines laid out so far (the paint log reports how many each frame made).
+    made: u64,
 }
 
 /// The lines as [`Rows`] for the scroll model: heights come from (cached) layouts.
@@ -161,6 +165,7 @@ impl Lines<'_> {
                 divider,
             );
             self.cache.rows.insert(line.id, row);
+            self.cache.made += 1;
         }
         self.cache.rows.get(&line.id)
     }
@@ -257,6 +262,26 @@ fn lay_out(
     };
     row.height = row.headers_height() + text_h + 2.0 * ROW_PAD;
     row
+}
+
+/// CPU time this thread has used, in milliseconds (`None` where not known). The paint
+/// log gives it beside the wall time: a slow frame with little CPU time was the
+/// machine being busy with other programs, not work done here.
+#[cfg(target_os = "linux")]
+fn thread_cpu_ms() -> Option<f64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1.0e6)
+}
+
+/// Not known on this platform.
+#[cfg(not(target_os = "linux"))]
+fn thread_cpu_ms() -> Option<f64> {
+    None
 }
 
 /// Whether `CHAT_GUI_PAINT_LOG` asks for paint times.
@@ -376,9 +401,11 @@ impl HistoryView {
         self.trim_cache();
     }
 
-    /// Keeps the cache to about [`CACHE_KEEP`] lines around the screen.
+    /// Keeps the cache to about [`CACHE_KEEP`] lines around the screen. Trimmed a
+    /// little at a time: dropping hundreds of pango layouts at once took 8 ms (measured),
+    /// half a frame.
     fn trim_cache(&mut self) {
-        if self.cache.rows.len() <= 2 * CACHE_KEEP {
+        if self.cache.rows.len() <= CACHE_KEEP + CACHE_SLACK {
             return;
         }
         let (Some(first), Some(last)) = (self.placed.first(), self.placed.last()) else {
@@ -553,6 +580,14 @@ impl HistoryView {
             let (Some(row), Some(line)) = (self.cache.rows.get(&p.id), data.line(p.id)) else {
                 continue;
             };
+            let top = ctx.to_window(Point::new(TEXT_X, p.text_y));
+            out.push_str(&format!(
+                "row {} x {:.0} y {:.0}-{:.0}; ",
+                p.id,
+                top.x,
+                top.y,
+                top.y + p.height - (p.text_y - p.y) - 2.0 * ROW_PAD
+            ));
             let Some(layout) = row.text.as_ref() else {
                 continue;
             };
@@ -570,7 +605,10 @@ impl HistoryView {
         }
         if let Some(b) = self.button {
             let c = ctx.to_window(b.center());
-            out.push_str(&format!("new-messages button at {:.0},{:.0}; ", c.x, c.y));
+            out.push_str(&format!(
+                "new-messages button ({}) at {:.0},{:.0}; ",
+                data.new_below, c.x, c.y
+            ));
         }
         if out != self.logged {
             tracing::debug!("history: {out}");
@@ -579,8 +617,9 @@ impl HistoryView {
     }
 }
 
-impl Widget<AppState> for HistoryView {
-    fn event(&mut self, ctx: &mut EventCtx, event: &Event, data: &mut AppState, env: &Env) {
+impl HistoryView {
+    /// The events, as described in the module documentation.
+    fn handle(&mut self, ctx: &mut EventCtx, event: &Event, data: &mut AppState, env: &Env) {
         let size = ctx.size();
         match event {
             Event::Wheel(m) => {
@@ -766,6 +805,25 @@ impl Widget<AppState> for HistoryView {
             _ => {}
         }
     }
+}
+
+impl Widget<AppState> for HistoryView {
+    fn event(&mut self, ctx: &mut EventCtx, event: &Event, data: &mut AppState, env: &Env) {
+        let started = Instant::now();
+        let cpu = thread_cpu_ms();
+        let made = self.cache.made;
+        self.handle(ctx, event, data, env);
+        // Scrolling lays out the lines it passes here, before the paint: logged apart.
+        if paint_log() && self.cache.made > made {
+            let cpu = cpu.zip(thread_cpu_ms()).map_or(-1.0, |(a, b)| b - a);
+            eprintln!(
+                "history event: {:.3} ms ({:.3} ms CPU), {} laid out",
+                started.elapsed().as_secs_f64() * 1000.0,
+                cpu,
+                self.cache.made - made
+            );
+        }
+    }
 
     fn lifecycle(
         &mut self,
@@ -827,6 +885,8 @@ impl Widget<AppState> for HistoryView {
 
     fn paint(&mut self, ctx: &mut PaintCtx, data: &AppState, env: &Env) {
         let started = Instant::now();
+        let cpu = thread_cpu_ms();
+        let made = self.cache.made;
         let size = ctx.size();
         if self.reveal {
             self.reveal = false;
@@ -986,10 +1046,13 @@ impl Widget<AppState> for HistoryView {
         }
         self.log_positions(ctx, data);
         if paint_log() {
+            let cpu = cpu.zip(thread_cpu_ms()).map_or(-1.0, |(a, b)| b - a);
             eprintln!(
-                "history paint: {:.3} ms, {} rows drawn, {} lines held",
+                "history paint: {:.3} ms ({:.3} ms CPU), {} rows drawn, {} laid out, {} lines held",
                 started.elapsed().as_secs_f64() * 1000.0,
+                cpu,
                 self.placed.len(),
+                self.cache.made - made,
                 data.history.len()
             );
         }
