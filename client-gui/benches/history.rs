@@ -16,9 +16,7 @@ use std::hint::black_box;
 
 use chat_client_gui::net::{CommandSender, NetEvent};
 use chat_client_gui::reduce;
-use chat_client_gui::state::{
-    AppState, DEFAULT_SERVER, LineKind, Screen, Status, ThemeChoice, stamp,
-};
+use chat_client_gui::state::{AppState, LineKind, chatting, stamp};
 use chat_client_gui::ui::{self, NET_EVENTS, Services};
 use chat_proto::{Nickname, ServerMessage, Text};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -29,13 +27,7 @@ use druid::{Size, Target};
 const TEXT: &str = "the slides for tomorrow are up on the course page, see you all in room B at 5";
 
 fn window(lines: usize) -> AppState {
-    let mut s = AppState::new(DEFAULT_SERVER, "alice", ThemeChoice::Dark);
-    s.active_server = DEFAULT_SERVER.into();
-    s.me = "alice".into();
-    s.status = Status::Connected {
-        nick: "alice".into(),
-    };
-    s.screen = Screen::Chat;
+    let mut s = chatting("alice");
     s.history_cap = lines;
     for i in 0..lines {
         s.push_line(

@@ -414,17 +414,10 @@ mod tests {
     use chat_proto::Text;
 
     use super::*;
-    use crate::state::{DEFAULT_SERVER, Screen, ThemeChoice, stamp};
+    use crate::state::{DEFAULT_SERVER, ThemeChoice, stamp};
 
     fn chatting() -> AppState {
-        let mut s = AppState::new(DEFAULT_SERVER, "alice", ThemeChoice::Dark);
-        s.active_server = DEFAULT_SERVER.into();
-        s.me = "alice".into();
-        s.status = Status::Connected {
-            nick: "alice".into(),
-        };
-        s.screen = Screen::Chat;
-        s
+        crate::state::chatting("alice")
     }
     fn text(s: &str) -> ClientMessage {
         ClientMessage::Text(Text::new(s).unwrap())

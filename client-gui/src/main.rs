@@ -124,3 +124,18 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_cap_defaults_to_100_000_and_refuses_zero() {
+        let cli = Cli::try_parse_from(["chat-gui"]).unwrap();
+        assert_eq!(cli.history_cap, 100_000);
+        let cli = Cli::try_parse_from(["chat-gui", "--history-cap", "500"]).unwrap();
+        assert_eq!(cli.history_cap, 500);
+        assert!(Cli::try_parse_from(["chat-gui", "--history-cap", "0"]).is_err());
+        assert!(Cli::try_parse_from(["chat-gui", "--history-cap", "-3"]).is_err());
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use chat_client_gui::net::{CommandSender, NetCommand, NetEvent};
-use chat_client_gui::state::{AppState, DEFAULT_SERVER, Screen, Status, ThemeChoice, stamp};
+use chat_client_gui::state::{AppState, DEFAULT_SERVER, Screen, ThemeChoice, stamp};
 use chat_client_gui::ui::chat::{INPUT_ROW_PADDING, SEND_BUTTON};
 use chat_client_gui::ui::{self, NET_EVENTS, RootController, Services};
 use chat_proto::{ClientMessage, Nickname, ServerMessage, Text};
@@ -27,14 +27,7 @@ fn services() -> (Services, Receiver<NetCommand>) {
 }
 
 fn chatting() -> AppState {
-    let mut s = AppState::new(DEFAULT_SERVER, "alice", ThemeChoice::Dark);
-    s.active_server = DEFAULT_SERVER.into();
-    s.me = "alice".into();
-    s.status = Status::Connected {
-        nick: "alice".into(),
-    };
-    s.screen = Screen::Chat;
-    s
+    chat_client_gui::state::chatting("alice")
 }
 
 fn sent(rx: &Receiver<NetCommand>) -> Vec<NetCommand> {

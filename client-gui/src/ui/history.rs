@@ -28,7 +28,9 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use druid::keyboard_types::Key;
-use druid::piet::{PietText, PietTextLayout, Text, TextAttribute, TextLayout, TextLayoutBuilder};
+use druid::piet::{
+    HitTestPoint, PietText, PietTextLayout, Text, TextAttribute, TextLayout, TextLayoutBuilder,
+};
 use druid::widget::prelude::*;
 use druid::{
     Color, Cursor, FontFamily, FontStyle, FontWeight, Point, Rect, RoundedRectRadii, Vec2,
@@ -438,6 +440,23 @@ impl HistoryView {
                 .iter()
                 .find(|r| p.y >= r.y && p.y < r.y + r.height)?
         };
+        if p.y < placed.text_y {
+            return Some(TextPos::new(placed.id, 0));
+        }
+        let (hit, _) = self.text_hit(text, data, env, placed, p)?;
+        Some(TextPos::new(placed.id, hit.idx))
+    }
+
+    /// Hit-tests `p` in the text of the row `placed`: the character, and the link
+    /// (byte range) it is on, if any.
+    fn text_hit(
+        &mut self,
+        text: &mut PietText,
+        data: &AppState,
+        env: &Env,
+        placed: Placed,
+        p: Point,
+    ) -> Option<(HitTestPoint, Option<Range<usize>>)> {
         let index = data.index_of(placed.id)?;
         let mut lines = Lines {
             cache: &mut self.cache,
@@ -446,13 +465,10 @@ impl HistoryView {
             env,
         };
         let row = lines.row(index)?;
-        if p.y < placed.text_y {
-            return Some(TextPos::new(placed.id, 0));
-        }
         let layout = row.text.as_ref()?;
-        let local = Point::new(p.x - TEXT_X, p.y - placed.text_y);
-        let hit = layout.hit_test_point(local);
-        Some(TextPos::new(placed.id, hit.idx))
+        let hit = layout.hit_test_point(Point::new(p.x - TEXT_X, p.y - placed.text_y));
+        let link = row.links.iter().find(|r| r.contains(&hit.idx)).cloned();
+        Some((hit, link))
     }
 
     /// The link under `p`, as the address to open.
@@ -467,23 +483,9 @@ impl HistoryView {
             .placed
             .iter()
             .find(|r| p.y >= r.text_y && p.y < r.y + r.height)?;
-        let line = data.line(placed.id)?;
-        let index = data.index_of(placed.id)?;
-        let mut lines = Lines {
-            cache: &mut self.cache,
-            text,
-            data,
-            env,
-        };
-        let row = lines.row(index)?;
-        let layout = row.text.as_ref()?;
-        let local = Point::new(p.x - TEXT_X, p.y - placed.text_y);
-        let hit = layout.hit_test_point(local);
-        if !hit.is_inside {
-            return None;
-        }
-        let r = row.links.iter().find(|r| r.contains(&hit.idx))?;
-        Some(links::target(line.plain().get(r.clone())?))
+        let (hit, link) = self.text_hit(text, data, env, placed, p)?;
+        let r = link.filter(|_| hit.is_inside)?;
+        Some(links::target(data.line(placed.id)?.plain().get(r)?))
     }
 
     /// Applies a scrolling key; true when it was one.
@@ -514,7 +516,7 @@ impl HistoryView {
     }
 
     /// The thumb's rectangle for the current placement.
-    fn thumb_rect(&mut self, text: &mut PietText, data: &AppState, env: &Env, size: Size) -> Rect {
+    fn thumb_rect(&self, data: &AppState, size: Size) -> Rect {
         let n = data.history.len();
         let (Some(first), Some(last)) = (self.placed.first().copied(), self.placed.last().copied())
         else {
@@ -532,7 +534,6 @@ impl HistoryView {
             0.0
         };
         let visible = self.placed.len() as f64 - hidden - overflow;
-        let _ = (text, env);
         let (start, len) = thumb(n, first_index, hidden, visible);
         if len >= 1.0 {
             return Rect::ZERO;
@@ -1012,7 +1013,7 @@ impl Widget<AppState> for HistoryView {
             }
         });
         // The scrollbar.
-        self.thumb = self.thumb_rect(ctx.text(), data, env, size);
+        self.thumb = self.thumb_rect(data, size);
         if self.thumb.height() > 0.0 {
             let track = Rect::new(self.thumb.x0, 2.0, self.thumb.x1, size.height - 2.0);
             ctx.fill(
@@ -1075,7 +1076,7 @@ mod tests {
 
     use super::*;
     use crate::net::CommandSender;
-    use crate::state::{DEFAULT_SERVER, Screen, Status, stamp};
+    use crate::state::stamp;
     use crate::ui::{RootController, Services, themed};
 
     /// What the view showed at its last paint.
@@ -1149,12 +1150,7 @@ mod tests {
     static OPENED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
     fn chatting(lines: usize) -> AppState {
-        let mut d = AppState::new(DEFAULT_SERVER, "alice", ThemeChoice::Dark);
-        d.me = "alice".into();
-        d.status = Status::Connected {
-            nick: "alice".into(),
-        };
-        d.screen = Screen::Chat;
+        let mut d = crate::state::chatting("alice");
         for i in 0..lines {
             d.push_line(stamp("10:00"), LineKind::Other, "bob", &format!("line {i}"));
         }
@@ -1375,6 +1371,28 @@ mod tests {
             let mid = seen().first();
             assert!((40_000..60_000).contains(&mid), "{mid}");
             assert!(seen().cached < 80, "laid out: {}", seen().cached);
+        });
+    }
+
+    #[test]
+    fn a_search_match_is_scrolled_into_view() {
+        let mut data = chatting(1000);
+        // The query as typed into the bar (the harness cannot type into a TextBox).
+        data.search.open = true;
+        data.search.query = "line 123".into();
+        run(data, |h, seen| {
+            assert_eq!(seen().last(), 1000);
+            h.submit_command(ACTION.with(Action::SearchNext { older: true }));
+            h.paint();
+            let found = h.data().search.found.expect("a match");
+            assert_eq!(found.line, 124);
+            assert!(
+                seen().placed.iter().any(|p| p.id == 124),
+                "{}..{}",
+                seen().first(),
+                seen().last()
+            );
+            assert!(!h.data().follow);
         });
     }
 
