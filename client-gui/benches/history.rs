@@ -40,23 +40,23 @@ fn window(lines: usize) -> AppState {
     s
 }
 
-fn line(i: u64) -> NetEvent {
-    NetEvent::Line(ServerMessage::Chat {
-        from: Nickname::new("bob").expect("valid"),
-        text: Text::new(&format!("{i} {TEXT}")).expect("valid"),
-    })
+/// One chat line of about 80 bytes, as the network thread would deliver it.
+fn line() -> Option<NetEvent> {
+    Some(NetEvent::Line(ServerMessage::Chat {
+        from: Nickname::new("bob").ok()?,
+        text: Text::new(&format!("000123 {TEXT}")).ok()?,
+    }))
 }
 
 fn append(c: &mut Criterion) {
+    let Some(line) = line() else {
+        return;
+    };
     let mut group = c.benchmark_group("append");
     for n in [100usize, 100_000] {
         group.bench_with_input(BenchmarkId::new("reduce", n), &n, |b, &n| {
             let mut s = window(n);
-            let mut i = 0;
-            b.iter(|| {
-                i += 1;
-                black_box(reduce::apply(&mut s, line(i), stamp("10:01")));
-            });
+            b.iter(|| black_box(reduce::apply(&mut s, line.clone(), stamp("10:01"))));
             assert_eq!(s.history.len(), n);
         });
         group.bench_with_input(BenchmarkId::new("window", n), &n, |b, &n| {
@@ -66,10 +66,8 @@ fn append(c: &mut Criterion) {
                 h.send_initial_events();
                 h.just_layout();
                 h.paint();
-                let mut i = 0;
                 b.iter(|| {
-                    i += 1;
-                    h.submit_command(NET_EVENTS.with(vec![line(i)]).to(Target::Global));
+                    h.submit_command(NET_EVENTS.with(vec![line.clone()]).to(Target::Global));
                     h.paint();
                 });
                 assert_eq!(h.data().history.len(), n);

@@ -107,6 +107,8 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
 fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut Vec<Effect>) {
     match &msg {
         ServerMessage::NickPrompt | ServerMessage::Connected => {}
+        // Answers to `/caps`, which this client does not send yet.
+        ServerMessage::Caps { .. } | ServerMessage::CapsEnabled(_) => {}
         ServerMessage::Joined(nick) => {
             state
                 .online

@@ -6,7 +6,7 @@
 //! server's unterminated `NICK`) is tested by feeding bytes, with no thread or timing.
 //! Every byte is cut and parsed by `chat-proto`; nothing here formats or parses a line.
 
-use chat_proto::limits::{MAX_LINE_BYTES, MAX_SERVER_LINE_BYTES};
+use chat_proto::limits::{MAX_LINE_BYTES, MAX_TAGGED_SERVER_LINE_BYTES};
 use chat_proto::{ClientMessage, ErrorCode, Incoming, Nickname, ServerMessage, ServerReader};
 
 use crate::net::NetEvent;
@@ -81,10 +81,17 @@ impl Session {
         self.reader.push(bytes, |e| incoming.push(e));
         for e in incoming {
             match e {
-                Incoming::Message(msg) => self.on_message(msg, out, &mut events),
+                // Tags come only after `/caps tags`, which this client does not send yet.
+                Incoming::Message(msg) | Incoming::Tagged(_, msg) => {
+                    self.on_message(msg, out, &mut events)
+                }
+                // An error code newer than this client: shown, not fatal (spec CLI-2).
+                Incoming::UnknownError { code, text } => {
+                    events.push(NetEvent::Garbled(format!("{text} ({code})")))
+                }
                 Incoming::Unrecognised(line) => events.push(NetEvent::Garbled(line)),
                 Incoming::TooLong => events.push(NetEvent::Garbled(format!(
-                    "(a server line longer than {MAX_SERVER_LINE_BYTES} bytes was dropped)"
+                    "(a server line longer than {MAX_TAGGED_SERVER_LINE_BYTES} bytes was dropped)"
                 ))),
                 Incoming::Invalid => events.push(NetEvent::Garbled(
                     "(a server line that is not UTF-8 or holds control characters was dropped)"
@@ -175,6 +182,7 @@ impl Session {
 mod tests {
     use super::*;
     use chat_proto::Text;
+    use chat_proto::limits::MAX_SERVER_LINE_BYTES;
 
     fn nick(s: &str) -> Nickname {
         Nickname::new(s).unwrap()
@@ -322,19 +330,15 @@ mod tests {
             &mut s,
             b"NICK\ng has joined the chat\nConnected to the server\n",
         );
-        let longest = format!(
-            "{} -> {}: {}\n",
-            "a".repeat(24),
-            "b".repeat(24),
-            "x".repeat(1024)
-        );
+        let longest = format!("{}: {}\n", "a".repeat(24), "x".repeat(1024));
         assert_eq!(longest.len() - 1, MAX_SERVER_LINE_BYTES);
         let (ev, _) = feed(&mut s, longest.as_bytes());
         assert!(matches!(
             ev.as_slice(),
-            [NetEvent::Line(ServerMessage::Private { .. })]
+            [NetEvent::Line(ServerMessage::Chat { .. })]
         ));
-        let too_long = format!("a: {}\nb: ok\n", "x".repeat(MAX_SERVER_LINE_BYTES));
+        // The reader also takes tagged lines, up to the tagged limit (spec SRV-3).
+        let too_long = format!("a: {}\nb: ok\n", "x".repeat(MAX_TAGGED_SERVER_LINE_BYTES));
         let (ev, _) = feed(&mut s, too_long.as_bytes());
         assert_eq!(ev.len(), 2);
         assert!(matches!(&ev[0], NetEvent::Garbled(_)));

@@ -3,6 +3,8 @@
 //! one would send) and checks what the client sends back and what it tells the UI.
 //! Every wait is bounded.
 
+#![cfg(test)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver};

@@ -4,6 +4,8 @@
 //! the window would have sent. (The harness cannot type into a TextBox: text is set
 //! through the data, as a user's typing would leave it.)
 
+#![cfg(test)]
+
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 

@@ -9,26 +9,10 @@ use std::path::Path;
 use crate::session::{Session, is_spec_id};
 
 /// Every requirement ID the spec defines (`**FRAME-1**` in bold), in order of first
-/// appearance, without those marked withdrawn.
+/// appearance, without those marked withdrawn: the scanner `proto/tests/spec_ids.rs`
+/// uses too.
 pub fn spec_ids(spec: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    for line in spec.lines() {
-        let mut rest = line;
-        while let Some(start) = rest.find("**") {
-            let after = rest.get(start + 2..).unwrap_or_default();
-            let Some(end) = after.find("**") else { break };
-            let word = after.get(..end).unwrap_or_default();
-            let tail = after.get(end + 2..).unwrap_or_default();
-            if is_spec_id(word)
-                && !tail.trim_start().starts_with("(withdrawn")
-                && !ids.iter().any(|i| i == word)
-            {
-                ids.push(word.to_owned());
-            }
-            rest = tail;
-        }
-    }
-    ids
+    chat_proto::spec_ids::in_force(spec)
 }
 
 /// One row of the manifest: a spec ID and the tests that check it.
@@ -191,7 +175,7 @@ mod tests {
         **OLD-1** (withdrawn) gone\n";
 
     #[test]
-    fn finds_ids_in_bold_only() {
+    fn withdrawn_ids_need_no_check() {
         assert_eq!(spec_ids(SPEC), ["FRAME-1", "FRAME-2", "NICK-1"]);
     }
 

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use chat_proto::{ErrorCode, ServerMessage};
+use chat_proto::{ErrorCode, ServerMessage, Tags};
 
 use crate::escape;
 
@@ -17,6 +17,18 @@ pub enum Expect {
     Line(Vec<u8>),
     /// `ERR <code> *`: an error line with this code and any valid text.
     Error(ErrorCode),
+    /// `ERR <code> * word word`: an error line with this code whose text mentions
+    /// each word (e.g. the commands CMD-2's text must list).
+    ErrorMentions(ErrorCode, Vec<String>),
+    /// `@id,t <line>`: a tagged line (TAG-1) carrying exactly these tag keys, with
+    /// values valid for them (any id, any time: they differ from run to run), and then
+    /// exactly these bytes.
+    Tagged {
+        /// The tag keys the line must carry, in the order written in the session.
+        keys: Vec<String>,
+        /// The line after the tag prefix.
+        line: Vec<u8>,
+    },
 }
 
 impl Expect {
@@ -28,7 +40,54 @@ impl Expect {
                 parse_server_line(line),
                 Some(ServerMessage::Error { code: got, .. }) if got == *code
             ),
+            Expect::ErrorMentions(code, words) => matches!(
+                parse_server_line(line),
+                Some(ServerMessage::Error { code: got, text })
+                    if got == *code && words.iter().all(|w| text.as_str().contains(w.as_str()))
+            ),
+            Expect::Tagged { keys, line: want } => {
+                let Ok(s) = std::str::from_utf8(line) else {
+                    return false;
+                };
+                let Ok((tags, body)) = Tags::split(s) else {
+                    return false;
+                };
+                let mut got = tag_keys(&tags);
+                let mut keys = keys.clone();
+                got.sort();
+                keys.sort();
+                !tags.is_empty() && got == keys && body.as_bytes() == want.as_slice()
+            }
         }
+    }
+}
+
+/// The keys of the tags of a line.
+fn tag_keys(tags: &Tags) -> Vec<String> {
+    let mut keys = Vec::new();
+    if tags.id.is_some() {
+        keys.push(chat_proto::tags::ID.to_owned());
+    }
+    if tags.time.is_some() {
+        keys.push(chat_proto::tags::TIME.to_owned());
+    }
+    keys.extend(tags.other.iter().map(|t| t.key.to_string()));
+    keys
+}
+
+/// A received line with its tag values masked (`@id=*;t=* alice: hi`): ids and times
+/// differ from run to run, so snapshots and the comparison of replay variants look at
+/// which tags a line carries, not their values. Untagged lines are returned as they are.
+pub fn mask_tags(line: &str) -> String {
+    match Tags::split(line) {
+        Ok((tags, body)) if !tags.is_empty() => {
+            let keys: Vec<String> = tag_keys(&tags)
+                .into_iter()
+                .map(|k| format!("{k}=*"))
+                .collect();
+            format!("@{} {body}", keys.join(";"))
+        }
+        _ => line.to_owned(),
     }
 }
 
@@ -37,6 +96,12 @@ impl fmt::Display for Expect {
         match self {
             Expect::Line(b) => write!(f, "`{}`", escape::encode(b)),
             Expect::Error(code) => write!(f, "`ERR {code} *`"),
+            Expect::ErrorMentions(code, words) => {
+                write!(f, "`ERR {code} *` mentioning `{}`", words.join("`, `"))
+            }
+            Expect::Tagged { keys, line } => {
+                write!(f, "`@{} {}`", keys.join(","), escape::encode(line))
+            }
         }
     }
 }
@@ -60,7 +125,7 @@ pub fn grammar_note(line: &[u8]) -> Option<&'static str> {
     if s.chars().any(chat_proto::text::is_forbidden) {
         return Some("holds a forbidden character (FRAME-5)");
     }
-    if ServerMessage::parse(s).is_err() {
+    if ServerMessage::parse_tagged(s).is_err() {
         return Some("not a server line of the grammar (SRV-1)");
     }
     None

@@ -87,13 +87,14 @@ impl Replay {
         self.failure.is_none()
     }
 
-    /// What each client received, as text: the body of the insta snapshots.
+    /// What each client received, as text: the body of the insta snapshots. Tag values
+    /// (event ids, times) are masked: they change from run to run.
     pub fn received_text(&self) -> String {
         let mut out = String::new();
         for c in &self.clients {
             out.push_str(&format!("--- {}\n", c.name));
             for l in &c.lines {
-                out.push_str(l);
+                out.push_str(&crate::matcher::mask_tags(l));
                 out.push('\n');
             }
             out.push_str(&format!("({})\n", c.end));

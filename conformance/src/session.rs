@@ -172,18 +172,7 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// True for a spec ID such as `FRAME-3` or `CMD-MSG-2`.
-pub fn is_spec_id(s: &str) -> bool {
-    let Some((prefix, num)) = s.rsplit_once('-') else {
-        return false;
-    };
-    !num.is_empty()
-        && num.bytes().all(|b| b.is_ascii_digit())
-        && !prefix.is_empty()
-        && prefix
-            .split('-')
-            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_uppercase()))
-}
+pub use chat_proto::spec_ids::is_spec_id;
 
 fn valid_client_name(s: &str) -> bool {
     !s.is_empty()
@@ -519,14 +508,33 @@ fn parse_step(line: &str) -> Result<Step, String> {
 /// itself be a valid server line (so a typo in a session is caught here, not blamed on
 /// the server).
 fn parse_expect(payload: &str) -> Result<Expect, String> {
-    if let Some(code) = payload
+    if let Some((code, words)) = payload
         .strip_prefix("ERR ")
-        .and_then(|r| r.strip_suffix(" *"))
+        .and_then(|r| r.split_once(" *"))
+        .filter(|(_, words)| words.is_empty() || words.starts_with(' '))
     {
         let code: ErrorCode = code
             .parse()
             .map_err(|_| format!("`{code}` is not an error code of §7"))?;
-        return Ok(Expect::Error(code));
+        let words: Vec<String> = words.split_whitespace().map(str::to_owned).collect();
+        return Ok(if words.is_empty() {
+            Expect::Error(code)
+        } else {
+            Expect::ErrorMentions(code, words)
+        });
+    }
+    if let Some(rest) = payload.strip_prefix('@') {
+        let (keys, line) = rest
+            .split_once(' ')
+            .ok_or("`recv C @id,t LINE` needs tag keys and a line")?;
+        let keys: Vec<String> = keys.split(',').map(str::to_owned).collect();
+        if keys.iter().any(|k| !chat_proto::tags::is_tag_key(k)) {
+            return Err(format!("`{rest}`: tag keys are like `id,t` (TAG-1)"));
+        }
+        let Expect::Line(line) = parse_expect(line)? else {
+            return Err("a tagged line's body is an exact line".into());
+        };
+        return Ok(Expect::Tagged { keys, line });
     }
     let bytes = escape::decode(payload).map_err(|e| e.to_string())?;
     let text =
@@ -547,6 +555,12 @@ fn format_action(a: &Action) -> String {
         Action::Write(c, b) => format!("write {c} {}", escape::encode(b)),
         Action::Recv(c, Expect::Line(b)) => format!("recv {c} {}", escape::encode(b)),
         Action::Recv(c, Expect::Error(code)) => format!("recv {c} ERR {code} *"),
+        Action::Recv(c, Expect::ErrorMentions(code, words)) => {
+            format!("recv {c} ERR {code} * {}", words.join(" "))
+        }
+        Action::Recv(c, Expect::Tagged { keys, line }) => {
+            format!("recv {c} @{} {}", keys.join(","), escape::encode(line))
+        }
         Action::RecvRaw(c, b) => format!("recv-raw {c} {}", escape::encode(b)),
         Action::RecvUsers(c, names) => format!("recv-users {c} {}", names.join(", ")),
         Action::Silent(c, d) => format!("silent {c} {}", format_duration(*d)),
@@ -726,16 +740,6 @@ within 2s closed alice
             let e = Session::parse("t", text).unwrap_err();
             assert_eq!(e.line, line, "{text:?}: {e}");
             assert!(e.message.contains(msg), "{text:?}: {e}");
-        }
-    }
-
-    #[test]
-    fn spec_ids() {
-        for ok in ["FRAME-1", "CMD-MSG-5", "ERR-2"] {
-            assert!(is_spec_id(ok), "{ok}");
-        }
-        for bad in ["FRAME", "frame-1", "FRAME-", "-1", "FRAME--1", "FRAME-1a"] {
-            assert!(!is_spec_id(bad), "{bad}");
         }
     }
 

@@ -2,6 +2,8 @@
 //! exit status, skips and the Markdown report, against the in-tree server (in-process,
 //! as `--target`) and against the original Python server (as `--spawn`).
 
+#![cfg(test)]
+
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_chat-conformance");

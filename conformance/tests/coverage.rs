@@ -1,6 +1,8 @@
 //! Every requirement ID of the spec is checked by a session or by a test the coverage
 //! manifest names, and every test named there exists.
 
+#![cfg(test)]
+
 use std::path::Path;
 
 use chat_conformance::coverage::{check, parse_manifest, spec_ids};

@@ -1,6 +1,8 @@
 //! The session example in README.md is a valid session, so the documentation cannot drift
 //! from the parser unnoticed.
 
+#![cfg(test)]
+
 use chat_conformance::session::Session;
 
 #[test]

@@ -4,6 +4,8 @@
 //! client with exactly what the whole-write replay left it, and what each client
 //! received is pinned by an insta snapshot (`tests/snapshots/`).
 
+#![cfg(test)]
+
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 
 use chat_proto::ServerMessage;
 use chat_server::config::{Compat, FloodLimit};
-use chat_server::outbox::Line;
+use chat_server::writer::Line;
 use chat_server::{Config, Detached, Hub};
 use libfuzzer_sys::fuzz_target;
 

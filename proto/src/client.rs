@@ -12,59 +12,13 @@ use nom::sequence::{delimited, preceded};
 use nom::{IResult, Parser};
 use thiserror::Error;
 
+use crate::caps::CapName;
+use crate::command::help_text;
+pub use crate::command::{Args, Command};
 use crate::error::ErrorCode;
 use crate::nickname::{NickError, Nickname};
 use crate::server::ServerMessage;
 use crate::text::{Text, TextError, is_blank};
-
-/// A command word, for usage texts and errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Command {
-    /// `/who`
-    Who,
-    /// `/msg <nick> <text>`
-    Msg,
-    /// `/nick <new>`
-    Nick,
-    /// `/quit`
-    Quit,
-}
-
-impl Command {
-    /// Every command, in the order the help text lists them.
-    pub const ALL: [Command; 4] = [Command::Who, Command::Msg, Command::Nick, Command::Quit];
-
-    /// The command word, lower case, without the slash.
-    pub fn word(self) -> &'static str {
-        match self {
-            Command::Who => "who",
-            Command::Msg => "msg",
-            Command::Nick => "nick",
-            Command::Quit => "quit",
-        }
-    }
-
-    /// How the command is written, e.g. `/msg <nick> <text>`.
-    pub fn usage(self) -> &'static str {
-        match self {
-            Command::Who => "/who",
-            Command::Msg => "/msg <nick> <text>",
-            Command::Nick => "/nick <new-nickname>",
-            Command::Quit => "/quit",
-        }
-    }
-
-    /// Looks a command word up, ignoring ASCII case (CMD-1).
-    pub fn from_word(word: &str) -> Option<Command> {
-        Command::ALL
-            .into_iter()
-            .find(|c| c.word().eq_ignore_ascii_case(word))
-    }
-}
-
-/// The human text of `ERR unknown-command`: it lists the commands so that a person at
-/// `nc` can find them (CMD-2).
-pub const HELP_TEXT: &str = "Commands: /who, /msg <nick> <text>, /nick <new-nickname>, /quit (start a line with // to send text that begins with /)";
 
 /// A parsed client line in the chatting state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +39,9 @@ pub enum ClientMessage {
     Nick(Nickname),
     /// `/quit` (CMD-QUIT-1).
     Quit,
+    /// `/caps` (no names: list what the server offers, CAPS-2) or `/caps <name>...`
+    /// (enable these, CAPS-3).
+    Caps(Vec<CapName>),
 }
 
 /// Why a client line is not a [`ClientMessage`]. Every variant but `Blank` is answered
@@ -110,6 +67,9 @@ pub enum ClientError {
     /// `/msg` to a word that cannot be anyone's nickname (CMD-MSG-3).
     #[error("no such nickname")]
     InvalidTarget,
+    /// `/caps` with a word that cannot be a capability name (CAPS-3).
+    #[error("unknown capability")]
+    UnknownCapability,
 }
 
 impl ClientError {
@@ -121,10 +81,7 @@ impl ClientError {
                 ErrorCode::InvalidText,
                 crate::server::texts::INVALID_TEXT.into(),
             ),
-            ClientError::UnknownCommand => (
-                ErrorCode::UnknownCommand,
-                format!("Unknown command. {HELP_TEXT}"),
-            ),
+            ClientError::UnknownCommand => (ErrorCode::UnknownCommand, help_text()),
             ClientError::BadArguments(cmd) => {
                 (ErrorCode::BadArguments, format!("Usage: {}", cmd.usage()))
             }
@@ -132,6 +89,7 @@ impl ClientError {
             ClientError::InvalidTarget => {
                 (ErrorCode::NoSuchNick, "No user has that nickname".into())
             }
+            ClientError::UnknownCapability => return Some(ServerMessage::unknown_capability()),
         };
         Some(ServerMessage::error(code, &text))
     }
@@ -170,35 +128,51 @@ impl ClientMessage {
             return Err(ClientError::UnknownCommand);
         };
         let cmd = Command::from_word(word).ok_or(ClientError::UnknownCommand)?;
-        match cmd {
-            Command::Who | Command::Quit => {
-                if !is_blank(args) {
-                    return Err(ClientError::BadArguments(cmd));
-                }
-                Ok(if cmd == Command::Who {
-                    ClientMessage::Who
-                } else {
-                    ClientMessage::Quit
-                })
-            }
-            Command::Nick => {
-                let (_, name) = one_arg(args).map_err(|_| ClientError::BadArguments(cmd))?;
+        ClientMessage::command(cmd, args)
+    }
+
+    /// Parses a client line in the handshake: `Some` for a pre-join command (an
+    /// LF-terminated `/caps ...`, CAPS-4), `None` for anything else, which is a nickname
+    /// attempt (NICK-5).
+    pub fn parse_pre_join(line: &str) -> Option<Result<ClientMessage, ClientError>> {
+        let after_slash = line.strip_prefix('/')?;
+        let (_, (word, args)) = word_and_args(after_slash).ok()?;
+        let cmd = Command::from_word(word).filter(|c| c.pre_join())?;
+        Some(ClientMessage::command(cmd, args))
+    }
+
+    /// A command's arguments: their count and shape first (CMD-3), then what they name
+    /// (CMD-NICK-2, CMD-MSG-3, CAPS-3).
+    fn command(cmd: Command, args: &str) -> Result<ClientMessage, ClientError> {
+        let bad = ClientError::BadArguments(cmd);
+        match (cmd.args(), cmd) {
+            (Args::None, _) if !is_blank(args) => Err(bad),
+            (Args::None, Command::Who) => Ok(ClientMessage::Who),
+            (Args::None, _) => Ok(ClientMessage::Quit),
+            (Args::Nickname, _) => {
+                let (_, name) = one_arg(args).map_err(|_| bad)?;
                 Nickname::new(name)
                     .map(ClientMessage::Nick)
                     .map_err(ClientError::NickInvalid)
             }
-            Command::Msg => {
+            (Args::TargetAndText, _) => {
                 let parsed = target_and_text(args);
                 let Ok((_, (target, Some(body)))) = parsed else {
-                    return Err(ClientError::BadArguments(cmd));
+                    return Err(bad);
                 };
                 if is_blank(body) {
-                    return Err(ClientError::BadArguments(cmd));
+                    return Err(bad);
                 }
                 let to = Nickname::new(target).map_err(|_| ClientError::InvalidTarget)?;
                 let text = Text::new(body).map_err(ClientError::InvalidText)?;
                 Ok(ClientMessage::Msg { to, text })
             }
+            (Args::CapNames, _) => args
+                .split(is_sep)
+                .filter(|w| !w.is_empty())
+                .map(|w| CapName::new(w).map_err(|_| ClientError::UnknownCapability))
+                .collect::<Result<Vec<_>, _>>()
+                .map(ClientMessage::Caps),
         }
     }
 
@@ -211,17 +185,26 @@ impl ClientMessage {
                 }
                 out.extend_from_slice(t.as_str().as_bytes());
             }
-            ClientMessage::Who => out.extend_from_slice(b"/who"),
-            ClientMessage::Quit => out.extend_from_slice(b"/quit"),
+            ClientMessage::Who => put_word(out, Command::Who),
+            ClientMessage::Quit => put_word(out, Command::Quit),
             ClientMessage::Nick(n) => {
-                out.extend_from_slice(b"/nick ");
+                put_word(out, Command::Nick);
+                out.push(b' ');
                 out.extend_from_slice(n.as_str().as_bytes());
             }
             ClientMessage::Msg { to, text } => {
-                out.extend_from_slice(b"/msg ");
+                put_word(out, Command::Msg);
+                out.push(b' ');
                 out.extend_from_slice(to.as_str().as_bytes());
                 out.push(b' ');
                 out.extend_from_slice(text.as_str().as_bytes());
+            }
+            ClientMessage::Caps(names) => {
+                put_word(out, Command::Caps);
+                for n in names {
+                    out.push(b' ');
+                    out.extend_from_slice(n.as_str().as_bytes());
+                }
             }
         }
         out.push(b'\n');
@@ -233,12 +216,24 @@ impl ClientMessage {
     pub fn encoded_len(&self) -> usize {
         match self {
             ClientMessage::Text(t) => t.as_str().len() + usize::from(t.as_str().starts_with('/')),
-            ClientMessage::Who => 4,
-            ClientMessage::Quit => 5,
-            ClientMessage::Nick(n) => 6 + n.as_str().len(),
-            ClientMessage::Msg { to, text } => 6 + to.as_str().len() + text.as_str().len(),
+            ClientMessage::Who => 1 + Command::Who.word().len(),
+            ClientMessage::Quit => 1 + Command::Quit.word().len(),
+            ClientMessage::Nick(n) => 2 + Command::Nick.word().len() + n.as_str().len(),
+            ClientMessage::Msg { to, text } => {
+                3 + Command::Msg.word().len() + to.as_str().len() + text.as_str().len()
+            }
+            ClientMessage::Caps(names) => {
+                1 + Command::Caps.word().len()
+                    + names.iter().map(|n| 1 + n.as_str().len()).sum::<usize>()
+            }
         }
     }
+}
+
+/// `/word`.
+fn put_word(out: &mut Vec<u8>, cmd: Command) {
+    out.push(b'/');
+    out.extend_from_slice(cmd.word().as_bytes());
 }
 
 fn text(s: &str) -> Result<Text, ClientError> {
@@ -373,6 +368,72 @@ mod tests {
     }
 
     #[test]
+    fn cmd_3_count_before_meaning() {
+        // Count and shape first (CMD-3)...
+        for (l, c) in [
+            ("/nick b@d x", Command::Nick),
+            ("/msg b@d", Command::Msg),
+            ("/who b@d", Command::Who),
+        ] {
+            assert_eq!(
+                ClientMessage::parse(l),
+                Err(ClientError::BadArguments(c)),
+                "{l}"
+            );
+        }
+        // ...then what the words name.
+        assert_eq!(
+            ClientMessage::parse("/nick b@d"),
+            Err(ClientError::NickInvalid(NickError::BadChar))
+        );
+        assert_eq!(
+            ClientMessage::parse("/msg b@d hi"),
+            Err(ClientError::InvalidTarget)
+        );
+        assert_eq!(
+            ClientMessage::parse("/caps tags TAGS"),
+            Err(ClientError::UnknownCapability)
+        );
+    }
+
+    #[test]
+    fn nick_3_kelvin_sign_never_folds_to_k() {
+        // U+212A KELVIN SIGN lowercases to `k` in Unicode; here it is just invalid.
+        assert_eq!(
+            ClientMessage::parse("/nick \u{212a}elvin"),
+            Err(ClientError::NickInvalid(NickError::BadChar))
+        );
+        assert_eq!(
+            ClientMessage::parse("/msg \u{212a}ELVIN hi"),
+            Err(ClientError::InvalidTarget)
+        );
+        assert_eq!(
+            ClientMessage::parse("/msg \u{17f}am hi"),
+            Err(ClientError::InvalidTarget)
+        );
+    }
+
+    #[test]
+    fn caps_4_pre_join_commands() {
+        assert_eq!(
+            ClientMessage::parse_pre_join("/caps"),
+            Some(Ok(ClientMessage::Caps(vec![])))
+        );
+        assert_eq!(
+            ClientMessage::parse_pre_join("/CAPS tags"),
+            Some(Ok(ClientMessage::Caps(vec![CapName::tags()])))
+        );
+        assert_eq!(
+            ClientMessage::parse_pre_join("/caps Tags"),
+            Some(Err(ClientError::UnknownCapability))
+        );
+        // Anything else is a nickname attempt, as in 1.0 (NICK-5).
+        for l in ["alice", "/quit", "/who", "//caps", " /caps", "/capsx", ""] {
+            assert_eq!(ClientMessage::parse_pre_join(l), None, "{l:?}");
+        }
+    }
+
+    #[test]
     fn encode_examples() {
         let cases = [
             (ClientMessage::Text(txt("/x")), "//x\n"),
@@ -386,6 +447,11 @@ mod tests {
             ),
             (ClientMessage::Nick(nick("z")), "/nick z\n"),
             (ClientMessage::Quit, "/quit\n"),
+            (ClientMessage::Caps(vec![]), "/caps\n"),
+            (
+                ClientMessage::Caps(vec![CapName::tags(), CapName::new("x").unwrap()]),
+                "/caps tags x\n",
+            ),
         ];
         for (m, wire) in cases {
             let mut out = Vec::new();

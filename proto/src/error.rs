@@ -80,9 +80,21 @@ codes! {
     Flood = "flood", closes: false;
     /// The client kept sending faster than the flood limit for too long (CONN-7).
     ExcessFlood = "excess-flood", closes: true;
+    /// `/caps` named a capability the server does not offer, or a word that cannot be
+    /// one (CAPS-3).
+    UnknownCapability = "unknown-capability", closes: false;
     /// Seed compatibility profile only: the server gave the client another nickname than
     /// the one it asked for (COMPAT-4).
     NickAssigned = "nick-assigned", closes: false;
+}
+
+/// True for a word that may be an error code, known or not (ERR-1): lower-case ASCII
+/// letters and digits joined by `-`, at most 32 bytes. A client meeting a code of this
+/// shape that it does not know treats the line as a non-fatal error (CLI-2).
+pub fn is_code_shaped(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// The code of an `ERR` line is not in the registry.
@@ -107,9 +119,7 @@ mod tests {
             assert!(seen.insert(code.as_str()));
             assert_eq!(code.as_str().parse::<ErrorCode>(), Ok(code));
             assert!(
-                code.as_str()
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                is_code_shaped(code.as_str()),
                 "codes are lower-case words and digits joined by '-'"
             );
         }

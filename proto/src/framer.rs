@@ -276,6 +276,34 @@ mod tests {
     }
 
     #[test]
+    fn frame_4_strict_rfc_3629() {
+        let mut f = Framer::new();
+        // Overlong `/`, overlong NUL, a surrogate, above U+10FFFF, a lone continuation,
+        // a truncated sequence, and bytes that never start UTF-8.
+        for bad in [
+            &b"\xc0\xaf"[..],
+            b"\xc0\x80",
+            b"\xe0\x80\xaf",
+            b"\xed\xa0\x80",
+            b"\xed\xbf\xbf",
+            b"\xf4\x90\x80\x80",
+            b"\xf5\x80\x80\x80",
+            b"\x80",
+            b"\xe2\x82",
+            b"\xfe",
+        ] {
+            let mut line = bad.to_vec();
+            line.push(b'\n');
+            assert_eq!(collect(&mut f, &line), vec![F::Utf8], "{bad:x?}");
+        }
+        // The largest scalar value and the last before the surrogates are fine.
+        assert_eq!(
+            collect(&mut f, "\u{10ffff}\u{d7ff}\n".as_bytes()),
+            vec![F::L("\u{10ffff}\u{d7ff}".into())]
+        );
+    }
+
+    #[test]
     fn frame_4_multibyte_split_across_pushes() {
         let mut f = Framer::new();
         let bytes = "héllo €\n".as_bytes();

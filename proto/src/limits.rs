@@ -1,4 +1,4 @@
-//! The numbers of the spec's limits table (§6), shared by every crate so that a server
+//! The numbers of the spec's limits table (§8), shared by every crate so that a server
 //! flag's default, the GUI's input counter and the conformance suite agree.
 
 use std::time::Duration;
@@ -13,9 +13,18 @@ pub const MAX_LINE_BYTES: usize = 1024;
 /// Most characters (all ASCII, so also bytes) in a nickname (NICK-2).
 pub const MAX_NICK_LEN: usize = 24;
 
-/// Most bytes a server line holds before its LF (SRV-3). The longest line is a private
-/// message carrying a full-size text: `24 + " -> " + 24 + ": " + 1024`.
-pub const MAX_SERVER_LINE_BYTES: usize = MAX_NICK_LEN + 4 + MAX_NICK_LEN + 2 + MAX_LINE_BYTES;
+/// Most bytes of the human text of an `ERR` line (ERR-3).
+pub const MAX_ERR_TEXT_BYTES: usize = 256;
+
+/// Most bytes an untagged server line holds before its LF (SRV-3). The longest is a
+/// chat line carrying a full-size text: `24 + ": " + 1024`. (A private line is shorter,
+/// 1048 at most, because its text shares the client's 1024-byte line with `/msg` and
+/// the recipient: `24 + " -> " + n + ": " + (1024 - "/msg " - n - " ")`.)
+pub const MAX_SERVER_LINE_BYTES: usize = MAX_NICK_LEN + 2 + MAX_LINE_BYTES;
+
+/// Most bytes a server line holds before its LF on a connection that enabled tags
+/// (SRV-3, TAG-1): a tag prefix and an untagged line.
+pub const MAX_TAGGED_SERVER_LINE_BYTES: usize = crate::tags::MAX_TAGS_BYTES + MAX_SERVER_LINE_BYTES;
 
 /// Most bytes of one `Users online:` line before its LF (CMD-WHO-2); a longer list is
 /// split over several lines.
@@ -33,7 +42,8 @@ pub const DEFAULT_SENDQ_BYTES: usize = 1024 * 1024;
 /// Default number of open connections, handshaking ones included (CONN-1).
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;
 
-/// Default flood limit (CONN-7): lines a client may send in a burst.
+/// Default flood limit (CONN-7): lines a client may send in a burst; the bucket starts
+/// this full when the connection is accepted.
 pub const DEFAULT_FLOOD_BURST: u32 = 200;
 
 /// Default flood limit (CONN-7): lines per second the bucket refills at; a client
@@ -42,3 +52,23 @@ pub const DEFAULT_FLOOD_RATE: f64 = 50.0;
 
 /// Default flood limit (CONN-7): how long a client may stay in excess before it is cut off.
 pub const DEFAULT_FLOOD_EXCESS: Duration = Duration::from_secs(30);
+
+/// TCP keepalive (CONN-5): idle time before the first probe.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
+/// TCP keepalive (CONN-5): time between probes.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// TCP keepalive (CONN-5): unanswered probes after which the peer is gone. A vanished
+/// peer is noticed after `30 + 3 * 10` = 60 seconds of silence.
+pub const KEEPALIVE_PROBES: u32 = 3;
+
+/// Closing (CONN-8): after its last line and shutting down its write side, how long a
+/// server at most keeps reading and discarding input before it closes.
+pub const CLOSE_LINGER_MAX: Duration = Duration::from_secs(2);
+
+/// Closing (CONN-8): the most input a server reads and discards while lingering.
+pub const CLOSE_LINGER_MAX_BYTES: usize = 64 * 1024;
+
+/// Shutdown (CONN-6): default time for queued lines and `ERR server-shutdown` to go out.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);

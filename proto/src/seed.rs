@@ -87,6 +87,24 @@ pub fn assign_nickname(
     None
 }
 
+/// Most characters of an asked-for name that `ERR nick-assigned` shows (ERR-3).
+pub const MAX_SHOWN_NAME: usize = 32;
+
+/// The asked-for name as `ERR nick-assigned` may show it (COMPAT-4, ERR-3): never the
+/// raw input. Nickname characters and spaces are kept, every other character becomes
+/// `?`, and the result is cut to [`MAX_SHOWN_NAME`] characters, `...` marking a cut.
+pub fn shown_name(asked: &str) -> String {
+    let mut shown: String = asked
+        .chars()
+        .take(MAX_SHOWN_NAME)
+        .map(|c| if c == ' ' || is_nick_char(c) { c } else { '?' })
+        .collect();
+    if asked.chars().nth(MAX_SHOWN_NAME).is_some() {
+        shown.push_str("...");
+    }
+    shown
+}
+
 /// Removes, once, the `<asked>: ` the original client writes in front of every line
 /// (COMPAT-3). `asked` is the name the client asked for, which is what it writes even
 /// when the server assigned another. Any other prefix stays part of the text, so nobody
@@ -156,6 +174,22 @@ mod tests {
     #[test]
     fn compat_4_gives_up_only_after_max_tries() {
         assert!(assign_nickname("a", |_| true, 50).is_none());
+    }
+
+    #[test]
+    fn err_3_shown_name_is_cleaned_and_cut() {
+        assert_eq!(shown_name("Aryan Singh"), "Aryan Singh");
+        assert_eq!(shown_name("zoë\u{202e}\x1b[31m"), "zo????31m");
+        assert_eq!(
+            shown_name(&"x".repeat(100)),
+            format!("{}...", "x".repeat(32))
+        );
+        let why = crate::server::ServerMessage::nick_assigned(
+            &"\u{1F600}".repeat(1000),
+            &Nickname::new("guest").unwrap(),
+            Assigned::Invalid,
+        );
+        assert!(why.to_string().len() <= 4 + 13 + 1 + crate::limits::MAX_ERR_TEXT_BYTES);
     }
 
     #[test]

@@ -14,16 +14,19 @@ use nom::branch::alt;
 use nom::bytes::complete::{tag, take_till1, take_while_m_n};
 use nom::character::complete::char;
 use nom::combinator::{all_consuming, map, map_res, opt, rest, value};
-use nom::multi::separated_list1;
+use nom::multi::{many0, many1, separated_list1};
 use nom::sequence::preceded;
 use nom::{IResult, Parser};
 use thiserror::Error;
 
+use crate::caps::{CapName, Capability, Version};
 use crate::error::ErrorCode;
 use crate::framer::Frame;
-use crate::limits::{MAX_NICK_LEN, MAX_USERS_LINE_BYTES};
+use crate::limits::{MAX_ERR_TEXT_BYTES, MAX_NICK_LEN, MAX_USERS_LINE_BYTES};
 use crate::nickname::{NickError, Nickname, is_nick_char};
+use crate::tags::Tags;
 use crate::text::Text;
+use crate::wire;
 
 /// Standard human texts for `ERR` lines, so that every server built on this crate says
 /// the same thing. Programs must look at the code only.
@@ -50,6 +53,9 @@ pub mod texts {
     pub const EXCESS_FLOOD: &str = "You kept sending too fast for too long; disconnected";
     /// CONN-4.
     pub const SENDQ_EXCEEDED: &str = "You are not reading fast enough; disconnected";
+    /// CAPS-3.
+    pub const UNKNOWN_CAPABILITY: &str =
+        "Unknown capability; /caps lists the ones this server offers";
 }
 
 /// A parsed server line.
@@ -94,13 +100,25 @@ pub enum ServerMessage {
         /// True when this line ends with `,`: more names follow on the next line.
         more: bool,
     },
-    /// `ERR <code> <text>` (ERR-1).
+    /// `ERR <code> <text>` (ERR-1). The text is at most 256 bytes (ERR-3); the
+    /// encoder cuts a longer one.
     Error {
         /// What went wrong, for programs.
         code: ErrorCode,
         /// What went wrong, for people.
         text: Text,
     },
+    /// `Protocol <version> capabilities: <cap> <cap>...`, the answer to `/caps`
+    /// (CAPS-2).
+    Caps {
+        /// The protocol version the server speaks.
+        version: Version,
+        /// What it offers, possibly nothing.
+        offered: Vec<Capability>,
+    },
+    /// `Capabilities enabled: <name> <name>...`, the answer to `/caps <name>...`: every
+    /// capability now enabled on this connection (CAPS-3).
+    CapsEnabled(Vec<CapName>),
 }
 
 /// A server line that is none of the forms of §5.
@@ -116,13 +134,25 @@ fn text(i: &str) -> IResult<&str, Text> {
     map_res(rest, Text::new).parse(i)
 }
 
+/// An ERR line's text: a [`Text`] of at most [`MAX_ERR_TEXT_BYTES`] (ERR-3).
+fn err_text(i: &str) -> IResult<&str, Text> {
+    map_res(rest, |t: &str| {
+        if t.len() > MAX_ERR_TEXT_BYTES {
+            Err(crate::text::TextError::TooLong)
+        } else {
+            Text::new(t)
+        }
+    })
+    .parse(i)
+}
+
 fn error_line(i: &str) -> IResult<&str, ServerMessage> {
     map(
         preceded(
-            tag("ERR "),
+            tag(wire::ERR),
             (
                 map_res(take_till1(|c| c == ' '), str::parse::<ErrorCode>),
-                preceded(char(' '), text),
+                preceded(char(' '), err_text),
             ),
         ),
         |(code, text)| ServerMessage::Error { code, text },
@@ -130,11 +160,46 @@ fn error_line(i: &str) -> IResult<&str, ServerMessage> {
     .parse(i)
 }
 
+fn cap_word(i: &str) -> IResult<&str, &str> {
+    preceded(char(' '), take_till1(|c| c == ' ')).parse(i)
+}
+
+fn caps_line(i: &str) -> IResult<&str, ServerMessage> {
+    map(
+        (
+            preceded(
+                tag(wire::CAPS_LIST),
+                map_res(take_till1(|c| c == ' '), str::parse::<Version>),
+            ),
+            preceded(
+                tag(wire::CAPS_LIST_TAIL),
+                many0(map_res(cap_word, Capability::parse)),
+            ),
+        ),
+        |(version, offered)| ServerMessage::Caps { version, offered },
+    )
+    .parse(i)
+}
+
+fn caps_enabled_line(i: &str) -> IResult<&str, ServerMessage> {
+    map(
+        preceded(
+            tag(wire::CAPS_ENABLED),
+            many1(map_res(cap_word, CapName::new)),
+        ),
+        ServerMessage::CapsEnabled,
+    )
+    .parse(i)
+}
+
 fn users_line(i: &str) -> IResult<&str, ServerMessage> {
     map(
         (
-            preceded(tag("Users online: "), separated_list1(tag(", "), nick)),
-            opt(char(',')),
+            preceded(
+                tag(wire::USERS),
+                separated_list1(tag(wire::USERS_SEP), nick),
+            ),
+            opt(tag(wire::USERS_MORE)),
         ),
         |(names, more)| ServerMessage::Users {
             names,
@@ -147,25 +212,26 @@ fn users_line(i: &str) -> IResult<&str, ServerMessage> {
 fn nick_led(i: &str) -> IResult<&str, ServerMessage> {
     let (i, first) = nick(i)?;
     alt((
-        map(preceded(tag(": "), text), |text| ServerMessage::Chat {
-            from: first.clone(),
-            text,
+        map(preceded(tag(wire::SAYS), text), |text| {
+            ServerMessage::Chat {
+                from: first.clone(),
+                text,
+            }
         }),
         map(
-            (preceded(tag(" -> "), nick), preceded(tag(": "), text)),
+            (
+                preceded(tag(wire::TO), nick),
+                preceded(tag(wire::SAYS), text),
+            ),
             |(to, text)| ServerMessage::Private {
                 from: first.clone(),
                 to,
                 text,
             },
         ),
-        map(tag(" has joined the chat"), |_| {
-            ServerMessage::Joined(first.clone())
-        }),
-        map(tag(" has left the chat"), |_| {
-            ServerMessage::Left(first.clone())
-        }),
-        map(preceded(tag(" is now known as "), nick), |new| {
+        map(tag(wire::JOINED), |_| ServerMessage::Joined(first.clone())),
+        map(tag(wire::LEFT), |_| ServerMessage::Left(first.clone())),
+        map(preceded(tag(wire::RENAMED), nick), |new| {
             ServerMessage::Renamed {
                 old: first.clone(),
                 new,
@@ -177,13 +243,12 @@ fn nick_led(i: &str) -> IResult<&str, ServerMessage> {
 
 fn server_line(i: &str) -> IResult<&str, ServerMessage> {
     alt((
-        all_consuming(value(ServerMessage::NickPrompt, tag("NICK"))),
-        all_consuming(value(
-            ServerMessage::Connected,
-            tag("Connected to the server"),
-        )),
+        all_consuming(value(ServerMessage::NickPrompt, tag(wire::NICK_PROMPT))),
+        all_consuming(value(ServerMessage::Connected, tag(wire::CONNECTED))),
         all_consuming(error_line),
         all_consuming(users_line),
+        all_consuming(caps_line),
+        all_consuming(caps_enabled_line),
         all_consuming(nick_led),
     ))
     .parse(i)
@@ -197,12 +262,32 @@ impl ServerMessage {
             .map_err(|_| ServerParseError)
     }
 
-    /// An `ERR` line. A `text` that is not a valid [`Text`] is replaced by the code
-    /// itself, so this never fails.
+    /// Parses one server line that may carry tags (TAG-1): its tags (empty for an
+    /// untagged line) and the line after them.
+    pub fn parse_tagged(line: &str) -> Result<(Tags, ServerMessage), ServerParseError> {
+        let (tags, body) = Tags::split(line).map_err(|_| ServerParseError)?;
+        Ok((tags, ServerMessage::parse(body)?))
+    }
+
+    /// An `ERR` line. A `text` longer than 256 bytes is cut at a character boundary
+    /// (ERR-3); one that is not a valid [`Text`] is replaced by the code itself, so this
+    /// never fails.
     pub fn error(code: ErrorCode, text: &str) -> ServerMessage {
         // Every code is itself a valid text.
-        let text = Text::new(text).unwrap_or_else(|_| Text::new_unchecked(code.as_str()));
+        let text = Text::new(cut(text, MAX_ERR_TEXT_BYTES))
+            .unwrap_or_else(|_| Text::new_unchecked(code.as_str()));
         ServerMessage::Error { code, text }
+    }
+
+    /// `ERR unknown-capability` for `/caps` naming something the server does not offer
+    /// (CAPS-3).
+    pub fn unknown_capability() -> ServerMessage {
+        ServerMessage::error(ErrorCode::UnknownCapability, texts::UNKNOWN_CAPABILITY)
+    }
+
+    /// The answer to `/caps` (CAPS-2).
+    pub fn caps(version: Version, offered: Vec<Capability>) -> ServerMessage {
+        ServerMessage::Caps { version, offered }
     }
 
     /// `ERR nick-invalid` for a nickname that breaks NICK-2 or NICK-4.
@@ -230,11 +315,7 @@ impl ServerMessage {
         assigned: &Nickname,
         why: crate::seed::Assigned,
     ) -> ServerMessage {
-        let shown: String = asked
-            .chars()
-            .filter(|c| !crate::text::is_forbidden(*c))
-            .take(64)
-            .collect();
+        let shown = crate::seed::shown_name(asked);
         let text = match why {
             crate::seed::Assigned::Invalid => {
                 format!("Nickname \"{shown}\" is not valid here, so you are {assigned}")
@@ -270,53 +351,75 @@ impl ServerMessage {
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut put = |s: &str| out.extend_from_slice(s.as_bytes());
         match self {
-            ServerMessage::NickPrompt => put("NICK"),
-            ServerMessage::Connected => put("Connected to the server"),
+            ServerMessage::NickPrompt => put(wire::NICK_PROMPT),
+            ServerMessage::Connected => put(wire::CONNECTED),
             ServerMessage::Joined(n) => {
                 put(n.as_str());
-                put(" has joined the chat");
+                put(wire::JOINED);
             }
             ServerMessage::Left(n) => {
                 put(n.as_str());
-                put(" has left the chat");
+                put(wire::LEFT);
             }
             ServerMessage::Chat { from, text } => {
                 put(from.as_str());
-                put(": ");
+                put(wire::SAYS);
                 put(text.as_str());
             }
             ServerMessage::Private { from, to, text } => {
                 put(from.as_str());
-                put(" -> ");
+                put(wire::TO);
                 put(to.as_str());
-                put(": ");
+                put(wire::SAYS);
                 put(text.as_str());
             }
             ServerMessage::Renamed { old, new } => {
                 put(old.as_str());
-                put(" is now known as ");
+                put(wire::RENAMED);
                 put(new.as_str());
             }
             ServerMessage::Users { names, more } => {
-                put("Users online: ");
+                put(wire::USERS);
                 for (i, n) in names.iter().enumerate() {
                     if i > 0 {
-                        put(", ");
+                        put(wire::USERS_SEP);
                     }
                     put(n.as_str());
                 }
                 if *more {
-                    put(",");
+                    put(wire::USERS_MORE);
                 }
             }
             ServerMessage::Error { code, text } => {
-                put("ERR ");
+                put(wire::ERR);
                 put(code.as_str());
                 put(" ");
-                put(text.as_str());
+                put(cut(text.as_str(), MAX_ERR_TEXT_BYTES));
+            }
+            ServerMessage::Caps { version, offered } => {
+                put(wire::CAPS_LIST);
+                put(&version.to_string());
+                put(wire::CAPS_LIST_TAIL);
+                for c in offered {
+                    put(" ");
+                    put(&c.to_string());
+                }
+            }
+            ServerMessage::CapsEnabled(names) => {
+                put(wire::CAPS_ENABLED);
+                for n in names {
+                    put(" ");
+                    put(n.as_str());
+                }
             }
         }
         out.push(b'\n');
+    }
+
+    /// Appends the line with a tag prefix (TAG-1) and its LF to `out`.
+    pub fn encode_tagged(&self, tags: &Tags, out: &mut Vec<u8>) {
+        tags.encode_prefix(out);
+        self.encode(out);
     }
 
     /// The encoded line with its LF, in a new buffer.
@@ -344,7 +447,7 @@ pub fn chat_parts(line: &str) -> Option<(&str, &str)> {
         .bytes()
         .position(|b| !crate::nickname::is_nick_byte(b))?;
     let (from, rest) = line.split_at(colon);
-    let text = rest.strip_prefix(": ")?;
+    let text = rest.strip_prefix(wire::SAYS)?;
     if from.is_empty()
         || from.len() > MAX_NICK_LEN
         || crate::nickname::RESERVED
@@ -359,27 +462,45 @@ pub fn chat_parts(line: &str) -> Option<(&str, &str)> {
     Some((from, text))
 }
 
-/// The answer to `/who` (CMD-WHO-1, CMD-WHO-2): `names` sorted case-insensitively (ties
-/// broken by exact spelling, for a stable order) and split into lines of at most
-/// [`MAX_USERS_LINE_BYTES`] bytes; every line but the last ends with `,`.
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
+/// The answer to `/who` (CMD-WHO-1, CMD-WHO-2): `names` sorted by their lowercased
+/// bytes (ties, which a registry never holds, broken by exact spelling for a stable
+/// order) and packed greedily into lines of at most [`MAX_USERS_LINE_BYTES`] bytes:
+/// each line takes as many names as fit, counting the `,` that a line ends with when
+/// more names follow, so a list of exactly 512 bytes is one line.
 pub fn users_lines(mut names: Vec<Nickname>) -> Vec<ServerMessage> {
     names.sort_by(|a, b| a.key().cmp(&b.key()).then_with(|| a.cmp(b)));
-    const PREFIX: usize = "Users online: ".len();
+    let total = names.len();
     let mut lines = Vec::new();
     let mut current: Vec<Nickname> = Vec::new();
-    let mut len = PREFIX;
-    for name in names {
-        let add = name.as_str().len() + if current.is_empty() { 0 } else { 2 };
-        // +1 for the `,` a non-final line ends with.
-        if !current.is_empty() && len + add + 1 > MAX_USERS_LINE_BYTES {
+    let mut len = wire::USERS.len();
+    for (i, name) in names.into_iter().enumerate() {
+        let sep = if current.is_empty() {
+            0
+        } else {
+            wire::USERS_SEP.len()
+        };
+        let more = if i + 1 < total {
+            wire::USERS_MORE.len()
+        } else {
+            0
+        };
+        if !current.is_empty() && len + sep + name.as_str().len() + more > MAX_USERS_LINE_BYTES {
             lines.push(ServerMessage::Users {
                 names: std::mem::take(&mut current),
                 more: true,
             });
-            len = PREFIX;
-            len += name.as_str().len();
+            len = wire::USERS.len() + name.as_str().len();
         } else {
-            len += add;
+            len += sep + name.as_str().len();
         }
         current.push(name);
     }
@@ -507,6 +628,68 @@ mod tests {
             "xxxxxxxxxxxxxxxxxxxxxxxxx: too long a name",
         ] {
             assert_eq!(ServerMessage::parse(bad), Err(ServerParseError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cmd_who_1_byte_order_of_lowercased_names() {
+        let names = [
+            "zed", "Alice", "_x", "9nine", "al_", "-dash", "al-x", "0zero", "al", "al0",
+        ];
+        let lines = users_lines(names.iter().map(|n| nick(n)).collect());
+        assert_eq!(
+            lines[0].to_string(),
+            "Users online: -dash, 0zero, 9nine, _x, al, al-x, al0, al_, Alice, zed"
+        );
+    }
+
+    #[test]
+    fn cmd_who_2_greedy_packing_exactly_512() {
+        // 20 names of 23 characters: 14 + 20 * 23 + 19 * 2 = 512 bytes, one line.
+        let names: Vec<Nickname> = (0..20)
+            .map(|i| nick(&format!("n{i:02}{}", "x".repeat(20))))
+            .collect();
+        let lines = users_lines(names.clone());
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].to_bytes().len() - 1, MAX_USERS_LINE_BYTES);
+        // One byte more splits, and the first line is filled as far as it goes.
+        let mut more = names;
+        more.push(nick("zz"));
+        let lines = users_lines(more);
+        assert_eq!(lines.len(), 2);
+        let first = lines[0].to_bytes().len() - 1;
+        assert!(
+            first <= MAX_USERS_LINE_BYTES && first + 25 > MAX_USERS_LINE_BYTES,
+            "{first}"
+        );
+    }
+
+    #[test]
+    fn err_3_text_bounded() {
+        let long = "é".repeat(300);
+        let m = ServerMessage::error(ErrorCode::Flood, &long);
+        let ServerMessage::Error { text, .. } = &m else {
+            panic!()
+        };
+        assert_eq!(text.as_str().len(), MAX_ERR_TEXT_BYTES);
+        assert_eq!(ServerMessage::parse(&m.to_string()), Ok(m.clone()));
+        // A text made longer by hand is cut by the encoder, so no line breaks ERR-3.
+        let raw = ServerMessage::Error {
+            code: ErrorCode::Flood,
+            text: txt(&"x".repeat(1000)),
+        };
+        assert_eq!(
+            raw.to_string().len(),
+            "ERR flood ".len() + MAX_ERR_TEXT_BYTES
+        );
+        assert!(ServerMessage::parse(&format!("ERR flood {}", "x".repeat(257))).is_err());
+        // Every standard text fits.
+        for t in [
+            texts::LINE_TOO_LONG,
+            texts::FLOOD,
+            texts::UNKNOWN_CAPABILITY,
+        ] {
+            assert!(t.len() <= MAX_ERR_TEXT_BYTES);
         }
     }
 

@@ -2,6 +2,8 @@
 //! whole, byte by byte, and in arbitrary chunks, checked against a simple, obviously
 //! correct model that sees the whole input at once.
 
+#![cfg(test)]
+
 use chat_proto::limits::MAX_LINE_BYTES;
 use chat_proto::text::is_forbidden;
 use chat_proto::{Frame, Framer};

@@ -1,5 +1,7 @@
 //! Parsers are total: any string yields a value or an error, never a panic.
 
+#![cfg(test)]
+
 use chat_proto::{ClientMessage, Nickname, ServerMessage};
 use proptest::prelude::*;
 

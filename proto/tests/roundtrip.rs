@@ -1,9 +1,12 @@
 //! `parse(encode(m)) == m` for every server and client message (SRV-1, SRV-2, CMD-1),
 //! directly and through the framer.
 
+#![cfg(test)]
+
 mod common;
 
-use chat_proto::limits::{MAX_LINE_BYTES, MAX_SERVER_LINE_BYTES};
+use chat_proto::limits::{MAX_LINE_BYTES, MAX_SERVER_LINE_BYTES, MAX_TAGGED_SERVER_LINE_BYTES};
+use chat_proto::tags::MAX_TAGS_BYTES;
 use chat_proto::{ClientMessage, Frame, Framer, ServerMessage};
 use proptest::prelude::*;
 
@@ -63,14 +66,61 @@ proptest! {
         }
     }
 
-    /// SRV-3: a private message with a maximal text is exactly the stated maximum.
+    /// SRV-3: the longest lines a server relays. A chat line carries a text of up to
+    /// 1024 bytes: `24 + 2 + 1024 = 1050`. A private line's text came in a `/msg` line
+    /// of at most 1024 bytes, so it is at most `from + 1024 <= 1048`.
     #[test]
-    fn srv_3_longest_line(from in common::nickname(), to in common::nickname()) {
-        let text = chat_proto::Text::new(&"é".repeat(MAX_LINE_BYTES / 2)).unwrap();
-        let m = ServerMessage::Private { from: from.clone(), to: to.clone(), text };
-        let len = m.to_bytes().len() - 1;
-        prop_assert_eq!(len, from.as_str().len() + to.as_str().len() + 6 + MAX_LINE_BYTES);
+    fn srv_3_longest_lines(from in common::nickname(), to in common::nickname()) {
+        let chat = ServerMessage::Chat {
+            from: from.clone(),
+            text: chat_proto::Text::new(&"é".repeat(MAX_LINE_BYTES / 2)).unwrap(),
+        };
+        let len = chat.to_bytes().len() - 1;
+        prop_assert_eq!(len, from.as_str().len() + 2 + MAX_LINE_BYTES);
         prop_assert!(len <= MAX_SERVER_LINE_BYTES);
+        // The longest `/msg` line a client can send to `to`.
+        let body = "x".repeat(MAX_LINE_BYTES - "/msg ".len() - to.as_str().len() - 1);
+        let msg = ClientMessage::Msg { to: to.clone(), text: chat_proto::Text::new(&body).unwrap() };
+        prop_assert_eq!(msg.encoded_len(), MAX_LINE_BYTES);
+        let ClientMessage::Msg { to, text } = ClientMessage::parse(&msg.to_string()).unwrap() else {
+            unreachable!()
+        };
+        let private = ServerMessage::Private { from: from.clone(), to, text };
+        let len = private.to_bytes().len() - 1;
+        prop_assert_eq!(len, from.as_str().len() + MAX_LINE_BYTES);
+        prop_assert!(len <= MAX_SERVER_LINE_BYTES - 2);
+    }
+
+    /// TAG-1: every tagged line encodes to one line that splits into the same tags and
+    /// parses back to the same message, and stays within the tagged line limit.
+    #[test]
+    fn tag_1_tagged_round_trip(tags in common::tags(), m in common::server_message()) {
+        let mut bytes = Vec::new();
+        m.encode_tagged(&tags, &mut bytes);
+        let line = strip_lf(bytes);
+        prop_assert!(line.starts_with('@'));
+        prop_assert!(line.len() <= MAX_TAGGED_SERVER_LINE_BYTES.max(m.to_bytes().len() + MAX_TAGS_BYTES));
+        prop_assert_eq!(ServerMessage::parse_tagged(&line), Ok((tags.clone(), m.clone())));
+        prop_assert_eq!(chat_proto::Incoming::from_line(&line), chat_proto::Incoming::Tagged(tags, m));
+    }
+
+    /// CAPS-2, CAPS-3: capability lines round-trip (included in `server_message`), and
+    /// an untagged line never starts with the tag marker (TAG-1).
+    #[test]
+    fn tag_1_no_untagged_line_starts_with_at(m in common::server_message()) {
+        prop_assert!(!m.to_string().starts_with('@'));
+    }
+
+    /// CLI-2: an ERR line with any well-formed unknown code is an unknown error, not an
+    /// unrecognised line.
+    #[test]
+    fn cli_2_unknown_codes(code in "[a-z0-9-]{1,32}", text in common::err_text()) {
+        prop_assume!(code.parse::<chat_proto::ErrorCode>().is_err());
+        let line = format!("ERR {code} {text}");
+        prop_assert_eq!(
+            chat_proto::Incoming::from_line(&line),
+            chat_proto::Incoming::UnknownError { code, text }
+        );
     }
 }
 

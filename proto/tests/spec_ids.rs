@@ -3,44 +3,22 @@
 //!
 //! An ID `CMD-MSG-2` counts as cited when a test source mentions `CMD-MSG-2` or has a
 //! name containing `cmd_msg_2` (test functions are named after the IDs they check), or a
-//! conformance session lists it.
+//! conformance session lists it. The scanning is `chat_proto::spec_ids`, shared with the
+//! conformance suite's coverage check.
 
-use std::collections::BTreeSet;
+#![cfg(test)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use chat_proto::spec_ids::{cited, cites, defined, in_force, prefixes};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// IDs defined in the spec: bold `**ID**` markers.
-fn spec_ids() -> BTreeSet<String> {
-    let spec = fs::read_to_string(root().join("spec/PROTOCOL.md")).expect("spec/PROTOCOL.md");
-    let mut ids = BTreeSet::new();
-    for part in spec.split("**").skip(1).step_by(2) {
-        if is_id(part) {
-            ids.insert(part.to_owned());
-        }
-    }
-    ids
-}
-
-fn is_id(s: &str) -> bool {
-    let mut parts = s.split('-').peekable();
-    let mut n = 0;
-    while let Some(p) = parts.next() {
-        n += 1;
-        let last = parts.peek().is_none();
-        let ok = if last {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
-        } else {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_uppercase())
-        };
-        if !ok {
-            return false;
-        }
-    }
-    n >= 2
+fn spec() -> String {
+    fs::read_to_string(root().join("spec/PROTOCOL.md")).expect("spec/PROTOCOL.md")
 }
 
 /// Test sources: `tests/` folders, `#[cfg(test)]` parts of `src/`, conformance sessions
@@ -86,59 +64,27 @@ fn test_sources() -> Vec<String> {
 
 #[test]
 fn every_spec_id_is_cited_by_a_test() {
-    let ids = spec_ids();
+    let ids = in_force(&spec());
     assert!(ids.len() > 30, "found only {} IDs in the spec", ids.len());
     let sources = test_sources();
     let missing: Vec<&String> = ids
         .iter()
-        .filter(|id| {
-            let snake = id.to_ascii_lowercase().replace('-', "_");
-            !sources.iter().any(|s| {
-                s.contains(id.as_str())
-                    || s.match_indices(&snake).any(|(i, _)| {
-                        // `frame_1` must not count as a citation of `frame_10`.
-                        !s[i + snake.len()..].starts_with(|c: char| c.is_ascii_digit())
-                    })
-            })
-        })
+        .filter(|id| !sources.iter().any(|s| cites(s, id)))
         .collect();
     assert!(missing.is_empty(), "spec IDs no test cites: {missing:?}");
 }
 
 #[test]
 fn every_cited_id_exists() {
-    let ids = spec_ids();
-    let prefixes = [
-        "FRAME-", "NICK-", "CHAT-", "CMD-", "SRV-", "ERR-", "CONN-", "COMPAT-",
-    ];
-    let mut unknown = BTreeSet::new();
-    // A test that uses a made-up ID on purpose marks the line `not a spec ID`.
-    let sources: Vec<String> = test_sources()
+    let defined = defined(&spec());
+    let prefixes = prefixes(&defined);
+    let unknown: Vec<String> = test_sources()
+        .iter()
+        .flat_map(|s| cited(s, &prefixes))
+        .filter(|c| !defined.iter().any(|d| &d.id == c))
+        .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
-        .map(|s| {
-            s.lines()
-                .filter(|l| !l.contains("not a spec ID"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
         .collect();
-    for s in sources {
-        for (i, _) in s.match_indices(|c: char| c.is_ascii_uppercase()) {
-            let rest = &s[i..];
-            if !prefixes.iter().any(|p| rest.starts_with(p))
-                || (i > 0 && s.as_bytes()[i - 1].is_ascii_alphanumeric())
-            {
-                continue;
-            }
-            let end = rest
-                .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-'))
-                .unwrap_or(rest.len());
-            let cand = rest[..end].trim_end_matches('-');
-            if is_id(cand) && !ids.contains(cand) {
-                unknown.insert(cand.to_owned());
-            }
-        }
-    }
     assert!(
         unknown.is_empty(),
         "tests cite IDs the spec does not define: {unknown:?}"

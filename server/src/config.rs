@@ -9,16 +9,19 @@ use std::time::Duration;
 
 use chat_proto::limits::{
     DEFAULT_HANDSHAKE_ATTEMPTS, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CLIENTS, DEFAULT_PORT,
-    DEFAULT_SENDQ_BYTES, MAX_SERVER_LINE_BYTES,
+    DEFAULT_SENDQ_BYTES, MAX_TAGGED_SERVER_LINE_BYTES,
 };
 use thiserror::Error;
 
 pub use crate::flood::FloodLimit;
 
+/// The default `--max-lag`.
+pub const DEFAULT_MAX_LAG: Duration = Duration::from_secs(30);
+
 /// Which dialect of the protocol connections speak.
 ///
-/// The profile only changes the handshake and how a chat line's own prefix is read; it
-/// is dispatched in `connection.rs`, so nothing else has to know about it.
+/// The profile only changes the handshake and how a chat line's own prefix is read; its
+/// hooks are in `compat.rs`, so nothing else has to know about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compat {
     /// spec/PROTOCOL.md, version 1.
@@ -37,8 +40,18 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Most open connections, handshaking ones included (CONN-1).
     pub max_clients: usize,
-    /// Most bytes of encoded lines queued for one client before it is cut off (CONN-4).
+    /// Most real bytes (lines plus their overhead) in one client's private queue
+    /// (replies, `/who`, `/msg`, errors) before it is cut off (CONN-4). Public lines are
+    /// not queued per client: they are read from the shared log.
     pub sendq: usize,
+    /// Most bytes the chat's ordered log retains for clients that lag behind (all
+    /// clients together). Near it, the server stops reading from chatting clients until
+    /// readers catch up; past it, the readers still in the oldest segment are cut off
+    /// (CONN-3, CONN-4).
+    pub log_budget: usize,
+    /// A reader whose oldest unwritten public line is older than this is cut off
+    /// (CONN-4): lag is judged by time, so a burst alone never cuts anyone off.
+    pub max_lag: Duration,
     /// Total time a connection may take to choose an accepted nickname (NICK-6).
     pub handshake_timeout: Duration,
     /// Rejected nickname lines after which the handshake gives up (NICK-6).
@@ -54,7 +67,8 @@ pub struct Config {
     /// cannot keep its connection (and its slot under `max_clients`) forever.
     pub close_flush_timeout: Duration,
     /// After the last byte was sent and our side was shut down, how long to keep reading
-    /// (and discarding) input before closing. Closing a socket with unread input makes the
+    /// (and discarding, at most 64 KiB) input before closing; also how long a client that
+    /// ended its side has to take what was still queued for it. Closing a socket with unread input makes the
     /// kernel send RST, which can destroy the final lines (e.g. `ERR too-many-attempts`)
     /// before the peer reads them; lingering briefly lets the peer see them.
     pub close_linger: Duration,
@@ -74,14 +88,16 @@ impl Default for Config {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
             max_clients: DEFAULT_MAX_CLIENTS,
             sendq: DEFAULT_SENDQ_BYTES,
+            log_budget: crate::hub::DEFAULT_LOG_BUDGET,
+            max_lag: DEFAULT_MAX_LAG,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             handshake_attempts: DEFAULT_HANDSHAKE_ATTEMPTS,
             threads: default_threads(),
             compat: Compat::Standard,
             flood: FloodLimit::default(),
             close_flush_timeout: Duration::from_secs(5),
-            close_linger: Duration::from_millis(500),
-            shutdown_grace: Duration::from_secs(2),
+            close_linger: chat_proto::limits::CLOSE_LINGER_MAX,
+            shutdown_grace: chat_proto::limits::DEFAULT_SHUTDOWN_GRACE,
             panic_trigger: None,
         }
     }
@@ -108,14 +124,25 @@ pub enum ConfigError {
     /// `threads` of 0.
     #[error("--threads must be at least 1")]
     Threads,
-    /// A flood rate that is negative or not a number, or a burst of 0 with a rate set.
+    /// A log budget too small to hold a few segments.
+    #[error("--log-budget must be at least {min} bytes")]
+    LogBudget {
+        /// The smallest allowed value.
+        min: usize,
+    },
+    /// `max_lag` of zero.
+    #[error("--max-lag must be more than zero")]
+    MaxLag,
+    /// A flood rate that is negative or not a number, or a burst of 0 with a rate set: a
+    /// bucket that holds no token could admit no line at all (CONN-7).
     #[error("--flood-rate must be 0 (off) or more, and --flood-burst at least 1")]
     Flood,
 }
 
 impl Config {
-    /// The smallest `sendq` that holds one server line of the longest kind (SRV-3).
-    pub const MIN_SENDQ: usize = MAX_SERVER_LINE_BYTES + 1;
+    /// The smallest `sendq` that holds one server line of the longest kind, tags
+    /// included (SRV-3).
+    pub const MIN_SENDQ: usize = MAX_TAGGED_SERVER_LINE_BYTES + 1;
 
     /// A config listening on `127.0.0.1` with a port the OS picks: what tests want.
     /// The flood limit is off, because most tests send fast on purpose; the tests of
@@ -146,6 +173,14 @@ impl Config {
         }
         if self.threads == 0 {
             return Err(ConfigError::Threads);
+        }
+        if self.log_budget < crate::log::MIN_BUDGET {
+            return Err(ConfigError::LogBudget {
+                min: crate::log::MIN_BUDGET,
+            });
+        }
+        if self.max_lag.is_zero() {
+            return Err(ConfigError::MaxLag);
         }
         let f = &self.flood;
         if !(f.rate.is_finite() && f.rate >= 0.0) || (f.rate > 0.0 && f.burst == 0) {
@@ -226,5 +261,19 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::Attempts));
+    }
+
+    /// CONN-7: `--flood-burst 0` is refused unless `--flood-rate 0` turns the limit off.
+    #[test]
+    fn conn_7_burst_zero_is_refused() {
+        let mut c = Config::default();
+        c.flood.burst = 0;
+        assert_eq!(c.validate(), Err(ConfigError::Flood));
+        c.flood.rate = 0.0;
+        assert_eq!(c.validate(), Ok(()));
+        c.flood.rate = -1.0;
+        assert_eq!(c.validate(), Err(ConfigError::Flood));
+        c.flood.rate = f64::NAN;
+        assert_eq!(c.validate(), Err(ConfigError::Flood));
     }
 }

@@ -154,6 +154,21 @@ mod tests {
         }
     }
 
+    /// CONN-7: the bucket is full when the connection is accepted (the handshake takes
+    /// no token), and never holds more than the burst, however long the handshake took.
+    #[test]
+    fn conn_7_bucket_full_at_accept() {
+        let accept = Instant::now();
+        let mut b = Bucket::new(limit(3, 1.0, 30), accept);
+        let mut now = accept + Duration::from_secs(20);
+        let mut errs = 0;
+        for _ in 0..3 {
+            assert_eq!(line(&mut b, &mut now, &mut errs), (0, false));
+        }
+        assert_eq!(line(&mut b, &mut now, &mut errs), (1, false));
+        assert_eq!(errs, 1);
+    }
+
     #[test]
     fn conn_7_burst_passes_without_waiting() {
         let mut now = Instant::now();

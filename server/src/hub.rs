@@ -1,28 +1,35 @@
-//! The registry of connections and users, and the routing of every event.
+//! The registry of connections and users, and the sequencer of every event.
 //!
-//! One mutex guards the whole registry, and every event (join, chat, private message,
-//! rename, leave) is decided *and* queued to its recipients while holding it. That gives
-//! all events one total order that every client observes (SRV-4), makes join, rename and
+//! One mutex guards the registry and the log's [`Appender`]. Every public event (join,
+//! leave, chat, rename, shutdown) takes one path under it: apply the event to the
+//! registry, append its line once to the chat's ordered [`Log`] ([`Registry::append`]),
+//! and, after the lock is released, wake the writers parked at the head. That gives all
+//! events one total order that every client observes (SRV-4), makes join, rename and
 //! leave atomic with respect to nickname uniqueness (NICK-3, NICK-7, CMD-NICK-1), and
-//! stays cheap: under the lock an event costs one encode (done before locking where the
-//! text is known) plus, per recipient, an `Arc` clone and a short per-outbox lock. Writers
-//! that must be woken are woken after the lock is released.
+//! costs nothing per recipient: an event is one encode and one copy into the log.
+//!
+//! What only one client gets (`Connected`, `/who`, `/msg`, errors) goes into that
+//! client's private queue, stamped with the log's head so that its writer sends it after
+//! every entry appended before it and before any appended after it.
 //!
 //! Cleanup is by RAII: a [`Membership`] removes its user when dropped, however the
 //! connection ends (a `/quit`, an error, a panic in its task), and a [`Slot`] frees the
 //! connection's place under `max_clients`. Removal checks identity (the outbox), so a
 //! stale guard can never remove a newer user of the same nickname (DEFECTS.md item 3),
-//! and a leave notice goes out exactly once (CONN-2).
+//! and a leave notice goes out exactly once (CONN-2), also for a user cut off.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Waker;
 
 use chat_proto::server::texts;
 use chat_proto::{ErrorCode, NickKey, Nickname, ServerMessage, Text, users_lines};
 use tracing::info;
 
-use crate::outbox::{Line, Outbox, Pushed, encode};
+use crate::log::{Appender, Log};
+use crate::writer::{Line, Outbox, Pushed, encode, with_encoded};
+
+/// The default `--log-budget`: bytes of retained log segments.
+pub const DEFAULT_LOG_BUDGET: usize = 64 * 1024 * 1024;
 
 /// Lines every connection may receive, encoded once per hub and shared.
 #[derive(Debug)]
@@ -63,7 +70,7 @@ impl CommonLines {
             connected: encode(&ServerMessage::Connected),
             server_full: err(ErrorCode::ServerFull, texts::SERVER_FULL),
             server_shutdown: err(ErrorCode::ServerShutdown, texts::SERVER_SHUTDOWN),
-            sendq_exceeded: encode(&crate::outbox::sendq_exceeded()),
+            sendq_exceeded: encode(&crate::writer::sendq_exceeded()),
             line_too_long: err(ErrorCode::LineTooLong, texts::LINE_TOO_LONG),
             invalid_utf8: err(ErrorCode::InvalidUtf8, texts::INVALID_UTF8),
             invalid_text: err(ErrorCode::InvalidText, texts::INVALID_TEXT),
@@ -105,8 +112,8 @@ pub enum AttachError {
     ShuttingDown,
 }
 
-/// Members whose queue overflowed during an event: removed once the event is queued.
-type Cut = Vec<(NickKey, Arc<Outbox>)>;
+/// Members to cut off, with the reason for the server's log.
+type Cut = Vec<(NickKey, Arc<Outbox>, &'static str)>;
 
 #[derive(Debug)]
 struct Member {
@@ -115,9 +122,9 @@ struct Member {
     outbox: Arc<Outbox>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Registry {
-    /// Users past the handshake, densely packed for fan-out.
+    /// Users past the handshake.
     members: Vec<Member>,
     /// Folded nickname -> index into `members`.
     index: HashMap<NickKey, usize>,
@@ -126,21 +133,40 @@ struct Registry {
     free_slots: Vec<usize>,
     open: usize,
     shutting_down: bool,
+    /// The only way into the log: the registry's lock is the sequencer's.
+    appender: Appender,
 }
 
-/// The registry and router. Share it as `Arc<Hub>`.
+/// The registry and sequencer. Share it as `Arc<Hub>`.
 #[derive(Debug)]
 pub struct Hub {
     registry: Mutex<Registry>,
+    log: Arc<Log>,
     max_connections: usize,
     lines: CommonLines,
 }
 
 impl Hub {
-    /// A hub that admits at most `max_connections` open connections.
+    /// A hub that admits at most `max_connections` open connections, with the default
+    /// log budget.
     pub fn new(max_connections: usize) -> Arc<Hub> {
+        Hub::with_log_budget(max_connections, DEFAULT_LOG_BUDGET)
+    }
+
+    /// A hub whose log retains at most `log_budget` bytes.
+    pub fn with_log_budget(max_connections: usize, log_budget: usize) -> Arc<Hub> {
+        let (log, appender) = Log::new(log_budget);
         Arc::new(Hub {
-            registry: Mutex::new(Registry::default()),
+            registry: Mutex::new(Registry {
+                members: Vec::new(),
+                index: HashMap::new(),
+                slots: Vec::new(),
+                free_slots: Vec::new(),
+                open: 0,
+                shutting_down: false,
+                appender,
+            }),
+            log,
             max_connections,
             lines: CommonLines::new(),
         })
@@ -151,15 +177,36 @@ impl Hub {
         &self.lines
     }
 
+    /// The chat's ordered log.
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
     fn lock(&self) -> MutexGuard<'_, Registry> {
         // Registry updates are short and never panic midway in practice; if a panic ever
         // poisons the lock, keep serving the other users rather than fail them all.
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An outbox of `limit` bytes whose overflow line is this hub's shared one.
+    /// Runs `f` under the sequencer's lock, then wakes the writers waiting for new
+    /// entries: the apply -> append -> wake path of every event but chat lines.
+    fn sequence<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
+        let r = f(&mut self.lock());
+        self.log.publish();
+        r
+    }
+
+    /// Wakes the writers waiting for entries appended since the last wake. Chat lines
+    /// ([`Membership::say`]) do not wake anyone by themselves: a connection appends all
+    /// the lines of a chunk it read, then publishes once.
+    pub fn publish(&self) {
+        self.log.publish();
+    }
+
+    /// An outbox reading this hub's log, whose private queue holds `limit` bytes.
     pub fn new_outbox(&self, limit: usize) -> Arc<Outbox> {
-        Arc::new(Outbox::with_notice(
+        Arc::new(Outbox::new(
+            self.log.clone(),
             limit,
             self.lines.sendq_exceeded.clone(),
         ))
@@ -198,8 +245,8 @@ impl Hub {
         self.lock().open
     }
 
-    /// Bytes queued for all open connections together: bounded by `sendq` per
-    /// connection (CONN-4). For tests and monitoring.
+    /// Real bytes in the private queues of all open connections together (each bounded
+    /// by `sendq`, CONN-4). For tests and monitoring.
     pub fn queued_bytes(&self) -> usize {
         self.lock()
             .slots
@@ -207,6 +254,11 @@ impl Hub {
             .flatten()
             .map(|o| o.queued_bytes())
             .sum()
+    }
+
+    /// Bytes the log retains (bounded by `--log-budget`). For tests and monitoring.
+    pub fn log_bytes(&self) -> usize {
+        self.log.retained_bytes()
     }
 
     /// Users past the handshake.
@@ -222,15 +274,15 @@ impl Hub {
         nick: Nickname,
         outbox: &Arc<Outbox>,
     ) -> Result<Membership, JoinError> {
-        let line = encode(&ServerMessage::Joined(nick.clone()));
-        let reg = self.lock();
-        if reg.shutting_down {
-            return Err(JoinError::ShuttingDown);
-        }
-        if reg.index.contains_key(&nick.key()) {
-            return Err(JoinError::Taken);
-        }
-        Ok(self.register(reg, nick, line, outbox, None))
+        self.sequence(|reg| {
+            if reg.shutting_down {
+                return Err(JoinError::ShuttingDown);
+            }
+            if reg.index.contains_key(&nick.key()) {
+                return Err(JoinError::Taken);
+            }
+            Ok(self.register(reg, nick, outbox, None))
+        })
     }
 
     /// Seed profile (COMPAT-4): registers the client under the nickname it asked for, or,
@@ -243,36 +295,37 @@ impl Hub {
         asked: &str,
         outbox: &Arc<Outbox>,
     ) -> Result<Membership, JoinError> {
-        let reg = self.lock();
-        if reg.shutting_down {
-            return Err(JoinError::ShuttingDown);
-        }
-        // n members hold at most n of the n + 1 first variants: one of them is free.
-        let tries = u32::try_from(reg.members.len())
-            .unwrap_or(u32::MAX)
-            .saturating_add(2);
-        let Some((nick, why)) =
-            chat_proto::seed::assign_nickname(asked, |n| reg.index.contains_key(&n.key()), tries)
-        else {
-            return Err(JoinError::Taken);
-        };
-        let notice = why.map(|w| encode(&ServerMessage::nick_assigned(asked, &nick, w)));
-        let line = encode(&ServerMessage::Joined(nick.clone()));
-        Ok(self.register(reg, nick, line, outbox, notice))
+        self.sequence(|reg| {
+            if reg.shutting_down {
+                return Err(JoinError::ShuttingDown);
+            }
+            // n members hold at most n of the n + 1 first variants: one of them is free.
+            let tries = u32::try_from(reg.members.len())
+                .unwrap_or(u32::MAX)
+                .saturating_add(2);
+            let Some((nick, why)) = chat_proto::seed::assign_nickname(
+                asked,
+                |n| reg.index.contains_key(&n.key()),
+                tries,
+            ) else {
+                return Err(JoinError::Taken);
+            };
+            let notice = why.map(|w| encode(&ServerMessage::nick_assigned(asked, &nick, w)));
+            Ok(self.register(reg, nick, outbox, notice))
+        })
     }
 
-    /// Registers a nickname known to be free, announces it (NICK-7) and queues `notice`
-    /// right after `Connected to the server`, all under the lock held in `reg`.
+    /// Registers a nickname known to be free, announces it (NICK-7): the newcomer's
+    /// cursor starts at its own join line, then `Connected to the server` and `notice`
+    /// follow from its private queue.
     fn register(
         self: &Arc<Self>,
-        mut reg: MutexGuard<'_, Registry>,
+        reg: &mut Registry,
         nick: Nickname,
-        joined: Line,
         outbox: &Arc<Outbox>,
         notice: Option<Line>,
     ) -> Membership {
         let key = nick.key();
-        let mut wakers = Vec::new();
         let index = reg.members.len();
         reg.members.push(Member {
             nick: nick.clone(),
@@ -280,15 +333,16 @@ impl Hub {
             outbox: outbox.clone(),
         });
         reg.index.insert(key.clone(), index);
-        let mut cut = reg.fan_out(&joined, &mut wakers);
-        // Nothing can come between the two lines: we still hold the lock.
-        Registry::deliver(&key, outbox, &self.lines.connected, &mut wakers, &mut cut);
-        if let Some(notice) = notice {
-            Registry::deliver(&key, outbox, &notice, &mut wakers, &mut cut);
-        }
-        reg.remove_cut(cut, &mut wakers);
-        drop(reg);
-        wake_all(wakers);
+        reg.append_then(&ServerMessage::Joined(nick.clone()), |reg, seq| {
+            outbox.start_reading(reg.appender.cursor_at_last());
+            let mut cut = Cut::new();
+            for line in std::iter::once(&self.lines.connected).chain(notice.as_ref()) {
+                if outbox.push_after(seq, line) == Pushed::Overflow {
+                    cut.push((key.clone(), outbox.clone(), "sendq exceeded"));
+                }
+            }
+            cut
+        });
         Membership {
             hub: self.clone(),
             nick,
@@ -299,53 +353,61 @@ impl Hub {
     }
 
     /// Removes the user of `outbox` if it is still registered under `key`, telling the
-    /// others unless the server is shutting down. Returns whether it was registered.
+    /// others unless the server is shutting down. Its writer stops before its own leave
+    /// notice. Returns whether it was registered.
     fn leave(&self, key: &NickKey, outbox: &Arc<Outbox>, why: &str) -> bool {
-        let mut wakers = Vec::new();
-        let mut reg = self.lock();
-        let Some(member) = reg.take_member(key, outbox) else {
-            return false;
-        };
-        let users = reg.members.len();
-        let cut = if reg.shutting_down {
-            Vec::new()
-        } else {
-            reg.fan_out(
-                &encode(&ServerMessage::Left(member.nick.clone())),
-                &mut wakers,
-            )
-        };
-        reg.remove_cut(cut, &mut wakers);
-        drop(reg);
-        wake_all(wakers);
+        let left = self.sequence(|reg| {
+            let member = reg.take_member(key, outbox)?;
+            outbox.stop_at(reg.appender.log().head());
+            if !reg.shutting_down {
+                reg.append(&ServerMessage::Left(member.nick.clone()));
+            }
+            Some((member.nick, reg.members.len()))
+        });
         // Logged after the lock is released: writing a log line must not hold up routing.
-        info!(nick = %member.nick, users, reason = why, "left");
-        true
+        match left {
+            Some((nick, users)) => {
+                info!(nick = %nick, users, reason = why, "left");
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Cuts off the user of `outbox` (whose queue overflowed on a push made outside the
-    /// hub, e.g. a reply to itself): the others see it leave.
-    pub(crate) fn evict(&self, key: &NickKey, outbox: &Arc<Outbox>) {
-        let mut wakers = Vec::new();
-        let mut reg = self.lock();
-        reg.remove_cut(vec![(key.clone(), outbox.clone())], &mut wakers);
-        drop(reg);
-        wake_all(wakers);
+    /// Cuts off the user of `outbox` (it overflowed its private queue, or lagged too far
+    /// behind the log): it gets `ERR sendq-exceeded` best-effort and the others see it
+    /// leave, once (CONN-4, CONN-2). A connection that is not a member is just cut off.
+    pub(crate) fn cut_off(&self, outbox: &Arc<Outbox>, why: &'static str) {
+        self.sequence(|reg| {
+            outbox.cut_off();
+            let key = reg
+                .members
+                .iter()
+                .find(|m| Arc::ptr_eq(&m.outbox, outbox))
+                .map(|m| m.key.clone());
+            if let Some(key) = key {
+                reg.cut(vec![(key, outbox.clone(), why)]);
+            }
+        });
     }
 
-    /// Begins shutdown (CONN-6): refuses new connections and joins, and queues one
-    /// `ERR server-shutdown` as the last line of every open connection. No leave notices
-    /// are sent from now on.
+    /// Begins shutdown (CONN-6): refuses new connections and joins, appends
+    /// `ERR server-shutdown` as the log's last entry, and makes it the last line of every
+    /// open connection: what is in the log or queued for a client goes out first. No
+    /// leave notices are sent from now on.
     pub fn shutdown(&self) {
-        let mut reg = self.lock();
-        if reg.shutting_down {
-            return;
-        }
-        reg.shutting_down = true;
-        for outbox in reg.slots.iter().flatten() {
-            outbox.push_final(&self.lines.server_shutdown);
-        }
-        info!(connections = reg.open, "shutting down");
+        self.sequence(|reg| {
+            if reg.shutting_down {
+                return;
+            }
+            reg.shutting_down = true;
+            let last = reg.append_line(&self.lines.server_shutdown);
+            for outbox in reg.slots.iter().flatten() {
+                outbox.finish(last, &self.lines.server_shutdown);
+            }
+            info!(connections = reg.open, "shutting down");
+        });
+        self.log.release_paused();
     }
 
     /// True once [`Hub::shutdown`] was called.
@@ -355,36 +417,93 @@ impl Hub {
 }
 
 impl Registry {
-    /// Queues `line` to every member; returns those whose queue overflowed (still
-    /// registered; pass them to [`Registry::remove_cut`]).
-    fn fan_out(&self, line: &Line, wakers: &mut Vec<Waker>) -> Cut {
-        let mut cut = Vec::new();
-        for m in &self.members {
-            if m.outbox.push_deferred(line, wakers) == Pushed::Overflow {
-                cut.push((m.key.clone(), m.outbox.clone()));
-            }
-        }
-        cut
+    /// Appends a public event, encoded once (see [`Registry::append_then`]). Returns its
+    /// seq.
+    fn append(&mut self, msg: &ServerMessage) -> u64 {
+        self.append_then(msg, |_, _| Cut::new())
     }
 
-    /// Queues `line` to one member's outbox; records it in `cut` on overflow.
-    fn deliver(
-        key: &NickKey,
-        outbox: &Arc<Outbox>,
-        line: &Line,
-        wakers: &mut Vec<Waker>,
-        cut: &mut Cut,
-    ) {
-        if outbox.push_deferred(line, wakers) == Pushed::Overflow {
-            cut.push((key.clone(), outbox.clone()));
+    /// The one path into the log: appends `msg`, lets `then` act right after it (before
+    /// anything else is appended; it returns members to cut off), then handles the
+    /// budget: members whose cursor was in an evicted segment are cut off, and their
+    /// leave notices appended in turn. Returns the seq of `msg`.
+    fn append_then(
+        &mut self,
+        msg: &ServerMessage,
+        then: impl FnOnce(&mut Self, u64) -> Cut,
+    ) -> u64 {
+        let appended = with_encoded(msg, |bytes| self.appender.append(bytes));
+        let cut = then(self, appended.id.seq);
+        if let Some(below) = appended.evicted_below {
+            self.evict(below);
+        }
+        self.cut(cut);
+        appended.id.seq
+    }
+
+    /// Appends an already encoded line (the shutdown notice). Returns its seq.
+    fn append_line(&mut self, line: &[u8]) -> u64 {
+        let appended = self.appender.append(line);
+        if let Some(below) = appended.evicted_below {
+            self.evict(below);
+        }
+        appended.id.seq
+    }
+
+    /// Cuts off every connection whose cursor is below `below` (its entries were evicted
+    /// from the log): members leave, with notices; others are just closed.
+    fn evict(&mut self, below: u64) {
+        let victims: Cut = self
+            .members
+            .iter()
+            .filter(|m| m.outbox.pos() < below)
+            .map(|m| (m.key.clone(), m.outbox.clone(), "lost its place in the log"))
+            .collect();
+        for outbox in self.slots.iter().flatten() {
+            if outbox.pos() < below {
+                outbox.cut_off();
+            }
+        }
+        self.cut(victims);
+    }
+
+    /// Removes every cut-off member and tells the others it left (CONN-2, CONN-4); a
+    /// leave notice can evict further segments, whose readers are handled the same way.
+    fn cut(&mut self, mut cut: Cut) {
+        while let Some((key, outbox, why)) = cut.pop() {
+            outbox.cut_off();
+            let Some(member) = self.take_member(&key, &outbox) else {
+                continue;
+            };
+            info!(nick = %member.nick, users = self.members.len(), reason = why, "left");
+            if self.shutting_down {
+                continue;
+            }
+            let appended = with_encoded(&ServerMessage::Left(member.nick), |bytes| {
+                self.appender.append(bytes)
+            });
+            if let Some(below) = appended.evicted_below {
+                for m in &self.members {
+                    if m.outbox.pos() < below {
+                        cut.push((m.key.clone(), m.outbox.clone(), "lost its place in the log"));
+                    }
+                }
+                for outbox in self.slots.iter().flatten() {
+                    if outbox.pos() < below {
+                        outbox.cut_off();
+                    }
+                }
+            }
         }
     }
 
     fn is_member(&self, key: &NickKey, outbox: &Arc<Outbox>) -> bool {
-        self.index
-            .get(key)
-            .and_then(|&i| self.members.get(i))
+        self.member(key)
             .is_some_and(|m| Arc::ptr_eq(&m.outbox, outbox))
+    }
+
+    fn member(&self, key: &NickKey) -> Option<&Member> {
+        self.index.get(key).and_then(|&i| self.members.get(i))
     }
 
     /// Removes the member registered under `key` if it is the one of `outbox`.
@@ -393,10 +512,6 @@ impl Registry {
             return None;
         }
         let index = *self.index.get(key)?;
-        self.remove_at(index)
-    }
-
-    fn remove_at(&mut self, index: usize) -> Option<Member> {
         if index >= self.members.len() {
             return None;
         }
@@ -408,27 +523,12 @@ impl Registry {
         Some(member)
     }
 
-    /// Removes every cut-off member and tells the others it left (CONN-2, CONN-4); a
-    /// leave notice can overflow further queues, which are handled the same way.
-    fn remove_cut(&mut self, mut cut: Cut, wakers: &mut Vec<Waker>) {
-        while let Some((key, outbox)) = cut.pop() {
-            // The outbox is already cut off (its queue dropped); make sure of it.
-            outbox.kill();
-            let Some(member) = self.take_member(&key, &outbox) else {
-                continue;
-            };
-            info!(nick = %member.nick, users = self.members.len(), reason = "sendq exceeded", "left");
-            if !self.shutting_down {
-                let more = self.fan_out(&encode(&ServerMessage::Left(member.nick)), wakers);
-                cut.extend(more);
-            }
+    /// Queues `line` privately to one member, after everything appended so far;
+    /// records it in `cut` on overflow.
+    fn send_private(&self, key: &NickKey, outbox: &Arc<Outbox>, line: &Line, cut: &mut Cut) {
+        if outbox.push_after(self.appender.log().head(), line) == Pushed::Overflow {
+            cut.push((key.clone(), outbox.clone(), "sendq exceeded"));
         }
-    }
-}
-
-fn wake_all(wakers: Vec<Waker>) {
-    for w in wakers {
-        w.wake();
     }
 }
 
@@ -474,124 +574,100 @@ impl Membership {
         &self.outbox
     }
 
-    /// Chat text to everyone, the sender included, as `<nick>: <text>` (CHAT-1, CHAT-2).
+    /// Chat text to everyone, the sender included, as `<nick>: <text>` (CHAT-1, CHAT-2):
+    /// one entry in the log. Wakes nobody: call [`Hub::publish`] after a batch.
     pub fn say(&self, text: Text) {
-        let line = encode(&ServerMessage::Chat {
-            from: self.nick.clone(),
-            text,
-        });
-        self.broadcast(&line);
-    }
-
-    /// Queues an already-encoded line to every user, the sender included, if the sender
-    /// is still registered. The hot path of chat; public so benches can drive it.
-    pub fn broadcast(&self, line: &Line) {
-        let mut wakers = Vec::new();
         let mut reg = self.hub.lock();
         if !reg.is_member(&self.key, &self.outbox) {
             return;
         }
-        let cut = reg.fan_out(line, &mut wakers);
-        reg.remove_cut(cut, &mut wakers);
-        drop(reg);
-        wake_all(wakers);
+        reg.append(&ServerMessage::Chat {
+            from: self.nick.clone(),
+            text,
+        });
     }
 
     /// `/msg <to> <text>` (CMD-MSG-1..5): to the recipient and the sender, once if they
     /// are the same user. Returns `false` when nobody connected has that nickname.
     pub fn private(&self, to: &Nickname, text: Text) -> bool {
-        let to_key = to.key();
-        let mut wakers = Vec::new();
-        let mut cut = Vec::new();
-        let mut reg = self.hub.lock();
-        if !reg.is_member(&self.key, &self.outbox) {
-            return true;
-        }
-        let Some(target) = reg.index.get(&to_key).and_then(|&i| reg.members.get(i)) else {
-            return false;
-        };
-        let line = encode(&ServerMessage::Private {
-            from: self.nick.clone(),
-            to: target.nick.clone(),
-            text,
-        });
-        Registry::deliver(&target.key, &target.outbox, &line, &mut wakers, &mut cut);
-        if !Arc::ptr_eq(&target.outbox, &self.outbox) {
-            Registry::deliver(&self.key, &self.outbox, &line, &mut wakers, &mut cut);
-        }
-        reg.remove_cut(cut, &mut wakers);
-        drop(reg);
-        wake_all(wakers);
-        true
+        self.hub.sequence(|reg| {
+            if !reg.is_member(&self.key, &self.outbox) {
+                return true;
+            }
+            let Some(target) = reg.member(&to.key()) else {
+                return false;
+            };
+            let line = encode(&ServerMessage::Private {
+                from: self.nick.clone(),
+                to: target.nick.clone(),
+                text,
+            });
+            let mut cut = Cut::new();
+            reg.send_private(&target.key, &target.outbox, &line, &mut cut);
+            if !Arc::ptr_eq(&target.outbox, &self.outbox) {
+                reg.send_private(&self.key, &self.outbox, &line, &mut cut);
+            }
+            reg.cut(cut);
+            true
+        })
     }
 
     /// `/nick <new>` (CMD-NICK-1..3): renames atomically and tells everyone.
     pub fn rename(&mut self, new: Nickname) -> Result<(), RenameError> {
         let new_key = new.key();
-        let mut wakers = Vec::new();
-        let mut reg = self.hub.lock();
-        if !reg.is_member(&self.key, &self.outbox) {
-            return Err(RenameError::Gone);
-        }
-        if new == self.nick {
-            return Err(RenameError::Unchanged);
-        }
-        if new_key != self.key && reg.index.contains_key(&new_key) {
-            return Err(RenameError::Taken);
-        }
-        let Some(index) = reg.index.remove(&self.key) else {
-            return Err(RenameError::Gone);
-        };
-        reg.index.insert(new_key.clone(), index);
-        if let Some(m) = reg.members.get_mut(index) {
-            m.nick = new.clone();
-            m.key = new_key.clone();
-        }
-        let old = std::mem::replace(&mut self.nick, new.clone());
-        self.key = new_key;
-        let line = encode(&ServerMessage::Renamed {
-            old: old.clone(),
-            new: new.clone(),
-        });
-        let cut = reg.fan_out(&line, &mut wakers);
-        reg.remove_cut(cut, &mut wakers);
-        drop(reg);
-        wake_all(wakers);
+        let old = self.hub.sequence(|reg| {
+            if !reg.is_member(&self.key, &self.outbox) {
+                return Err(RenameError::Gone);
+            }
+            if new == self.nick {
+                return Err(RenameError::Unchanged);
+            }
+            if new_key != self.key && reg.index.contains_key(&new_key) {
+                return Err(RenameError::Taken);
+            }
+            let Some(index) = reg.index.remove(&self.key) else {
+                return Err(RenameError::Gone);
+            };
+            reg.index.insert(new_key.clone(), index);
+            if let Some(m) = reg.members.get_mut(index) {
+                m.nick = new.clone();
+                m.key = new_key.clone();
+            }
+            let old = std::mem::replace(&mut self.nick, new.clone());
+            self.key = new_key.clone();
+            reg.append(&ServerMessage::Renamed {
+                old: old.clone(),
+                new: new.clone(),
+            });
+            Ok(old)
+        })?;
         info!(old = %old, new = %new, "renamed");
         Ok(())
     }
 
-    /// `/who` (CMD-WHO-1, CMD-WHO-2): the sorted list of users, to the sender alone.
+    /// `/who` (CMD-WHO-1, CMD-WHO-2): the sorted list of users, to the sender alone, as
+    /// one private item (however many lines it takes).
     pub fn who(&self) {
-        let mut wakers = Vec::new();
-        let mut cut = Vec::new();
-        let mut reg = self.hub.lock();
-        if !reg.is_member(&self.key, &self.outbox) {
-            return;
-        }
-        let names = reg.members.iter().map(|m| m.nick.clone()).collect();
-        for msg in users_lines(names) {
-            Registry::deliver(
-                &self.key,
-                &self.outbox,
-                &encode(&msg),
-                &mut wakers,
-                &mut cut,
-            );
-            if !cut.is_empty() {
-                break;
+        self.hub.sequence(|reg| {
+            if !reg.is_member(&self.key, &self.outbox) {
+                return;
             }
-        }
-        reg.remove_cut(cut, &mut wakers);
-        drop(reg);
-        wake_all(wakers);
+            let names = reg.members.iter().map(|m| m.nick.clone()).collect();
+            let mut bytes = Vec::new();
+            for msg in users_lines(names) {
+                msg.encode(&mut bytes);
+            }
+            let mut cut = Cut::new();
+            reg.send_private(&self.key, &self.outbox, &Line::from(bytes), &mut cut);
+            reg.cut(cut);
+        });
     }
 
-    /// Queues a reply (an `ERR` line) to this user alone. A reply that overflows the
-    /// queue cuts the user off like any other line (CONN-4).
+    /// Queues a reply (an `ERR` line) to this user alone, after every event appended so
+    /// far. A reply that overflows the queue cuts the user off (CONN-4).
     pub fn reply(&self, line: &Line) {
         if self.outbox.push(line) == Pushed::Overflow {
-            self.hub.evict(&self.key, &self.outbox);
+            self.hub.cut_off(&self.outbox, "sendq exceeded");
         }
     }
 
@@ -619,7 +695,7 @@ mod tests {
         Text::new(s).unwrap()
     }
 
-    /// Lines queued for `ob`, without their LF.
+    /// Lines for `ob` in the order its writer would send them, without their LF.
     fn take(ob: &Outbox) -> Vec<String> {
         let mut out = Vec::new();
         ob.drain_into(&mut out);
@@ -675,27 +751,18 @@ mod tests {
         assert_eq!(hub.users(), 1);
     }
 
-    /// DEFECTS.md item 3: a stale guard never removes a newer user of the same name.
+    /// DEFECTS.md item 3: a stale guard never removes a newer user of the same name; a
+    /// user cut off leaves once.
     #[test]
     fn stale_guard_does_not_remove_new_user() {
         let hub = Hub::new(10);
-        let (a, a_ob) = user(&hub, "alice", 1 << 20);
-        let (old_bob, old_ob) = user(&hub, "bob", 200);
+        let (_a, a_ob) = user(&hub, "alice", 1 << 20);
+        let (old_bob, old_ob) = user(&hub, "bob", 1 << 20);
         take(&a_ob);
-        // Overflow bob's small queue: he is cut off, the others see him leave.
-        for _ in 0..10 {
-            a.say(text(
-                "a line long enough to fill a small queue quickly, twice over",
-            ));
-        }
+        hub.cut_off(&old_ob, "test");
+        hub.cut_off(&old_ob, "test");
         assert!(!old_ob.is_open());
-        let seen = take(&a_ob);
-        assert_eq!(
-            seen.iter()
-                .filter(|l| *l == "bob has left the chat")
-                .count(),
-            1
-        );
+        assert_eq!(take(&a_ob), ["bob has left the chat"]);
         let (_new_bob, _) = user(&hub, "BOB", 1 << 20);
         take(&a_ob);
         drop(old_bob);
@@ -742,6 +809,32 @@ mod tests {
         assert!(!a.private(&nick("nobody"), text("x")));
     }
 
+    /// Replies and private messages are ordered events: after every public event
+    /// appended before them, before any appended after them.
+    #[test]
+    fn private_lines_are_ordered_with_the_log() {
+        let hub = Hub::new(10);
+        let (a, a_ob) = user(&hub, "alice", 1 << 20);
+        let (b, b_ob) = user(&hub, "bob", 1 << 20);
+        take(&a_ob);
+        take(&b_ob);
+        a.say(text("one"));
+        b.private(&nick("alice"), text("psst"));
+        b.say(text("two"));
+        a.who();
+        a.say(text("three"));
+        assert_eq!(
+            take(&a_ob),
+            [
+                "alice: one",
+                "bob -> alice: psst",
+                "bob: two",
+                "Users online: alice, bob",
+                "alice: three"
+            ]
+        );
+    }
+
     #[test]
     fn conn_1_slots_count_and_free() {
         let hub = Hub::new(2);
@@ -754,9 +847,10 @@ mod tests {
         assert!(hub.attach(&ob()).is_ok());
     }
 
-    /// CONN-6: one `ERR server-shutdown` to every open connection, no leave notices.
+    /// CONN-6: `ERR server-shutdown` as the last line of every open connection, after
+    /// what was already in the log for it; no leave notices.
     #[test]
-    fn conn_6_shutdown_notice_and_no_leaves() {
+    fn conn_6_shutdown_notice_last_and_no_leaves() {
         let hub = Hub::new(10);
         let (a, a_ob) = user(&hub, "alice", 1 << 20);
         let (b, b_ob) = user(&hub, "bob", 1 << 20);
@@ -766,14 +860,45 @@ mod tests {
         let _sh = hub.attach(&handshaking).unwrap();
         take(&a_ob);
         take(&b_ob);
+        a.say(text("before"));
         hub.shutdown();
+        a.say(text("after"));
         drop(b);
         drop(a);
         let notice = "ERR server-shutdown Server is shutting down";
-        assert_eq!(take(&a_ob), [notice]);
-        assert_eq!(take(&b_ob), [notice]);
+        assert_eq!(take(&a_ob), ["alice: before", notice]);
+        assert_eq!(take(&b_ob), ["alice: before", notice]);
         assert_eq!(take(&handshaking), [notice]);
         let ob = hub.new_outbox(1 << 20);
         assert_eq!(hub.attach(&ob).err(), Some(AttachError::ShuttingDown));
+    }
+
+    /// Past the log budget, the members whose cursor was in the evicted segment are cut
+    /// off (each leaves once); the others keep everything.
+    #[test]
+    fn conn_4_evicted_readers_cut_off_once() {
+        let hub = Hub::with_log_budget(10, crate::log::MIN_BUDGET);
+        let (a, a_ob) = user(&hub, "alice", 1 << 20);
+        let (_slow, slow_ob) = user(&hub, "slow", 1 << 20);
+        take(&a_ob);
+        let long = "x".repeat(900);
+        let mut seen = Vec::new();
+        for _ in 0..2000 {
+            a.say(text(&long));
+            seen.extend(take(&a_ob));
+            if !slow_ob.is_open() {
+                break;
+            }
+        }
+        assert!(!slow_ob.is_open(), "the lagging reader was not cut off");
+        seen.extend(take(&a_ob));
+        assert_eq!(
+            seen.iter()
+                .filter(|l| *l == "slow has left the chat")
+                .count(),
+            1
+        );
+        assert_eq!(hub.users(), 1);
+        assert!(hub.log_bytes() <= hub.log().budget_bytes());
     }
 }

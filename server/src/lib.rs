@@ -13,28 +13,23 @@
 //! ```
 //!
 //! Shape (see ARCHITECTURE.md): `listener` accepts and admits, `connection` runs each
-//! connection's handshake and read loop, `hub` registers users and routes every event
-//! under one lock (one total order, SRV-4), `outbox` holds each client's bounded queue and
-//! the writer that drains it with one `writev` per wake-up, `shutdown` handles signals.
-//! Every byte read or written goes through `chat-proto`.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+//! connection's handshake and command state machine and its reader task, `hub` is the
+//! sequencer (registry + apply, one total order, SRV-4) that appends every public event
+//! once to the chat's ordered `log`, `writer` drains a connection's cursor into that log
+//! merged with its small private queue, in as few `writev`s as it can, `compat` holds the
+//! seed profile's hooks, `shutdown` handles signals. Every byte read or written goes
+//! through `chat-proto`.
 #![warn(missing_docs)]
 
+mod compat;
 pub mod config;
 mod connection;
 pub mod flood;
 pub mod hub;
 pub mod listener;
-pub mod outbox;
+pub mod log;
 pub mod shutdown;
+pub mod writer;
 
 use std::io;
 use std::net::SocketAddr;
@@ -48,7 +43,7 @@ use smol::{Executor, Task};
 use tracing::error;
 
 pub use config::{Compat, Config, ConfigError};
-pub use connection::Detached;
+pub use connection::{CLOSE_DISCARD, Detached};
 pub use hub::Hub;
 
 use connection::Settings;
@@ -96,7 +91,7 @@ impl Server {
         } = self;
         let listener = async_net::TcpListener::try_from(listener)?;
         let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
-        let hub = Hub::new(config.max_clients);
+        let hub = Hub::with_log_budget(config.max_clients, config.log_budget);
         let settings = Arc::new(Settings::from_config(&config));
 
         let (stop_accept, accept_stopped) = smol::channel::bounded::<()>(1);
@@ -174,7 +169,8 @@ impl ServerHandle {
     }
 
     /// Stops the server (CONN-6): no new connections; every open connection receives
-    /// one `ERR server-shutdown` and is closed; no leave notices. Returns when the
+    /// what is already in the log or queued for it, then one `ERR server-shutdown` as its
+    /// last line, and is closed; no leave notices. Returns when the
     /// executor threads have ended (at most about `shutdown_grace` later).
     pub fn shutdown(mut self) {
         self.stop();

@@ -26,12 +26,12 @@ pub const FD_BACKOFF: Duration = Duration::from_millis(100);
 /// Pending connections the kernel may hold for us (it caps this at `somaxconn`).
 const BACKLOG: i32 = 4096;
 
-/// Idle time before the first keepalive probe, interval between probes, and probes: a
-/// peer that vanished (a laptop gone to sleep) is noticed after about a minute and its
-/// nickname freed (CONN-5).
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_RETRIES: u32 = 3;
+/// Idle time before the first keepalive probe, interval between probes, and probes, as
+/// the spec gives them (CONN-5): a peer that vanished (a laptop gone to sleep) is noticed
+/// after about a minute and its nickname freed.
+use chat_proto::limits::{
+    KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES as KEEPALIVE_RETRIES,
+};
 
 /// Opens the listening socket. `SO_REUSEADDR` lets a restarted server bind while old
 /// connections linger in `TIME_WAIT` (DEFECTS.md item 12); an unspecified IPv6 address
@@ -212,6 +212,16 @@ mod tests {
         assert_eq!(sock.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
         assert_eq!(sock.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
         assert_eq!(sock.tcp_keepalive_retries().unwrap(), KEEPALIVE_RETRIES);
+        // The spec's numbers: a vanished peer is dropped about a minute after it last
+        // spoke (CONN-5).
+        assert_eq!(
+            (
+                KEEPALIVE_IDLE.as_secs(),
+                KEEPALIVE_INTERVAL.as_secs(),
+                KEEPALIVE_RETRIES
+            ),
+            (30, 10, 3)
+        );
     }
 
     #[test]

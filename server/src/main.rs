@@ -24,9 +24,21 @@ struct Cli {
     #[arg(long, default_value_t = chat_proto::limits::DEFAULT_MAX_CLIENTS, value_name = "N")]
     max_clients: usize,
 
-    /// Most bytes queued for one client that is not reading before it is disconnected.
+    /// Most bytes of replies and private messages queued for one client that is not
+    /// reading before it is disconnected (public lines are shared, see --log-budget).
     #[arg(long, default_value_t = chat_proto::limits::DEFAULT_SENDQ_BYTES, value_name = "BYTES")]
     sendq: usize,
+
+    /// Most bytes of public lines kept for clients that lag behind, all together. Near
+    /// it, fast senders are slowed down; past it, the clients furthest behind are
+    /// disconnected.
+    #[arg(long, default_value_t = chat_server::hub::DEFAULT_LOG_BUDGET, value_name = "BYTES")]
+    log_budget: usize,
+
+    /// A client whose oldest unsent public line is older than this is disconnected
+    /// (seconds, or with a unit: 500ms, 2m).
+    #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "TIME")]
+    max_lag: Duration,
 
     /// Total time a new connection has to choose a nickname (seconds, e.g. 30 or 0.5,
     /// or with a unit: 500ms, 2m).
@@ -41,7 +53,8 @@ struct Cli {
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
 
-    /// Lines a client may send in a burst before the flood limit slows it down.
+    /// Lines a client may send in a burst before the flood limit slows it down (its
+    /// bucket starts this full). At least 1, unless --flood-rate 0 turns the limit off.
     #[arg(long, default_value_t = chat_proto::limits::DEFAULT_FLOOD_BURST, value_name = "LINES")]
     flood_burst: u32,
 
@@ -91,6 +104,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         listen: cli.listen,
         max_clients: cli.max_clients,
         sendq: cli.sendq,
+        log_budget: cli.log_budget,
+        max_lag: cli.max_lag,
         handshake_timeout: cli.handshake_timeout,
         handshake_attempts: cli.handshake_attempts,
         threads: cli.threads.unwrap_or_else(default_threads),

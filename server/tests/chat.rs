@@ -1,5 +1,7 @@
 //! Spec §4 and §5: CHAT-*, CMD-*, SRV-4, ERR-*, and DEFECTS.md items 4 and 10.
 
+#![cfg(test)]
+
 mod common;
 
 use chat_proto::limits::MAX_USERS_LINE_BYTES;

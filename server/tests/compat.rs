@@ -1,6 +1,8 @@
 //! The seed compatibility profile (spec Appendix B, `--compat seed`): COMPAT-1..5.
 //! The end-to-end test with the real Tk client is scripts/e2e/seed-client.sh.
 
+#![cfg(test)]
+
 mod common;
 
 use std::io::Read;
@@ -134,13 +136,25 @@ fn compat_4_names_are_assigned_not_rejected() {
     d.expect("Connected to the server");
     d.expect_err(ErrorCode::NickAssigned);
 
-    // Invalid UTF-8 and nothing usable at all: still a valid name.
+    // Invalid UTF-8 and nothing usable at all, sent as the seed client sends (no LF):
+    // still a valid name.
     let mut e = Client::connect(addr);
     greeting(&mut e);
-    e.send_raw(b"\xff\xfe\n");
+    e.send_raw(b"\xff\xfe");
     e.expect("guest has joined the chat");
     e.expect("Connected to the server");
     e.expect_err(ErrorCode::NickAssigned);
+
+    // The same bytes with an LF are a core client's line (COMPAT-6): rejected as in the
+    // core protocol, and prompted again.
+    let mut f = Client::connect(addr);
+    greeting(&mut f);
+    f.send_raw(b"\xff\xfe\n");
+    f.expect_err(ErrorCode::InvalidUtf8);
+    f.expect("NICK");
+    f.send_raw(b"alice\n");
+    f.expect_err(ErrorCode::NickTaken);
+    f.expect("NICK");
 }
 
 /// Clients of the core protocol work against the seed profile: chat-proto's reader

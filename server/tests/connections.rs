@@ -1,6 +1,8 @@
 //! Spec §6, connections: CONN-1..6, plus crashes, floods and slow readers
 //! (DEFECTS.md items 5, 6, 8).
 
+#![cfg(test)]
+
 mod common;
 
 use std::io::Read;
@@ -75,11 +77,18 @@ fn tcp_wmem_max() -> usize {
 
 /// CONN-3, CONN-4 (and DEFECTS.md item 6): a client that never reads while another sends
 /// megabytes: the others receive everything in order, the slow one is cut off (the
-/// others see it leave exactly once), and the server's queues stay within the limit.
+/// others see it leave exactly once), and the server's queues and log stay within their
+/// limits. (With the shared log, a non-reader is cut off once it lags `max_lag` behind;
+/// the small log budget makes the server pause the sender meanwhile.)
 #[test]
 fn conn_3_conn_4_slow_reader_cut_off_others_unaffected() {
     let sendq = 256 * 1024;
-    let s = start(|c| c.sendq = sendq);
+    let log_budget = 2 << 20;
+    let s = start(|c| {
+        c.sendq = sendq;
+        c.log_budget = log_budget;
+        c.max_lag = Duration::from_secs(1);
+    });
     let addr = s.local_addr();
     let mut fast = Client::join(addr, "fast");
     let slow = Client::join(addr, "slow");
@@ -131,6 +140,7 @@ fn conn_3_conn_4_slow_reader_cut_off_others_unaffected() {
     let hub = s.hub().clone();
     let sender_thread = std::thread::spawn(move || {
         let mut max_queued = 0;
+        let mut max_log = 0;
         let deadline = Instant::now() + Duration::from_secs(60);
         for n in 0..count {
             sender.say(&format!("{n:05}{body}"));
@@ -142,11 +152,12 @@ fn conn_3_conn_4_slow_reader_cut_off_others_unaffected() {
             }
             if n % 100 == 0 {
                 max_queued = max_queued.max(hub.queued_bytes());
+                max_log = max_log.max(hub.log_bytes());
             }
         }
-        (sender, max_queued)
+        (sender, max_queued, max_log)
     });
-    let (sender, max_queued) = sender_thread.join().unwrap();
+    let (sender, max_queued, max_log) = sender_thread.join().unwrap();
     let (mut fast, mut left) = reader.join().unwrap();
     if left == 0 {
         fast.expect("slow has left the chat");
@@ -156,6 +167,7 @@ fn conn_3_conn_4_slow_reader_cut_off_others_unaffected() {
     fast.expect_quiet();
     assert_eq!(s.hub().users(), 2);
     assert!(max_queued <= 3 * sendq, "queues held {max_queued} bytes");
+    assert!(max_log <= log_budget, "the log held {max_log} bytes");
     slow.reset();
     drop(sender);
     drop(s);

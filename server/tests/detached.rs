@@ -2,7 +2,9 @@
 //! handshake, chat, commands and leave notices, queued as encoded lines (NICK-1, NICK-7,
 //! CHAT-1, CMD-QUIT-1, CONN-2).
 
-use chat_server::outbox::Line;
+#![cfg(test)]
+
+use chat_server::writer::Line;
 use chat_server::{Config, Detached, Hub};
 
 fn drain(d: &Detached) -> Vec<String> {

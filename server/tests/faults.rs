@@ -2,6 +2,8 @@
 //! connections opened and closed in a loop in every way. Each loop is bounded in count
 //! and time; afterwards every slot is free and the server serves as before.
 
+#![cfg(test)]
+
 mod common;
 
 use std::net::TcpStream;

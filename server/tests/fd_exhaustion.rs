@@ -2,6 +2,8 @@
 //! listener backs off (about 100 ms) and serves again once descriptors are free.
 //! Its own test binary: it lowers RLIMIT_NOFILE for the whole process.
 
+#![cfg(test)]
+
 mod common;
 
 use std::net::TcpStream;

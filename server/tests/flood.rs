@@ -2,6 +2,8 @@
 //! down (one `ERR flood`, nothing dropped, others not delayed) and, if it keeps it up
 //! past the grace time, disconnected with `ERR excess-flood`.
 
+#![cfg(test)]
+
 mod common;
 
 use std::time::{Duration, Instant};

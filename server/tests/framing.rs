@@ -1,5 +1,7 @@
 //! Spec §2, framing: FRAME-1..8, and the bad input of DEFECTS.md items 1, 2, 9, 11.
 
+#![cfg(test)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Spec §3, the handshake: NICK-1..8, and DEFECTS.md items 2, 3, 7, 8.
 
+#![cfg(test)]
+
 mod common;
 
 use std::sync::{Arc, Barrier};

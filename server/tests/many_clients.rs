@@ -2,6 +2,8 @@
 //! capacity in practice, CHAT-1 at scale). Its own test binary: it raises RLIMIT_NOFILE
 //! and holds about 2000 descriptors (both ends of each connection live in this process).
 
+#![cfg(test)]
+
 mod common;
 
 use std::io::Read;

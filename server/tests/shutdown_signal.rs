@@ -1,6 +1,8 @@
 //! CONN-6 on the real binary: SIGTERM and SIGINT make `chat-server` send every client one
 //! `ERR server-shutdown`, close, and exit 0 promptly.
 
+#![cfg(test)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -9,6 +9,8 @@
 //! Short by default (CI); run it for minutes with
 //! `CHAT_SOAK_SECS=300 cargo test --release -p chat-server --test soak -- --nocapture`.
 
+#![cfg(test)]
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -117,6 +119,8 @@ impl Client {
                 reader.push(&buf[..n], |ev| {
                     got.push(match ev {
                         Incoming::Message(m) => m.to_string(),
+                        Incoming::Tagged(_, m) => format!("?? tagged {m}"),
+                        Incoming::UnknownError { code, .. } => format!("?? unknown code {code}"),
                         Incoming::Unrecognised(s) => format!("?? unrecognised {s:?}"),
                         Incoming::TooLong => "?? too long".into(),
                         Incoming::Invalid => "?? invalid".into(),

@@ -15,7 +15,7 @@ use crate::state::AppState;
 /// The input box.
 pub fn build() -> impl Widget<AppState> {
     TextBox::new()
-        .with_placeholder("Message, or /who, /msg <nick> <text>, /nick <new>, /quit")
+        .with_placeholder(chat_proto::command::input_hint())
         .with_text_size(14.0)
         .controller(InputKeys::default())
         .expand_width()

@@ -1,8 +1,13 @@
 //! proptest strategies for valid protocol values, shared by the property tests.
 #![allow(dead_code)]
 
+use chat_proto::limits::MAX_ERR_TEXT_BYTES;
+use chat_proto::tags::OtherTag;
 use chat_proto::text::is_forbidden;
-use chat_proto::{ClientMessage, ErrorCode, Nickname, ServerMessage, Text};
+use chat_proto::{
+    CapName, Capability, ClientMessage, ErrorCode, EventId, Nickname, ServerMessage, ServerTime,
+    Tags, Text, Version,
+};
 use proptest::prelude::*;
 
 pub fn nickname() -> impl Strategy<Value = Nickname> {
@@ -37,6 +42,74 @@ pub fn error_code() -> impl Strategy<Value = ErrorCode> {
     prop::sample::select(ErrorCode::ALL.to_vec())
 }
 
+/// An ERR line's text: at most 256 bytes (ERR-3).
+pub fn err_text() -> impl Strategy<Value = Text> {
+    text().prop_filter("ERR-3", |t| t.as_str().len() <= MAX_ERR_TEXT_BYTES)
+}
+
+pub fn cap_name() -> impl Strategy<Value = CapName> {
+    "[a-z][a-z0-9-]{0,31}".prop_map(|s| CapName::new(&s).unwrap())
+}
+
+pub fn capability() -> impl Strategy<Value = Capability> {
+    (cap_name(), proptest::option::of("[!-~]{1,64}")).prop_map(|(name, value)| Capability {
+        name,
+        value: value.map(Into::into),
+    })
+}
+
+pub fn version() -> impl Strategy<Value = Version> {
+    (any::<u16>(), any::<u16>()).prop_map(|(major, minor)| Version { major, minor })
+}
+
+pub fn event_id() -> impl Strategy<Value = EventId> {
+    prop_oneof![
+        (any::<u64>(), any::<u64>()).prop_map(|(e, s)| EventId::memory(e, s)),
+        "[!-:<-~]{1,64}".prop_map(|s| EventId::new(&s).unwrap()),
+    ]
+}
+
+pub fn server_time() -> impl Strategy<Value = ServerTime> {
+    // Years 0000 to 9999 (TAG-4).
+    (-62_167_219_200_000i64..253_402_300_800_000)
+        .prop_map(|ms| ServerTime::from_unix_millis(ms).unwrap())
+}
+
+pub fn tags() -> impl Strategy<Value = Tags> {
+    (
+        proptest::option::of(event_id()),
+        proptest::option::of(server_time()),
+        prop::collection::vec(
+            (
+                "[a-z][a-z0-9./-]{0,31}",
+                proptest::option::of("[!-:<-~]{1,40}"),
+            ),
+            0..4,
+        ),
+    )
+        .prop_filter_map("no tag, or a repeated key", |(id, time, other)| {
+            let mut keys: Vec<&str> = other.iter().map(|(k, _)| k.as_str()).collect();
+            keys.extend(["id", "t"]);
+            keys.sort_unstable();
+            keys.dedup();
+            if keys.len() != other.len() + 2 {
+                return None;
+            }
+            let tags = Tags {
+                id,
+                time,
+                other: other
+                    .into_iter()
+                    .map(|(k, v)| OtherTag {
+                        key: k.into(),
+                        value: v.map(Into::into),
+                    })
+                    .collect(),
+            };
+            (!tags.is_empty()).then_some(tags)
+        })
+}
+
 pub fn server_message() -> impl Strategy<Value = ServerMessage> {
     prop_oneof![
         Just(ServerMessage::NickPrompt),
@@ -52,7 +125,10 @@ pub fn server_message() -> impl Strategy<Value = ServerMessage> {
         (nickname(), nickname()).prop_map(|(old, new)| ServerMessage::Renamed { old, new }),
         (prop::collection::vec(nickname(), 1..20), any::<bool>())
             .prop_map(|(names, more)| ServerMessage::Users { names, more }),
-        (error_code(), text()).prop_map(|(code, text)| ServerMessage::Error { code, text }),
+        (error_code(), err_text()).prop_map(|(code, text)| ServerMessage::Error { code, text }),
+        (version(), prop::collection::vec(capability(), 0..6))
+            .prop_map(|(version, offered)| ServerMessage::Caps { version, offered }),
+        prop::collection::vec(cap_name(), 1..6).prop_map(ServerMessage::CapsEnabled),
     ]
 }
 
@@ -63,5 +139,6 @@ pub fn client_message() -> impl Strategy<Value = ClientMessage> {
         Just(ClientMessage::Quit),
         nickname().prop_map(ClientMessage::Nick),
         (nickname(), msg_text()).prop_map(|(to, text)| ClientMessage::Msg { to, text }),
+        prop::collection::vec(cap_name(), 0..6).prop_map(ClientMessage::Caps),
     ]
 }

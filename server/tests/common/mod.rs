@@ -11,7 +11,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use chat_proto::limits::MAX_SERVER_LINE_BYTES;
+use chat_proto::limits::MAX_TAGGED_SERVER_LINE_BYTES;
 use chat_proto::{ClientMessage, ErrorCode, Frame, Framer, Nickname, ServerMessage};
 use chat_server::{Config, Server, ServerHandle};
 
@@ -63,7 +63,7 @@ impl Client {
         stream.set_nodelay(true).expect("nodelay");
         Client {
             stream,
-            framer: Framer::with_limit(MAX_SERVER_LINE_BYTES),
+            framer: Framer::with_limit(MAX_TAGGED_SERVER_LINE_BYTES),
             lines: VecDeque::new(),
             closed: false,
             transcript: Vec::new(),
@@ -136,8 +136,9 @@ impl Client {
         let lines = &mut self.lines;
         self.framer.push(bytes, |frame| match frame {
             Frame::Line(l) => {
-                // SRV-1/SRV-2/ERR-1: every server line parses to exactly one form.
-                if let Err(e) = ServerMessage::parse(l) {
+                // SRV-1/SRV-2/ERR-1: every server line parses to exactly one form (with
+                // tags, TAG-1, after a test enabled them).
+                if let Err(e) = ServerMessage::parse_tagged(l) {
                     panic!("server sent a line outside the grammar: {l:?}: {e}");
                 }
                 lines.push_back(l.to_owned());

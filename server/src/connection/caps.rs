@@ -1,0 +1,76 @@
+//! Capabilities and tagged output (spec §13, §14): `/caps` after the handshake and as a
+//! pre-join command, and the tag prefix a connection that enabled `tags` gets in front
+//! of every event line.
+//!
+//! The prefix goes through the writer's per-entry seam ([`LinePrefix`]): event lines
+//! stay encoded once and shared, and only a connection that asked pays for its tags.
+//! Enabling is sequenced like any reply (SRV-5, CAPS-3): the answer is stamped with the
+//! log's head at that moment, and exactly the entries after that head carry tags, so no
+//! line before `Capabilities enabled:` is tagged and every event line after it is.
+
+use std::sync::Arc;
+
+use chat_proto::tags::Tags;
+use chat_proto::{CapName, Capability, EventId, PROTOCOL_VERSION, ServerMessage, ServerTime};
+
+use super::state::Conn;
+use crate::log::Entry;
+use crate::writer::{LinePrefix, Pushed, encode};
+
+/// What this server offers (CAPS-1).
+fn offered() -> Vec<Capability> {
+    vec![Capability::named(CapName::tags())]
+}
+
+/// Writes `@id=<epoch>:<seq>;t=<time> ` in front of the log entries after `after`
+/// (TAG-1, TAG-3, TAG-4).
+#[derive(Debug)]
+struct TagPrefix {
+    after: u64,
+}
+
+impl LinePrefix for TagPrefix {
+    fn write_prefix(&self, entry: &Entry<'_>, out: &mut Vec<u8>) {
+        if entry.id.seq <= self.after {
+            return;
+        }
+        let time = i64::try_from(entry.time_ms)
+            .ok()
+            .and_then(ServerTime::from_unix_millis);
+        let tags = Tags {
+            id: Some(EventId::memory(entry.id.epoch, entry.id.seq)),
+            time,
+            other: Vec::new(),
+        };
+        tags.encode_prefix(out);
+    }
+}
+
+impl Conn {
+    /// `/caps` (CAPS-2) or `/caps <name>...` (CAPS-3), in the handshake or after it.
+    pub(super) fn on_caps(&mut self, names: Vec<CapName>) {
+        if names.is_empty() {
+            let line = encode(&ServerMessage::caps(PROTOCOL_VERSION, offered()));
+            self.reply(&line);
+            return;
+        }
+        let offered = offered();
+        if !names.iter().all(|n| offered.iter().any(|o| &o.name == n)) {
+            self.reply(&encode(&ServerMessage::unknown_capability()));
+            return;
+        }
+        let had_tags = self.caps.tags();
+        let enabled = self.caps.enable(&names).to_vec();
+        let answer = encode(&ServerMessage::CapsEnabled(enabled));
+        // The answer and the start of tagged output share one position in the order.
+        let head = self.hub.log().head();
+        if self.outbox.push_after(head, &answer) == Pushed::Overflow {
+            self.hub.cut_off(&self.outbox, "sendq exceeded");
+            return;
+        }
+        if self.caps.tags() && !had_tags {
+            self.outbox
+                .set_prefix(Some(Arc::new(TagPrefix { after: head })));
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The reading task of a connection: the socket-free [`Core`] plus the socket it reads.
+//!
+//! A hand-written future, so that the read buffer lives on the executor thread's stack
+//! only while bytes are being processed: an idle connection holds no read buffer at all,
+//! just its framer (which allocates nothing until bytes arrive). Each chunk read is
+//! framed and acted on synchronously, then the writers waiting for the log are woken
+//! once for the whole chunk. The waits are for the socket, the handshake deadline, the
+//! flood hold-back, and, while the log is congested because readers lag, for room in the
+//! log: a chatting client is then not read from at all (its sending slows down through
+//! TCP) rather than anyone being cut off.
+
+use std::future::Future;
+use std::io;
+use std::net::TcpStream;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_io::{Async, Timer};
+use futures_lite::AsyncRead;
+use tracing::debug;
+
+use super::state::{Core, Flow, Phase};
+
+/// Bytes read per `read` call, into a buffer on the stack (not kept while idle).
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Reads per poll before the reader yields to other tasks (fairness under a flood).
+const READS_PER_POLL: usize = 8;
+
+/// After the server closed a connection, the most input it reads and discards (so the
+/// last lines are not destroyed by a reset) before it closes anyway.
+pub const CLOSE_DISCARD: usize = chat_proto::limits::CLOSE_LINGER_MAX_BYTES;
+
+/// The reading task.
+pub(super) struct Reader {
+    pub(super) core: Core,
+    pub(super) stream: Arc<Async<TcpStream>>,
+}
+
+impl Reader {
+    /// Discards input while closing; ready when the connection can be let go: end of
+    /// stream, [`CLOSE_DISCARD`] bytes, or the linger time after the writer finished.
+    fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut buf = [0u8; READ_CHUNK];
+        for _ in 0..READS_PER_POLL {
+            let conn = &mut self.core.conn;
+            let Phase::Closing { linger, discarded } = &mut conn.phase else {
+                return Poll::Ready(());
+            };
+            if conn.outbox.poll_writer_done(cx.waker()) {
+                let after = conn.settings.close_linger;
+                let timer = linger.get_or_insert_with(|| Timer::after(after));
+                if Pin::new(timer).poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            match Pin::new(&mut &*self.stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(n)) => {
+                    *discarded += n;
+                    if *discarded >= CLOSE_DISCARD {
+                        return Poll::Ready(());
+                    }
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// While the log is congested, a chatting connection is not read from. True when it
+    /// must wait (it is woken when the log has room again, or when it is cut off).
+    fn paused(&self, cx: &Context<'_>) -> bool {
+        let conn = &self.core.conn;
+        if !matches!(conn.phase, Phase::Chatting(_)) || !conn.hub.log().congested() {
+            return false;
+        }
+        conn.outbox.watch_close(cx.waker());
+        conn.hub.log().wait_uncongested(cx.waker())
+    }
+}
+
+impl Future for Reader {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let reader = self.get_mut();
+        // On the stack only while this poll runs: idle connections hold no read buffer.
+        let mut buf = [0u8; READ_CHUNK];
+        for _ in 0..READS_PER_POLL {
+            match &mut reader.core.conn.phase {
+                Phase::Closing { .. } => return reader.poll_closing(cx),
+                Phase::Handshake { deadline, idle, .. } => {
+                    if Pin::new(deadline).poll(cx).is_ready() {
+                        // NICK-6: total time for the whole handshake, not per attempt.
+                        let timeout = reader.core.conn.hub.lines().handshake_timeout.clone();
+                        reader.core.conn.reply(&timeout);
+                        reader.core.conn.close("handshake timeout");
+                        continue;
+                    }
+                    if idle
+                        .as_mut()
+                        .is_some_and(|t| Pin::new(t).poll(cx).is_ready())
+                    {
+                        if let Flow::Close(why) = reader.core.take_idle_nickname() {
+                            reader.core.conn.close(why);
+                        }
+                        continue;
+                    }
+                }
+                Phase::Chatting(_) => {}
+            }
+            if !reader.core.conn.outbox.is_open() {
+                // Cut off (lag, queue overflow, write error) or shutting down: stop acting
+                // on input; the writer has the last word.
+                reader.core.conn.close("connection closed by server");
+                continue;
+            }
+            // CONN-7: held input goes first; nothing is read while it waits.
+            let held = reader.core.poll_held(cx);
+            reader.core.conn.hub.publish();
+            match held {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Flow::Close(why)) => {
+                    reader.core.conn.close(why);
+                    continue;
+                }
+                Poll::Ready(Flow::Continue) => {}
+            }
+            if reader.core.held.is_some() {
+                continue;
+            }
+            if reader.paused(cx) {
+                return Poll::Pending;
+            }
+            let read = Pin::new(&mut &*reader.stream).poll_read(cx, &mut buf);
+            match read {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => {
+                    // FRAME-7: an unterminated last line is dropped unanswered. The client
+                    // ended its side: it leaves; what is queued for it still goes out.
+                    reader.core.conn.end_of_stream();
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => {
+                    debug!(peer = %reader.core.conn.peer, error = %e, "read failed");
+                    reader.core.conn.close("connection reset");
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Ok(n)) => {
+                    let chunk = buf.get(..n).unwrap_or_default();
+                    let flow = reader.core.feed(chunk);
+                    // One wake-up per chunk for the writers, however many lines it held.
+                    reader.core.conn.hub.publish();
+                    if let Flow::Close(why) = flow {
+                        reader.core.conn.close(why);
+                    }
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

@@ -1,0 +1,764 @@
+//! The chat's one ordered log: every public event (join, leave, chat, rename, shutdown)
+//! encoded once, given the next sequence number, and stored once, however many clients
+//! receive it (ARCHITECTURE.md, issue 12).
+//!
+//! Why it looks like this:
+//! - **Append-only segments.** Lines are copied back to back into fixed-size
+//!   [`Segment`]s. A reader (a connection's writer) holds a [`Cursor`] and hands the
+//!   bytes from its cursor to the head to `writev` as one slice per segment: fan-out
+//!   costs nothing per recipient at broadcast time, and a writer's catch-up costs one
+//!   syscall for many lines.
+//! - **One appender, many readers, no lock on the read path.** Only the sequencer (the
+//!   hub, under its lock) appends, through the unique [`Appender`]. An entry's bytes are
+//!   written before its count is published with `Release`; readers load the count with
+//!   `Acquire` and only ever look below it, so published bytes are never written again.
+//!   That is the one `unsafe` idea of this file, kept to [`Segment`].
+//! - **Memory is retained segments, counted for real.** The log keeps the chain of
+//!   segments from the oldest one a cursor still needs to the head, and nothing else: a
+//!   segment nobody's cursor is in is freed as soon as the last cursor leaves it. The
+//!   global budget (`--log-budget`) counts whole segments (bytes and per-entry metadata).
+//!   Near the budget the log reports *congestion*, and the server stops reading from
+//!   chatting clients (the senders) until readers catch up; only past the budget is the
+//!   oldest segment evicted and the cursors still in it cut off.
+//! - **Ids for history and resume.** An entry's id is `(epoch, seq)`: `epoch` is chosen
+//!   at start-up, `seq` counts from 1. Each entry carries the server's UTC time in ms
+//!   (taken from a monotonic clock anchored at start-up, so lag arithmetic never sees a
+//!   clock step).
+//!
+//! The engine seam: [`Log`] is the in-memory engine every writer reads from. A SQLite
+//! store slots in behind [`Appender::append`] (write-through of `(id, time, line)`, and
+//! replay into a fresh log at start-up, keeping the epoch); a Redis Stream engine makes
+//! the stream the sequencer (XADD) and feeds the entries it reads back, in stream order,
+//! into this log with [`Appender::append`] on one task, so local writers keep the same
+//! zero-copy read path. Neither changes [`Cursor`] or the writers.
+
+use std::collections::VecDeque;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::Waker;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Bytes of line data per segment. A segment is also the unit of retention and eviction.
+pub const SEGMENT_BYTES: usize = 64 * 1024;
+
+/// Most entries per segment (per-entry metadata is preallocated for this many).
+pub const SEGMENT_ENTRIES: usize = 1024;
+
+/// What one segment really costs, line bytes and metadata together (allocator overhead
+/// aside, which is a few dozen bytes per allocation).
+pub const SEGMENT_COST: usize = SEGMENT_BYTES
+    + SEGMENT_ENTRIES * (std::mem::size_of::<AtomicU32>() + std::mem::size_of::<AtomicU64>())
+    + std::mem::size_of::<Segment>();
+
+/// The smallest budget that works: a few segments.
+pub const MIN_BUDGET: usize = 4 * SEGMENT_COST;
+
+/// An entry's position: `(epoch, seq)`. `epoch` is fixed for a server's run; `seq` counts
+/// from 1 with no gaps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryId {
+    /// Chosen at start-up (the UTC time in ms when the log was made).
+    pub epoch: u64,
+    /// 1 for the first entry of the epoch.
+    pub seq: u64,
+}
+
+/// One entry, as a cursor sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    /// Its position.
+    pub id: EntryId,
+    /// The server's UTC time in ms when it was appended.
+    pub time_ms: u64,
+    /// The encoded line, LF included.
+    pub line: &'a [u8],
+}
+
+/// A fixed-size, append-only block of entries.
+pub struct Segment {
+    /// Seq of this segment's first entry.
+    first_seq: u64,
+    /// `SEGMENT_BYTES` bytes, owned (from a boxed slice), written only by the appender and
+    /// only above the published end.
+    data: NonNull<u8>,
+    /// End offset (exclusive) of each entry's bytes.
+    ends: Box<[AtomicU32]>,
+    /// Time (UTC ms) of each entry.
+    times: Box<[AtomicU64]>,
+    /// Published entries. Written with `Release` after the entry's bytes and metadata.
+    count: AtomicUsize,
+    /// The following segment, set once when this one is full (then `count` is final).
+    next: OnceLock<Arc<Segment>>,
+}
+
+// SAFETY: `data` is an owned heap block. The single appender writes only bytes at or
+// above the published end and publishes them with a `Release` store of `count`; readers
+// read only below the end they loaded with `Acquire`. No byte is both written and read
+// concurrently, so sharing `&Segment` between threads is sound.
+unsafe impl Send for Segment {}
+// SAFETY: see above.
+unsafe impl Sync for Segment {}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("first_seq", &self.first_seq)
+            .field("count", &self.count.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Segment {
+    fn new(first_seq: u64) -> Segment {
+        // `vec![0; n]` asks the allocator for zeroed memory: pages are only touched (and
+        // only count in RSS) once lines are written into them.
+        let data: Box<[u8]> = vec![0u8; SEGMENT_BYTES].into_boxed_slice();
+        let data = NonNull::from(Box::leak(data)).cast::<u8>();
+        Segment {
+            first_seq,
+            data,
+            ends: (0..SEGMENT_ENTRIES).map(|_| AtomicU32::new(0)).collect(),
+            times: (0..SEGMENT_ENTRIES).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicUsize::new(0),
+            next: OnceLock::new(),
+        }
+    }
+
+    /// Published entries.
+    fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// End offset of entry `i` (`i` below a loaded count), 0 for "before the first".
+    fn end_of(&self, i: usize) -> usize {
+        match i.checked_sub(1) {
+            None => 0,
+            Some(j) => self
+                .ends
+                .get(j)
+                .map_or(0, |e| e.load(Ordering::Relaxed) as usize),
+        }
+    }
+
+    /// Bytes `from..to`, both at or below the end of a published entry.
+    fn bytes(&self, from: usize, to: usize) -> &[u8] {
+        let to = to.min(SEGMENT_BYTES);
+        let from = from.min(to);
+        // SAFETY: `data` is valid for SEGMENT_BYTES bytes for the segment's lifetime; the
+        // range is published (callers pass ends of entries below an `Acquire`d count), so
+        // the appender never writes it again.
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(from), to - from) }
+    }
+
+    /// The following segment once this one is sealed.
+    fn next(&self) -> Option<&Arc<Segment>> {
+        self.next.get()
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        let slice = std::ptr::slice_from_raw_parts_mut(self.data.as_ptr(), SEGMENT_BYTES);
+        // SAFETY: `data` came from `Box::leak` of a boxed slice of exactly this length and
+        // is freed only here, once.
+        drop(unsafe { Box::from_raw(slice) });
+    }
+}
+
+/// What readers and the sequencer share. Cheap to read: the head and the congestion flag
+/// are atomics; the lock is taken to park, to wake, and when a segment is added or freed.
+#[derive(Debug)]
+pub struct Log {
+    epoch: u64,
+    started: Instant,
+    /// Seq of the newest published entry (0 before the first).
+    head: AtomicU64,
+    /// Segments retained, at most this many (the budget).
+    budget_segments: usize,
+    /// At or above this many segments the log is congested (senders are paused) ...
+    pause_at: usize,
+    /// ... until it is back to this many.
+    resume_at: usize,
+    congested: AtomicBool,
+    /// True while some writer is parked (saves taking the lock to wake nobody).
+    any_parked: AtomicBool,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Oldest first; the last one is the appender's open segment.
+    segments: VecDeque<Arc<Segment>>,
+    /// Writers at the head, waiting for the next entry.
+    parked: Vec<Waker>,
+    /// Readers (senders) paused while the log is congested.
+    paused: Vec<Waker>,
+}
+
+/// The sequencer's handle: the only way to append. Exactly one exists per [`Log`].
+#[derive(Debug)]
+pub struct Appender {
+    log: Arc<Log>,
+    open: Arc<Segment>,
+    /// Entries and bytes written into `open` (mirrors its published count).
+    entries: usize,
+    bytes: usize,
+    next_seq: u64,
+}
+
+/// What an append did besides adding the entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The new entry's id.
+    pub id: EntryId,
+    /// The budget was exceeded and the oldest segment evicted: every cursor whose next
+    /// entry is below this seq has lost its place and must be cut off.
+    pub evicted_below: Option<u64>,
+}
+
+impl Log {
+    /// An empty log that retains at most `budget` bytes of segments (at least
+    /// [`MIN_BUDGET`]), and its appender.
+    pub fn new(budget: usize) -> (Arc<Log>, Appender) {
+        let budget_segments = (budget / SEGMENT_COST).max(MIN_BUDGET / SEGMENT_COST);
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let open = Arc::new(Segment::new(1));
+        let log = Arc::new(Log {
+            epoch,
+            started: Instant::now(),
+            head: AtomicU64::new(0),
+            budget_segments,
+            // Pause the senders with an eighth of the budget (at least one segment) left
+            // for what cannot be paused (joins, leaves, replies to commands).
+            pause_at: budget_segments - (budget_segments / 8).max(1),
+            resume_at: budget_segments * 3 / 4,
+            congested: AtomicBool::new(false),
+            any_parked: AtomicBool::new(false),
+            inner: Mutex::new(Inner {
+                segments: VecDeque::from([open.clone()]),
+                ..Inner::default()
+            }),
+        });
+        let appender = Appender {
+            log: log.clone(),
+            open,
+            entries: 0,
+            bytes: 0,
+            next_seq: 1,
+        };
+        (log, appender)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every critical section is a few pushes and pops; a panic cannot leave it torn.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The epoch of this run.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Seq of the newest entry (0 when empty).
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// The server's UTC time in ms, on the log's monotonic clock.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch
+            .saturating_add(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The instant at which log time `ms` is reached.
+    pub fn instant_at(&self, ms: u64) -> Instant {
+        self.started + Duration::from_millis(ms.saturating_sub(self.epoch))
+    }
+
+    /// Bytes held by retained segments (what `--log-budget` bounds).
+    pub fn retained_bytes(&self) -> usize {
+        self.lock().segments.len() * SEGMENT_COST
+    }
+
+    /// The budget in bytes, rounded down to whole segments.
+    pub fn budget_bytes(&self) -> usize {
+        self.budget_segments * SEGMENT_COST
+    }
+
+    /// True while readers lag so far that the senders should be paused.
+    pub fn congested(&self) -> bool {
+        self.congested.load(Ordering::Acquire)
+    }
+
+    /// Pauses a sender while the log is congested: registers `waker` to be woken when it
+    /// is not. Returns false (and registers nothing) when the log is not congested.
+    pub fn wait_uncongested(&self, waker: &Waker) -> bool {
+        let mut inner = self.lock();
+        if !self.congested() {
+            return false;
+        }
+        if !inner.paused.iter().any(|w| w.will_wake(waker)) {
+            inner.paused.push(waker.clone());
+        }
+        true
+    }
+
+    /// Parks a writer whose next entry is `next_seq`: returns false when that entry is
+    /// already there (do not park), true when `waker` will be woken by the next
+    /// [`Log::publish`].
+    pub fn park(&self, next_seq: u64, waker: &Waker) -> bool {
+        let mut inner = self.lock();
+        if self.head() >= next_seq {
+            return false;
+        }
+        inner.parked.push(waker.clone());
+        self.any_parked.store(true, Ordering::Release);
+        true
+    }
+
+    /// Wakes every parked writer. The sequencer appends a batch of entries (all the lines
+    /// of one chunk a client sent, say), then publishes once: a writer is woken at most
+    /// once per batch, however many lines the batch holds.
+    pub fn publish(&self) {
+        // A plain load first: readers call this after every chunk, and most of the time
+        // nobody is parked; a swap would bounce the cache line between cores.
+        if !self.any_parked.load(Ordering::Acquire)
+            || !self.any_parked.swap(false, Ordering::AcqRel)
+        {
+            return;
+        }
+        let parked = std::mem::take(&mut self.lock().parked);
+        for w in parked {
+            w.wake();
+        }
+    }
+
+    /// Frees the oldest segments no cursor is in any more, and lifts congestion when the
+    /// log has shrunk enough. Writers call it when they leave a segment.
+    pub fn trim(&self) {
+        let paused = {
+            let mut inner = self.lock();
+            Self::trim_locked(&mut inner);
+            self.update_congestion(&mut inner)
+        };
+        for w in paused {
+            w.wake();
+        }
+    }
+
+    fn trim_locked(inner: &mut Inner) {
+        // The front segment is referenced by the deque and by cursors in it; nothing
+        // else (its predecessor, which linked to it, is gone). The open segment stays.
+        while inner.segments.len() > 1
+            && inner
+                .segments
+                .front()
+                .is_some_and(|s| Arc::strong_count(s) == 1)
+        {
+            inner.segments.pop_front();
+        }
+    }
+
+    /// Sets the congestion flag from the segment count; returns the senders to wake.
+    fn update_congestion(&self, inner: &mut Inner) -> Vec<Waker> {
+        let n = inner.segments.len();
+        if n >= self.pause_at {
+            self.congested.store(true, Ordering::Release);
+        } else if n <= self.resume_at && self.congested.swap(false, Ordering::AcqRel) {
+            return std::mem::take(&mut inner.paused);
+        }
+        Vec::new()
+    }
+
+    /// Wakes paused senders whatever the congestion (at shutdown, so they see it).
+    pub fn release_paused(&self) {
+        let paused = std::mem::take(&mut self.lock().paused);
+        for w in paused {
+            w.wake();
+        }
+    }
+}
+
+impl Appender {
+    /// The log this appender writes.
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    /// Appends one encoded line (LF included, at most [`SEGMENT_BYTES`]; longer input is
+    /// cut, which no server line ever needs). Publishes the entry to cursors at once;
+    /// parked writers are woken by [`Log::publish`].
+    pub fn append(&mut self, line: &[u8]) -> Appended {
+        let line = line.get(..SEGMENT_BYTES).unwrap_or(line);
+        let mut evicted_below = None;
+        if self.entries == SEGMENT_ENTRIES || self.bytes + line.len() > SEGMENT_BYTES {
+            evicted_below = self.seal();
+        }
+        let seq = self.next_seq;
+        let time_ms = self.log.now_ms();
+        // SAFETY: `bytes + len <= SEGMENT_BYTES` (checked above; a sealed segment was
+        // replaced by an empty one), so the range is inside `data`; it is above the
+        // published end, so no reader looks at it; only this unique appender writes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                line.as_ptr(),
+                self.open.data.as_ptr().add(self.bytes),
+                line.len(),
+            );
+        }
+        self.bytes += line.len();
+        if let (Some(end), Some(time)) = (
+            self.open.ends.get(self.entries),
+            self.open.times.get(self.entries),
+        ) {
+            // Segment offsets fit u32: SEGMENT_BYTES is far below 4 GiB.
+            end.store(
+                u32::try_from(self.bytes).unwrap_or(u32::MAX),
+                Ordering::Relaxed,
+            );
+            time.store(time_ms, Ordering::Relaxed);
+        }
+        self.entries += 1;
+        self.open.count.store(self.entries, Ordering::Release);
+        self.log.head.store(seq, Ordering::Release);
+        self.next_seq += 1;
+        Appended {
+            id: EntryId {
+                epoch: self.log.epoch,
+                seq,
+            },
+            evicted_below,
+        }
+    }
+
+    /// Closes the open segment and starts the next; evicts the oldest one when the budget
+    /// would be exceeded, returning the seq below which cursors lost their place.
+    fn seal(&mut self) -> Option<u64> {
+        let next = Arc::new(Segment::new(self.next_seq));
+        // `count` is final before `next` is visible (OnceLock::set publishes).
+        let _ = self.open.next.set(next.clone());
+        self.open = next.clone();
+        self.entries = 0;
+        self.bytes = 0;
+        let (evicted, paused) = {
+            let mut inner = self.log.lock();
+            inner.segments.push_back(next);
+            Log::trim_locked(&mut inner);
+            let mut evicted = None;
+            while inner.segments.len() > self.log.budget_segments {
+                // Over budget although some cursor still needs the oldest segment: it
+                // goes, and cursors in it are cut off (they drop it when they notice).
+                if let Some(old) = inner.segments.pop_front() {
+                    let end = old.first_seq + old.count() as u64;
+                    evicted = Some(evicted.map_or(end, |e: u64| e.max(end)));
+                }
+            }
+            let paused = self.log.update_congestion(&mut inner);
+            (evicted, paused)
+        };
+        for w in paused {
+            w.wake();
+        }
+        evicted
+    }
+
+    /// A cursor whose next entry is the newest one (the one just appended), or the next
+    /// to come when the log is empty.
+    pub fn cursor_at_last(&self) -> Cursor {
+        let index = self.entries.saturating_sub(1);
+        Cursor {
+            offset: self.open.end_of(index),
+            seg: self.open.clone(),
+            index,
+        }
+    }
+}
+
+/// A reader's place in the log: the next entry to hand on, and how many of its bytes
+/// already went out (a write can stop mid-line).
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    seg: Arc<Segment>,
+    /// Index in `seg` of the next entry.
+    index: usize,
+    /// Byte offset in `seg` of the next byte to hand on (inside entry `index`, or at its
+    /// start).
+    offset: usize,
+}
+
+impl Cursor {
+    /// Seq of the next entry to hand on.
+    pub fn next_seq(&self) -> u64 {
+        self.seg.first_seq + self.index as u64
+    }
+
+    /// Bytes of the next entry already handed on.
+    pub fn partial(&self) -> usize {
+        self.offset - self.seg.end_of(self.index)
+    }
+
+    /// Moves into the following segment when this one is sealed and done. Returns true
+    /// when it moved (the caller may then [`Log::trim`]).
+    pub fn settle(&mut self) -> bool {
+        let mut moved = false;
+        loop {
+            let count = self.seg.count();
+            if self.index < count {
+                return moved;
+            }
+            let Some(next) = self.seg.next().cloned() else {
+                return moved;
+            };
+            // `next` is set only after the last entry was published: re-check the count.
+            if self.index < self.seg.count() {
+                return moved;
+            }
+            self.seg = next;
+            self.index = 0;
+            self.offset = 0;
+            moved = true;
+        }
+    }
+
+    /// The entry the cursor is at, if it is published.
+    pub fn entry(&self, epoch: u64) -> Option<Entry<'_>> {
+        let seg = &self.seg;
+        if self.index >= seg.count() {
+            return None;
+        }
+        let start = seg.end_of(self.index);
+        let end = seg.end_of(self.index + 1);
+        Some(Entry {
+            id: EntryId {
+                epoch,
+                seq: self.next_seq(),
+            },
+            time_ms: seg
+                .times
+                .get(self.index)
+                .map_or(0, |t| t.load(Ordering::Relaxed)),
+            line: seg.bytes(start, end),
+        })
+    }
+
+    /// Calls `f` with the published bytes from the cursor up to and including entry
+    /// `last` (a seq), one contiguous slice per segment, without moving the cursor.
+    /// Stops early when `f` returns false.
+    pub fn runs<'a>(&'a self, last: u64, mut f: impl FnMut(&'a [u8]) -> bool) {
+        let mut seg = &self.seg;
+        let mut offset = self.offset;
+        loop {
+            let count = seg.count();
+            let upto = last
+                .saturating_add(1)
+                .saturating_sub(seg.first_seq)
+                .min(count as u64) as usize;
+            let end = seg.end_of(upto);
+            if end > offset && !f(seg.bytes(offset, end)) {
+                return;
+            }
+            if upto < count {
+                return;
+            }
+            match seg.next() {
+                Some(next) if count == seg.count() => {
+                    seg = next;
+                    offset = 0;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Calls `f` with each published entry from the cursor up to and including entry
+    /// `last`, and how many of its bytes were already handed on (non-zero only for the
+    /// first), without moving the cursor. Stops early when `f` returns false.
+    pub fn entries<'a>(
+        &'a self,
+        epoch: u64,
+        last: u64,
+        mut f: impl FnMut(Entry<'a>, usize) -> bool,
+    ) {
+        let mut seg = &self.seg;
+        let mut index = self.index;
+        let mut skip = self.partial();
+        loop {
+            let count = seg.count();
+            while index < count {
+                let seq = seg.first_seq + index as u64;
+                if seq > last {
+                    return;
+                }
+                let entry = Entry {
+                    id: EntryId { epoch, seq },
+                    time_ms: seg
+                        .times
+                        .get(index)
+                        .map_or(0, |t| t.load(Ordering::Relaxed)),
+                    line: seg.bytes(seg.end_of(index), seg.end_of(index + 1)),
+                };
+                if !f(entry, std::mem::take(&mut skip)) {
+                    return;
+                }
+                index += 1;
+            }
+            match seg.next() {
+                Some(next) if count == seg.count() => {
+                    seg = next;
+                    index = 0;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Moves the cursor `n` bytes on (bytes handed out from [`Cursor::runs`] or from
+    /// [`Cursor::entry`]). Returns true when it left a segment.
+    pub fn advance(&mut self, mut n: usize) -> bool {
+        let mut moved = false;
+        while n > 0 {
+            moved |= self.settle();
+            let count = self.seg.count();
+            if self.index >= count {
+                break;
+            }
+            let entry_end = self.seg.end_of(self.index + 1);
+            let step = n.min(entry_end - self.offset);
+            self.offset += step;
+            n -= step;
+            if self.offset == entry_end {
+                self.index += 1;
+            }
+        }
+        moved | self.settle()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(i: usize) -> Vec<u8> {
+        format!("line number {i}\n").into_bytes()
+    }
+
+    /// Reads everything from `c` up to `last`, as the writer would, advancing it.
+    fn read_all(c: &mut Cursor, last: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let mut got = Vec::new();
+            c.runs(last, |b| {
+                got.extend_from_slice(b);
+                true
+            });
+            if got.is_empty() {
+                return out;
+            }
+            c.advance(got.len());
+            out.extend_from_slice(&got);
+        }
+    }
+
+    #[test]
+    fn appends_are_read_in_order_across_segments() {
+        let (log, mut app) = Log::new(64 << 20);
+        let first = app.append(&line(0));
+        assert_eq!(first.id.seq, 1);
+        let mut c = app.cursor_at_last();
+        assert_eq!(c.next_seq(), 1);
+        let mut want = line(0);
+        for i in 1..5000 {
+            want.extend_from_slice(&line(i));
+            app.append(&line(i));
+        }
+        assert_eq!(log.head(), 5000);
+        let got = read_all(&mut c, log.head());
+        assert_eq!(got, want);
+        assert_eq!(c.next_seq(), 5001);
+    }
+
+    #[test]
+    fn partial_advance_inside_a_line() {
+        let (log, mut app) = Log::new(64 << 20);
+        app.append(b"hello\n");
+        let mut c = app.cursor_at_last();
+        app.append(b"world\n");
+        c.advance(3);
+        assert_eq!(c.partial(), 3);
+        assert_eq!(c.next_seq(), 1);
+        assert_eq!(read_all(&mut c, log.head()), b"lo\nworld\n");
+        assert_eq!(c.partial(), 0);
+    }
+
+    #[test]
+    fn runs_stop_at_the_requested_entry() {
+        let (_log, mut app) = Log::new(64 << 20);
+        app.append(b"a\n");
+        let c = app.cursor_at_last();
+        app.append(b"b\n");
+        app.append(b"c\n");
+        let mut got = Vec::new();
+        c.runs(2, |b| {
+            got.extend_from_slice(b);
+            true
+        });
+        assert_eq!(got, b"a\nb\n");
+    }
+
+    #[test]
+    fn unread_segments_are_freed_and_lagging_ones_kept() {
+        let (log, mut app) = Log::new(64 << 20);
+        let big = vec![b'x'; 1000];
+        app.append(&big);
+        let mut lagging = app.cursor_at_last();
+        for _ in 0..1000 {
+            app.append(&big);
+        }
+        // 1001 KB of lines: 16 segments kept for the lagging cursor.
+        assert!(log.retained_bytes() >= 15 * SEGMENT_COST);
+        read_all(&mut lagging, log.head());
+        log.trim();
+        assert_eq!(log.retained_bytes(), SEGMENT_COST);
+        drop(lagging);
+        log.trim();
+        assert_eq!(log.retained_bytes(), SEGMENT_COST);
+    }
+
+    #[test]
+    fn congestion_then_eviction_past_the_budget() {
+        let (log, mut app) = Log::new(8 * SEGMENT_COST);
+        let big = vec![b'x'; 1000];
+        app.append(&big);
+        let lagging = app.cursor_at_last();
+        let mut evicted = None;
+        let mut congested_at = None;
+        for i in 0..1000 {
+            let a = app.append(&big);
+            if log.congested() && congested_at.is_none() {
+                congested_at = Some(i);
+            }
+            if a.evicted_below.is_some() {
+                evicted = a.evicted_below;
+                break;
+            }
+        }
+        assert!(congested_at.is_some());
+        let below = evicted.expect("evicted past the budget");
+        assert!(lagging.next_seq() < below);
+        assert!(log.retained_bytes() <= log.budget_bytes());
+    }
+
+    #[test]
+    fn entries_carry_id_and_time() {
+        let (log, mut app) = Log::new(64 << 20);
+        let a = app.append(b"x\n");
+        let c = app.cursor_at_last();
+        let e = c.entry(log.epoch()).unwrap();
+        assert_eq!(e.id, a.id);
+        assert_eq!(e.line, b"x\n");
+        assert!(e.time_ms >= log.epoch() && e.time_ms <= log.now_ms());
+    }
+}

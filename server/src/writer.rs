@@ -1,0 +1,1167 @@
+//! A connection's output: its [`Outbox`] (a cursor into the chat's [`Log`] plus a small
+//! private queue) and the [`Writer`] that drains both into the socket, in order.
+//!
+//! Why it looks like this (CONN-3, CONN-4, SRV-4):
+//! - **Public lines are not queued per recipient.** A broadcast is one entry in the log;
+//!   a member's writer holds a [`Cursor`] and, when woken, hands everything from its
+//!   cursor to the head to one `writev`, one slice per log segment. Nothing is done per
+//!   recipient at broadcast time but (at most once per batch) a wake-up.
+//! - **What only this client gets** (replies, `/who`, `ERR` lines, `/msg`) goes into a
+//!   private queue. Each item is stamped with the log's head when it was made and goes
+//!   out after every log entry up to that seq and before any later one: replies are
+//!   ordered events, merged with the log by seq, never reordered against it.
+//! - **The private queue is bounded in real bytes** (`--sendq`): each item counts its
+//!   line rounded up to the allocator's granularity plus the `Arc` header and an
+//!   allocation's overhead, and the queue's own slots are counted at their capacity. A
+//!   push past the bound cuts the client off (`ERR sendq-exceeded`, best effort), except
+//!   that one item always fits into an empty queue (a `/who` reply listing every user is
+//!   one item). So one client's private queue never holds more than `sendq` plus one
+//!   reply.
+//! - **Lag, not bursts, cuts a reader off.** The log decides when a cursor has lost its
+//!   place (evicted past `--log-budget`); the writer itself cuts its client off when the
+//!   oldest line it still has to write is older than `--max-lag` (the line's own time
+//!   stamp, so a reader that keeps up at its own pace through a long burst is never cut).
+//!
+//! **Tagged output (the seam for protocol 1.1).** A connection may opt into a per-entry
+//! prefix with [`Outbox::set_prefix`]: a [`LinePrefix`] writes, from the entry's id and
+//! time, the bytes that go in front of each log line. Such a writer then hands each entry
+//! to `writev` as two slices, the prefix (built in a scratch buffer of the writer) and
+//! the shared line bytes; connections that did not opt in keep the one-slice-per-segment
+//! path and pay nothing for the feature. Private lines carry no prefix. The wire format
+//! of the prefix is the protocol's business, not this module's.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::{self, IoSlice, Write};
+use std::net::{Shutdown, TcpStream};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use async_io::{Async, Timer};
+use chat_proto::ServerMessage;
+use futures_lite::AsyncWrite;
+
+use crate::hub::Hub;
+use crate::log::{Cursor, Entry, Log};
+
+/// One encoded server line, LF included, shared where it is sent to several clients.
+pub type Line = Arc<[u8]>;
+
+/// Most buffers handed to one `writev` (Linux's `IOV_MAX`/`UIO_MAXIOV`).
+pub const IOV_MAX: usize = 1024;
+
+/// Writes per poll before the writer yields to other tasks (fairness under load).
+const WRITES_PER_POLL: usize = 16;
+
+/// An idle writer keeps at most this many private queue slots allocated.
+const IDLE_SLOTS: usize = 8;
+
+/// What a queued private line costs besides its bytes: the `Arc` header (two counts),
+/// the allocator's own overhead for one allocation, and two queue slots (a queue's
+/// capacity is at most twice its longest length, and idle queues are shrunk).
+pub const PRIVATE_ITEM_OVERHEAD: usize = 16 + 16 + 2 * std::mem::size_of::<Private>();
+
+/// Not yet a reader of the log (handshaking, or done).
+const NO_CURSOR: u64 = u64::MAX;
+
+thread_local! {
+    /// Scratch buffer for encoding, so that a line costs one allocation (the `Arc`).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Encodes `msg` once into a shareable [`Line`].
+pub fn encode(msg: &ServerMessage) -> Line {
+    with_encoded(msg, |bytes| Line::from(bytes))
+}
+
+/// Encodes `msg` into a scratch buffer and hands the bytes to `f` (no allocation).
+pub fn with_encoded<R>(msg: &ServerMessage, f: impl FnOnce(&[u8]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            msg.encode(&mut buf);
+            f(&buf)
+        }
+        // Re-entered (cannot happen today): fall back to a fresh buffer.
+        Err(_) => f(&msg.to_bytes()),
+    })
+}
+
+/// The line a client that lost its place gets (CONN-4).
+pub(crate) fn sendq_exceeded() -> ServerMessage {
+    ServerMessage::error(
+        chat_proto::ErrorCode::SendqExceeded,
+        chat_proto::server::texts::SENDQ_EXCEEDED,
+    )
+}
+
+/// Writes what goes in front of each log line for a connection that opted into tagged
+/// output (see the module documentation).
+pub trait LinePrefix: Send + Sync + std::fmt::Debug {
+    /// Appends the prefix of `entry` to `out`. Must be the same bytes every time it is
+    /// called for the same entry (a write can stop inside a prefix and resume).
+    fn write_prefix(&self, entry: &Entry<'_>, out: &mut Vec<u8>);
+}
+
+/// What happened to a pushed line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued for the writer.
+    Queued,
+    /// The line did not fit: the client is now cut off (its queue is dropped and its
+    /// writer sends `ERR sendq-exceeded` best-effort, then closes). The caller must
+    /// remove it from the registry so the others see it leave (CONN-4).
+    Overflow,
+    /// The outbox no longer takes lines (closing or cut off); the line was dropped.
+    Closed,
+}
+
+/// A line for this client alone, to go out after log entry `after`.
+#[derive(Debug)]
+struct Private {
+    after: u64,
+    line: Line,
+}
+
+impl Private {
+    /// Real bytes of one queued line (its slot is counted with the queue).
+    fn cost(&self) -> usize {
+        self.line.len().next_multiple_of(8) + PRIVATE_ITEM_OVERHEAD
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Taking lines.
+    Open,
+    /// Send what is queued (log entries up to `last`), then shut down; take no more.
+    Closing,
+    /// Drop what is queued; write `notice` best-effort without waiting, then close.
+    Killed { notice: Option<Line> },
+}
+
+#[derive(Debug)]
+struct State {
+    /// Private lines not yet taken by the writer.
+    incoming: VecDeque<Private>,
+    /// Real bytes of private lines queued or held by the writer, slots included.
+    bytes: usize,
+    /// The cursor, from the join until the writer takes it.
+    cursor: Option<Cursor>,
+    /// Last log seq this client gets (`u64::MAX` while it stays).
+    last: u64,
+    /// A new prefix setting for the writer to take.
+    prefix: Option<Option<Arc<dyn LinePrefix>>>,
+    phase: Phase,
+    /// How long a closing writer may take to flush (default: the writer's own).
+    flush_within: Option<Duration>,
+    /// The writer task's waker, whenever it is not running.
+    writer: Option<Waker>,
+    /// True when the writer found nothing to do and waits for a push.
+    writer_idle: bool,
+    /// The writer has finished (our side is shut down or the socket is dead).
+    writer_done: bool,
+    /// The reader, waiting for `writer_done` or for the outbox to close.
+    reader: Option<Waker>,
+}
+
+/// A connection's output: its place in the log and its bounded private queue.
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    log: Arc<Log>,
+    limit: usize,
+    /// The line sent when the client is cut off (shared, encoded once per server).
+    overflow_notice: Line,
+    /// Seq of the next log entry the writer will write ([`NO_CURSOR`] when it reads
+    /// none): what lag and eviction are judged on.
+    pos: AtomicU64,
+}
+
+impl Outbox {
+    /// An empty outbox reading `log`, whose private queue holds at most `limit` real
+    /// bytes. Allocates no queue storage until the first push.
+    pub fn new(log: Arc<Log>, limit: usize, overflow_notice: Line) -> Outbox {
+        Outbox {
+            state: Mutex::new(State {
+                incoming: VecDeque::new(),
+                bytes: 0,
+                cursor: None,
+                last: u64::MAX,
+                prefix: None,
+                phase: Phase::Open,
+                flush_within: None,
+                writer: None,
+                writer_idle: false,
+                writer_done: false,
+                reader: None,
+            }),
+            log,
+            limit,
+            overflow_notice,
+            pos: AtomicU64::new(NO_CURSOR),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update is a few plain assignments; a panic elsewhere cannot leave it torn.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The private queue's byte limit.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// The log this outbox reads.
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    /// Seq of the next log entry this client will get; `u64::MAX` when it reads none.
+    pub fn pos(&self) -> u64 {
+        self.pos.load(Ordering::Relaxed)
+    }
+
+    /// Queues `line` for this client alone, after every log entry appended so far, and
+    /// wakes the writer if it was idle.
+    pub fn push(&self, line: &Line) -> Pushed {
+        self.push_after(self.log.head(), line)
+    }
+
+    /// Queues `line` to go out after log entry `after`.
+    pub(crate) fn push_after(&self, after: u64, line: &Line) -> Pushed {
+        let item = Private {
+            after,
+            line: line.clone(),
+        };
+        let (result, wake) = {
+            let mut st = self.lock();
+            if !matches!(st.phase, Phase::Open) {
+                return Pushed::Closed;
+            }
+            let cost = item.cost();
+            // One item always fits into an empty queue (a long `/who` reply is one item).
+            if st.bytes > 0 && st.bytes.saturating_add(cost) > self.limit {
+                st.phase = Phase::Killed {
+                    notice: Some(self.overflow_notice.clone()),
+                };
+                st.incoming = VecDeque::new();
+                (Pushed::Overflow, st.writer.clone())
+            } else {
+                st.bytes += cost;
+                st.incoming.push_back(item);
+                let wake = if st.writer_idle {
+                    st.writer_idle = false;
+                    st.writer.clone()
+                } else {
+                    None
+                };
+                (Pushed::Queued, wake)
+            }
+        };
+        if let Some(w) = wake {
+            w.wake();
+        }
+        result
+    }
+
+    /// Makes this client a reader of the log from `cursor` on (at its join).
+    pub(crate) fn start_reading(&self, cursor: Cursor) {
+        self.pos.store(cursor.next_seq(), Ordering::Relaxed);
+        let wake = {
+            let mut st = self.lock();
+            st.cursor = Some(cursor);
+            st.writer_idle = false;
+            st.writer.clone()
+        };
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+
+    /// Opts this connection into (or, with `None`, out of) a per-entry prefix on every
+    /// log line from the next entry it starts writing.
+    pub fn set_prefix(&self, prefix: Option<Arc<dyn LinePrefix>>) {
+        let wake = {
+            let mut st = self.lock();
+            st.prefix = Some(prefix);
+            st.writer_idle = false;
+            st.writer.clone()
+        };
+        if let Some(w) = wake {
+            w.wake();
+        }
+    }
+
+    fn close_with(&self, f: impl FnOnce(&mut State, &Log)) {
+        let waker = {
+            let mut st = self.lock();
+            if !matches!(st.phase, Phase::Open) {
+                return;
+            }
+            f(&mut st, &self.log);
+            st.phase = Phase::Closing;
+            st.writer_idle = false;
+            let reader = st.reader.take();
+            (st.writer.clone(), reader)
+        };
+        for w in [waker.0, waker.1].into_iter().flatten() {
+            w.wake();
+        }
+    }
+
+    /// Sends what is queued (log entries up to now included), then closes; takes no
+    /// more lines.
+    pub fn close(&self) {
+        self.close_with(|st, log| st.last = st.last.min(log.head()));
+    }
+
+    /// Like [`Outbox::close`], with `within` to flush instead of the writer's default
+    /// (a client that ended its side gets a bounded best effort).
+    pub fn close_within(&self, within: Duration) {
+        self.close_with(|st, log| {
+            st.last = st.last.min(log.head());
+            st.flush_within = Some(within);
+        });
+    }
+
+    /// Stops at log entry `last` (included): a leaving user does not get the entries
+    /// after its own departure. Does not close by itself.
+    pub(crate) fn stop_at(&self, last: u64) {
+        let mut st = self.lock();
+        st.last = st.last.min(last);
+    }
+
+    /// At shutdown: for a log reader, log entry `last` (the shutdown line) is its last
+    /// line; for a connection that reads no log, `line` is queued as its last line even
+    /// past the limit. Then it closes. Nothing when already closing or cut off.
+    pub(crate) fn finish(&self, last: u64, line: &Line) {
+        let reads_log = self.pos() != NO_CURSOR;
+        self.close_with(|st, _| {
+            if reads_log {
+                st.last = st.last.min(last);
+            } else {
+                let item = Private {
+                    after: 0,
+                    line: line.clone(),
+                };
+                st.bytes = st.bytes.saturating_add(item.cost());
+                st.incoming.push_back(item);
+            }
+        });
+    }
+
+    /// Cuts the client off: drops what is queued and sends `ERR sendq-exceeded`
+    /// best-effort. Returns false when it was already cut off or closing.
+    pub(crate) fn cut_off(&self) -> bool {
+        self.kill_with(Some(self.overflow_notice.clone()))
+    }
+
+    /// Drops what is queued and closes at once, sending nothing more.
+    pub fn kill(&self) {
+        self.kill_with(None);
+    }
+
+    fn kill_with(&self, notice: Option<Line>) -> bool {
+        let wakers = {
+            let mut st = self.lock();
+            if matches!(st.phase, Phase::Killed { .. }) {
+                return false;
+            }
+            st.phase = Phase::Killed { notice };
+            st.incoming = VecDeque::new();
+            st.cursor = None;
+            st.writer_idle = false;
+            (st.writer.clone(), st.reader.take())
+        };
+        for w in [wakers.0, wakers.1].into_iter().flatten() {
+            w.wake();
+        }
+        true
+    }
+
+    /// True while lines are accepted.
+    pub fn is_open(&self) -> bool {
+        matches!(self.lock().phase, Phase::Open)
+    }
+
+    /// Real bytes of private lines queued or being written.
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Runs `f` on this outbox's backlog as a writer would hold it (for socket-free use:
+    /// the cursor and the private lines stay in the outbox between calls).
+    fn with_backlog<R>(&self, f: impl FnOnce(&mut Backlog) -> R) -> R {
+        let mut st = self.lock();
+        let mut backlog = Backlog {
+            cursor: st.cursor.take(),
+            private: std::mem::take(&mut st.incoming),
+            last: st.last,
+            ..Backlog::default()
+        };
+        let r = f(&mut backlog);
+        if let Some(c) = &backlog.cursor {
+            self.pos.store(c.next_seq(), Ordering::Relaxed);
+        }
+        st.cursor = backlog.cursor;
+        st.incoming = backlog.private;
+        st.bytes = st.incoming.iter().map(Private::cost).sum();
+        r
+    }
+
+    /// Moves every line this client has to get, log entries and private lines merged in
+    /// order, into `out` (one [`Line`] each), as a writer would write them. For tests and
+    /// the fuzz target, which drive the hub without sockets.
+    pub fn drain_into(&self, out: &mut Vec<Line>) -> usize {
+        self.with_backlog(|backlog| {
+            let before = out.len();
+            backlog.drain_lines(out);
+            out.len() - before
+        })
+    }
+
+    /// Hands everything this client has to get to `sink` with vectored writes, exactly as
+    /// the writer task hands it to `writev` (one slice per log segment, one per private
+    /// line), until `sink` takes nothing more or all is written. Returns the bytes
+    /// written. For benches and tests that drive the hub without sockets.
+    pub fn write_to(&self, sink: &mut impl Write) -> io::Result<usize> {
+        let epoch = self.log.epoch();
+        self.with_backlog(|backlog| {
+            let mut total = 0;
+            let mut sources = Vec::new();
+            let mut scratch = Vec::new();
+            loop {
+                sources.clear();
+                scratch.clear();
+                let mut pieces = Vec::new();
+                if !backlog.plan(epoch, &mut pieces, &mut scratch) {
+                    return Ok(total);
+                }
+                let n = sink.write_vectored(&slices(&pieces, &scratch, &mut sources))?;
+                if n == 0 {
+                    return Ok(total);
+                }
+                backlog.consume(&sources, n);
+                total += n;
+            }
+        })
+    }
+
+    /// Registers the reader's `waker` to be woken when the outbox stops being open (a
+    /// cut-off must reach a reader that waits for input).
+    pub(crate) fn watch_close(&self, waker: &Waker) {
+        let mut st = self.lock();
+        match &st.reader {
+            Some(w) if w.will_wake(waker) => {}
+            _ => st.reader = Some(waker.clone()),
+        }
+    }
+
+    /// True once the writer has finished. Otherwise registers `waker` to be woken then.
+    pub(crate) fn poll_writer_done(&self, waker: &Waker) -> bool {
+        if self.lock().writer_done {
+            return true;
+        }
+        self.watch_close(waker);
+        false
+    }
+
+    fn writer_finished(&self) {
+        self.pos.store(NO_CURSOR, Ordering::Relaxed);
+        let reader = {
+            let mut st = self.lock();
+            st.writer_done = true;
+            st.writer = None;
+            st.incoming = VecDeque::new();
+            st.cursor = None;
+            st.reader.take()
+        };
+        if let Some(w) = reader {
+            w.wake();
+        }
+    }
+}
+
+/// Where one piece handed to `writev` comes from.
+#[derive(Debug, Clone, Copy)]
+enum Src {
+    Log,
+    Private,
+    Prefix,
+}
+
+/// What a writer has to write: its cursor, the private lines it took, and where a
+/// partial write stopped. Merges the two in seq order.
+#[derive(Debug, Default)]
+struct Backlog {
+    cursor: Option<Cursor>,
+    private: VecDeque<Private>,
+    /// Bytes of the front private line already written.
+    private_sent: usize,
+    /// Last log seq to write.
+    last: u64,
+    prefix: Option<Arc<dyn LinePrefix>>,
+    /// Bytes of the prefix of the entry at the cursor already written.
+    prefix_sent: usize,
+}
+
+impl Backlog {
+    /// True when the cursor is inside an entry (a private line must wait for its end).
+    fn mid_entry(&self) -> bool {
+        self.cursor
+            .as_ref()
+            .is_some_and(|c| c.partial() > 0 || self.prefix_sent > 0)
+    }
+
+    /// The log seq before which the front private line may not go out, if any.
+    fn gate(&self) -> Option<u64> {
+        let p = self.private.front()?;
+        let Some(c) = &self.cursor else {
+            return Some(0);
+        };
+        if self.mid_entry() {
+            Some(p.after.max(c.next_seq()))
+        } else {
+            Some(p.after)
+        }
+    }
+
+    /// True when the front private line goes next.
+    fn private_ready(&self) -> bool {
+        match (self.gate(), &self.cursor) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(gate), Some(c)) => gate < c.next_seq() || c.next_seq() > self.last,
+        }
+    }
+
+    /// Fills `pieces` with what to write next, in order: `(source, bytes)`; prefix bytes
+    /// are built into `scratch` and referenced by range. Returns false when there is
+    /// nothing to write.
+    fn plan<'a>(
+        &'a self,
+        epoch: u64,
+        pieces: &mut Vec<(Src, Piece<'a>)>,
+        scratch: &mut Vec<u8>,
+    ) -> bool {
+        // Private lines that go before the next log entry.
+        let mut i = 0;
+        let mut sent = self.private_sent;
+        let next_seq = self.cursor.as_ref().map(Cursor::next_seq);
+        let mid = self.mid_entry();
+        let ready = |p: &Private, first: bool| match next_seq {
+            None => true,
+            Some(n) => {
+                let gate = if first && mid {
+                    p.after.max(n)
+                } else {
+                    p.after
+                };
+                gate < n || n > self.last
+            }
+        };
+        while let Some(p) = self.private.get(i) {
+            if pieces.len() >= IOV_MAX || !ready(p, i == 0) {
+                break;
+            }
+            pieces.push((
+                Src::Private,
+                Piece::Bytes(p.line.get(sent..).unwrap_or_default()),
+            ));
+            sent = 0;
+            i += 1;
+        }
+        if pieces.len() < IOV_MAX
+            && i == 0
+            && let Some(c) = &self.cursor
+        {
+            // Log entries up to the front private line's stamp (or the end).
+            let limit = match self.private.front() {
+                Some(p) => p
+                    .after
+                    .max(if mid { c.next_seq() } else { 0 })
+                    .min(self.last),
+                None => self.last,
+            };
+            match &self.prefix {
+                None => c.runs(limit, |run| {
+                    pieces.push((Src::Log, Piece::Bytes(run)));
+                    pieces.len() < IOV_MAX
+                }),
+                Some(prefix) => c.entries(epoch, limit, |entry, skip| {
+                    if skip == 0 {
+                        let start = scratch.len();
+                        prefix.write_prefix(&entry, scratch);
+                        let from = (start + self.prefix_sent).min(scratch.len());
+                        if from < scratch.len() {
+                            pieces.push((Src::Prefix, Piece::Scratch(from..scratch.len())));
+                        }
+                    }
+                    let line = entry.line.get(skip..).unwrap_or_default();
+                    pieces.push((Src::Log, Piece::Bytes(line)));
+                    pieces.len() + 2 <= IOV_MAX
+                }),
+            }
+        }
+        !pieces.is_empty()
+    }
+
+    /// Marks `n` bytes of the planned `sources` as written. Returns (real bytes of
+    /// private lines freed, whether the cursor left a segment).
+    fn consume(&mut self, sources: &[(Src, usize)], mut n: usize) -> (usize, bool) {
+        let mut freed = 0;
+        let mut moved = false;
+        for &(src, len) in sources {
+            if n == 0 {
+                break;
+            }
+            let k = n.min(len);
+            n -= k;
+            match src {
+                Src::Private => {
+                    self.private_sent += k;
+                    if self
+                        .private
+                        .front()
+                        .is_some_and(|p| self.private_sent >= p.line.len())
+                    {
+                        if let Some(p) = self.private.pop_front() {
+                            freed += p.cost();
+                        }
+                        self.private_sent = 0;
+                    }
+                }
+                Src::Prefix => self.prefix_sent += k,
+                Src::Log => {
+                    if let Some(c) = &mut self.cursor {
+                        moved |= c.advance(k);
+                        if c.partial() == 0 {
+                            self.prefix_sent = 0;
+                        }
+                    }
+                }
+            }
+        }
+        (freed, moved)
+    }
+
+    /// Moves everything writable into `out`, one line each (no prefixes).
+    fn drain_lines(&mut self, out: &mut Vec<Line>) {
+        loop {
+            if self.private_ready() {
+                if let Some(p) = self.private.pop_front() {
+                    // A `/who` reply is one item of several lines: one `Line` each.
+                    if p.line.iter().filter(|&&b| b == b'\n').count() > 1 {
+                        out.extend(p.line.split_inclusive(|&b| b == b'\n').map(Line::from));
+                    } else {
+                        out.push(p.line);
+                    }
+                }
+                continue;
+            }
+            let limit = self
+                .private
+                .front()
+                .map_or(self.last, |p| p.after.min(self.last));
+            let Some(c) = &mut self.cursor else { return };
+            let mut line = None;
+            c.entries(0, limit, |e, _| {
+                line = Some(Line::from(e.line));
+                false
+            });
+            let Some(line) = line else { return };
+            c.advance(line.len());
+            out.push(line);
+        }
+    }
+}
+
+/// The `writev` buffers of planned `pieces`; records each one's source and length in
+/// `sources` (for [`Backlog::consume`]).
+fn slices<'a>(
+    pieces: &[(Src, Piece<'a>)],
+    scratch: &'a [u8],
+    sources: &mut Vec<(Src, usize)>,
+) -> Vec<IoSlice<'a>> {
+    pieces
+        .iter()
+        .map(|(src, piece)| {
+            let bytes: &'a [u8] = match piece {
+                Piece::Bytes(b) => b,
+                Piece::Scratch(r) => scratch.get(r.clone()).unwrap_or_default(),
+            };
+            sources.push((*src, bytes.len()));
+            IoSlice::new(bytes)
+        })
+        .collect()
+}
+
+/// A piece of a planned write: shared bytes, or a range of the writer's scratch buffer.
+#[derive(Debug)]
+enum Piece<'a> {
+    Bytes(&'a [u8]),
+    Scratch(std::ops::Range<usize>),
+}
+
+/// Why a writer stopped.
+#[derive(Debug)]
+pub enum WriterEnd {
+    /// Everything queued was sent and our side shut down (a normal close).
+    Drained,
+    /// The client was cut off (lost its place in the log, lagged too long, overflowed its
+    /// private queue, or was killed).
+    Killed,
+    /// A closing client did not take its last lines in time.
+    FlushTimeout,
+    /// The socket failed (reset, broken pipe).
+    Failed(io::Error),
+}
+
+/// Drains an [`Outbox`] into a socket. A future that ends when the connection is done.
+pub struct Writer {
+    outbox: Arc<Outbox>,
+    stream: Arc<Async<TcpStream>>,
+    hub: Arc<Hub>,
+    backlog: Backlog,
+    /// Real bytes of private lines written but not yet subtracted from the outbox.
+    freed: usize,
+    flush_timeout: Duration,
+    deadline: Option<Timer>,
+    max_lag: Duration,
+    /// Armed while the writer waits for the socket with log entries unwritten.
+    lag_timer: Option<Timer>,
+    scratch: Vec<u8>,
+}
+
+impl Writer {
+    /// A writer for `outbox` on `stream`. A closing connection gets `flush_timeout` to
+    /// take what is queued for it; a reader whose oldest unwritten log line is older
+    /// than `max_lag` is cut off (and removed from `hub`).
+    pub fn new(
+        outbox: Arc<Outbox>,
+        stream: Arc<Async<TcpStream>>,
+        hub: Arc<Hub>,
+        flush_timeout: Duration,
+        max_lag: Duration,
+    ) -> Writer {
+        Writer {
+            outbox,
+            stream,
+            hub,
+            backlog: Backlog {
+                last: u64::MAX,
+                ..Backlog::default()
+            },
+            freed: 0,
+            flush_timeout,
+            deadline: None,
+            max_lag,
+            lag_timer: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// One non-blocking attempt to finish the line being written (so the peer does not
+    /// see half a line glued to the notice) and to send `notice`. Never waits.
+    fn best_effort(&self, notice: &Line) {
+        let mut rest: &[u8] = &[];
+        if self.backlog.private_sent > 0 {
+            if let Some(p) = self.backlog.private.front() {
+                rest = p.line.get(self.backlog.private_sent..).unwrap_or_default();
+            }
+        } else if let Some(c) = &self.backlog.cursor
+            && c.partial() > 0
+            && let Some(e) = c.entry(0)
+        {
+            rest = e.line.get(c.partial()..).unwrap_or_default();
+        }
+        let iov = [IoSlice::new(rest), IoSlice::new(notice)];
+        // Best effort by definition (CONN-4): a full socket buffer means it is not sent.
+        let _ = self.stream.get_ref().write_vectored(&iov);
+    }
+
+    fn finish(&mut self, how: Shutdown, end: WriterEnd) -> Poll<WriterEnd> {
+        // The peer may already be gone; nothing more to do about it then.
+        let _ = self.stream.get_ref().shutdown(how);
+        self.backlog = Backlog::default();
+        self.lag_timer = None;
+        self.outbox.writer_finished();
+        self.outbox.log.trim();
+        Poll::Ready(end)
+    }
+
+    /// Takes new work from the outbox. Returns `Err(end)` when the writer must stop,
+    /// otherwise whether the connection is closing.
+    fn sync(&mut self, cx: &Context<'_>) -> Result<bool, Poll<WriterEnd>> {
+        let mut st = self.outbox.lock();
+        st.bytes = st.bytes.saturating_sub(std::mem::take(&mut self.freed));
+        if let Phase::Killed { notice } = &mut st.phase {
+            let notice = notice.take();
+            drop(st);
+            if let Some(notice) = notice {
+                self.best_effort(&notice);
+            }
+            return Err(self.finish(Shutdown::Both, WriterEnd::Killed));
+        }
+        if let Some(c) = st.cursor.take() {
+            self.backlog.cursor = Some(c);
+        }
+        if let Some(p) = st.prefix.take() {
+            self.backlog.prefix = p;
+        }
+        if self.backlog.private.is_empty() {
+            std::mem::swap(&mut st.incoming, &mut self.backlog.private);
+        } else {
+            self.backlog.private.append(&mut st.incoming);
+        }
+        self.backlog.last = st.last;
+        // Registered whether idle or busy, so that a close or kill always reaches us; a
+        // push wakes us only when idle.
+        match &st.writer {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => st.writer = Some(cx.waker().clone()),
+        }
+        let closing = matches!(st.phase, Phase::Closing);
+        if closing && self.deadline.is_none() {
+            let within = st.flush_within.unwrap_or(self.flush_timeout);
+            self.deadline = Some(Timer::after(within));
+        }
+        Ok(closing)
+    }
+
+    /// Nothing to write: waits for a push or for the log to grow. Returns false when
+    /// there turned out to be work after all.
+    fn park(&mut self, cx: &Context<'_>) -> bool {
+        {
+            let mut st = self.outbox.lock();
+            if !st.incoming.is_empty() || st.cursor.is_some() || st.prefix.is_some() {
+                return false;
+            }
+            if !matches!(st.phase, Phase::Open) {
+                return false;
+            }
+            st.writer_idle = true;
+            if st.incoming.capacity() > IDLE_SLOTS {
+                st.incoming = VecDeque::new();
+            }
+            if self.backlog.private.capacity() > IDLE_SLOTS {
+                self.backlog.private = VecDeque::new();
+            }
+        }
+        self.lag_timer = None;
+        self.scratch = Vec::new();
+        match &self.backlog.cursor {
+            Some(c) => self.outbox.log.park(c.next_seq(), cx.waker()),
+            None => true,
+        }
+    }
+
+    /// While the socket is full with log entries unwritten: true when the oldest of them
+    /// is older than `max_lag` (the client is then cut off). Otherwise a timer wakes the
+    /// writer when it would be.
+    fn lagged(&mut self, cx: &mut Context<'_>) -> bool {
+        let log = self.outbox.log.clone();
+        let Some(due) = self
+            .backlog
+            .cursor
+            .as_ref()
+            .and_then(|c| c.entry(log.epoch()))
+            .filter(|e| e.id.seq <= self.backlog.last)
+            .map(|e| log.instant_at(e.time_ms) + self.max_lag)
+        else {
+            self.lag_timer = None;
+            return false;
+        };
+        loop {
+            if Instant::now() >= due {
+                return true;
+            }
+            let timer = self.lag_timer.get_or_insert_with(|| Timer::at(due));
+            if Pin::new(timer).poll(cx).is_pending() {
+                return false;
+            }
+            // Fired for an older line; wait for the current one's due time.
+            self.lag_timer = Some(Timer::at(due));
+        }
+    }
+}
+
+impl Future for Writer {
+    type Output = WriterEnd;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WriterEnd> {
+        let this = self.get_mut();
+        let epoch = this.outbox.log.epoch();
+        let mut sources: Vec<(Src, usize)> = Vec::new();
+        for _ in 0..WRITES_PER_POLL {
+            let closing = match this.sync(cx) {
+                Ok(closing) => closing,
+                Err(end) => return end,
+            };
+            let mut scratch = std::mem::take(&mut this.scratch);
+            scratch.clear();
+            sources.clear();
+            let result = {
+                let mut pieces = Vec::new();
+                if !this.backlog.plan(epoch, &mut pieces, &mut scratch) {
+                    None
+                } else {
+                    let iov = slices(&pieces, &scratch, &mut sources);
+                    Some(Pin::new(&mut &*this.stream).poll_write_vectored(cx, &iov))
+                }
+            };
+            this.scratch = scratch;
+            let Some(result) = result else {
+                if closing {
+                    return this.finish(Shutdown::Write, WriterEnd::Drained);
+                }
+                if this.park(cx) {
+                    return Poll::Pending;
+                }
+                continue;
+            };
+            match result {
+                Poll::Ready(Ok(0)) => {
+                    let err = io::Error::from(io::ErrorKind::WriteZero);
+                    this.outbox.kill();
+                    return this.finish(Shutdown::Both, WriterEnd::Failed(err));
+                }
+                Poll::Ready(Ok(n)) => {
+                    let (freed, moved) = this.backlog.consume(&sources, n);
+                    this.freed += freed;
+                    if let Some(c) = &this.backlog.cursor {
+                        this.outbox.pos.store(c.next_seq(), Ordering::Relaxed);
+                    }
+                    if moved {
+                        this.outbox.log.trim();
+                    }
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => {
+                    this.outbox.kill();
+                    return this.finish(Shutdown::Both, WriterEnd::Failed(e));
+                }
+                Poll::Pending => {
+                    if let Some(deadline) = &mut this.deadline
+                        && Pin::new(deadline).poll(cx).is_ready()
+                    {
+                        this.outbox.kill();
+                        return this.finish(Shutdown::Both, WriterEnd::FlushTimeout);
+                    }
+                    if !closing && this.lagged(cx) {
+                        // CONN-4: too far behind for too long. The hub removes the user
+                        // (the others see it leave once); the next round sends the notice.
+                        this.hub.cut_off(&this.outbox, "lagged behind the chat");
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+        // Plenty written in one go: let other tasks run, then carry on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::Appender;
+
+    fn line(s: &str) -> Line {
+        Line::from(s.as_bytes())
+    }
+
+    fn setup(limit: usize) -> (Arc<Hub>, Arc<Outbox>) {
+        let hub = Hub::new(10);
+        let ob = hub.new_outbox(limit);
+        (hub, ob)
+    }
+
+    #[test]
+    fn conn_4_private_queue_counts_real_bytes_and_is_bounded() {
+        let (_hub, ob) = setup(300);
+        assert_eq!(ob.push(&line("12345\n")), Pushed::Queued);
+        let one = 8 + PRIVATE_ITEM_OVERHEAD;
+        assert_eq!(ob.queued_bytes(), one);
+        let mut n = 1;
+        while ob.push(&line("12345\n")) == Pushed::Queued {
+            n += 1;
+        }
+        assert_eq!(n, 300 / one);
+        assert!(!ob.is_open());
+        assert_eq!(ob.lock().incoming.len(), 0);
+        assert_eq!(ob.push(&line("x\n")), Pushed::Closed);
+    }
+
+    #[test]
+    fn one_item_always_fits_an_empty_queue() {
+        let (_hub, ob) = setup(100);
+        let big = Line::from(vec![b'u'; 5000]);
+        assert_eq!(ob.push(&big), Pushed::Queued);
+        assert_eq!(ob.push(&line("x\n")), Pushed::Overflow);
+    }
+
+    /// A connected pair: (server side wrapped for async I/O, client side blocking).
+    fn pair() -> (Arc<Async<TcpStream>>, TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        (Arc::new(Async::new(server).unwrap()), client)
+    }
+
+    fn read_to_end(mut client: TcpStream) -> Vec<u8> {
+        let mut got = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut client, &mut got);
+        got
+    }
+
+    fn writer(hub: &Arc<Hub>, ob: &Arc<Outbox>, server: Arc<Async<TcpStream>>) -> Writer {
+        Writer::new(
+            ob.clone(),
+            server,
+            hub.clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+        )
+    }
+
+    /// A standalone log reader: an outbox reading a log whose appender the test holds.
+    fn reader_of(log_budget: usize) -> (Arc<Hub>, Arc<Outbox>, Appender) {
+        let hub = Hub::new(10);
+        let (log, mut app) = Log::new(log_budget);
+        let ob = Arc::new(Outbox::new(
+            log,
+            1 << 20,
+            hub.lines().sendq_exceeded.clone(),
+        ));
+        app.append(b"first\n");
+        ob.start_reading(app.cursor_at_last());
+        (hub, ob, app)
+    }
+
+    /// CONN-4: on overflow the queue is dropped and the client gets `ERR sendq-exceeded`
+    /// (best effort, bypassing the queue), then the connection is shut down.
+    #[test]
+    fn conn_4_overflow_sends_notice_and_closes() {
+        let (server, client) = pair();
+        let (hub, ob) = setup(200);
+        assert_eq!(ob.push(&line("queued: 1\n")), Pushed::Queued);
+        let big = Line::from(vec![b'x'; 300]);
+        assert_eq!(ob.push(&big), Pushed::Overflow);
+        let end = async_io::block_on(writer(&hub, &ob, server));
+        assert!(matches!(end, WriterEnd::Killed), "{end:?}");
+        assert_eq!(read_to_end(client), encode(&sendq_exceeded()).to_vec());
+    }
+
+    /// The writer sends log entries and private lines merged in order, picks up what is
+    /// appended while it runs, and shuts down after the last entry on close.
+    #[test]
+    fn writer_merges_log_and_private_in_order_then_closes() {
+        let (server, client) = pair();
+        let (hub, ob, mut app) = reader_of(64 << 20);
+        let mut want = b"first\n".to_vec();
+        for i in 0..3000 {
+            let l = format!("line {i}\n");
+            app.append(l.as_bytes());
+            want.extend_from_slice(l.as_bytes());
+            if i % 700 == 0 {
+                let p = format!("private {i}\n");
+                ob.push(&line(&p));
+                want.extend_from_slice(p.as_bytes());
+            }
+        }
+        ob.close();
+        app.append(b"after the close\n");
+        let reader = std::thread::spawn(move || read_to_end(client));
+        let end = async_io::block_on(writer(&hub, &ob, server));
+        assert!(matches!(end, WriterEnd::Drained), "{end:?}");
+        assert_eq!(
+            String::from_utf8(reader.join().unwrap()).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
+    }
+
+    /// A partial write resumes mid-line; when the client is cut off mid-line, the line
+    /// is completed before the notice if the socket takes it.
+    #[test]
+    fn partial_write_resumes_and_cut_off_completes_the_line() {
+        let (server, client) = pair();
+        socket2::SockRef::from(server.get_ref())
+            .set_send_buffer_size(4096)
+            .unwrap();
+        socket2::SockRef::from(&client)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        let (hub, ob, mut app) = reader_of(64 << 20);
+        let mut l = vec![b'p'; 60_000];
+        l.push(b'\n');
+        for _ in 0..5 {
+            app.append(&l);
+        }
+        let mut w = writer(&hub, &ob, server);
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(Pin::new(&mut w).poll(&mut cx).is_pending());
+        let partial = w.backlog.cursor.as_ref().unwrap().partial();
+        assert!(partial > 0 && partial < l.len(), "partial {partial}");
+        ob.cut_off();
+        let reader = std::thread::spawn(move || read_to_end(client));
+        assert!(matches!(async_io::block_on(&mut w), WriterEnd::Killed));
+        let got = reader.join().unwrap();
+        // Whatever arrived is a prefix of the lines, then maybe the whole notice.
+        let mut whole = b"first\n".to_vec();
+        for _ in 0..5 {
+            whole.extend_from_slice(&l);
+        }
+        let n = got.len().min(whole.len());
+        assert_eq!(&got[..n], &whole[..n]);
+        if got.len() > whole.len() {
+            assert_eq!(&got[whole.len()..], &encode(&sendq_exceeded())[..]);
+        }
+    }
+
+    #[derive(Debug)]
+    struct SeqPrefix;
+
+    impl LinePrefix for SeqPrefix {
+        fn write_prefix(&self, entry: &Entry<'_>, out: &mut Vec<u8>) {
+            out.extend_from_slice(format!("[{}] ", entry.id.seq).as_bytes());
+        }
+    }
+
+    /// The tagged-output seam: a connection that opted in gets its prefix in front of
+    /// every log line (private lines unchanged); others are unaffected.
+    #[test]
+    fn opted_in_connection_gets_a_prefix_per_log_line() {
+        let (server, client) = pair();
+        let (hub, ob, mut app) = reader_of(64 << 20);
+        ob.set_prefix(Some(Arc::new(SeqPrefix)));
+        app.append(b"two\n");
+        ob.push(&line("mine\n"));
+        app.append(b"three\n");
+        ob.close();
+        let reader = std::thread::spawn(move || read_to_end(client));
+        let end = async_io::block_on(writer(&hub, &ob, server));
+        assert!(matches!(end, WriterEnd::Drained), "{end:?}");
+        assert_eq!(
+            String::from_utf8(reader.join().unwrap()).unwrap(),
+            "[1] first\n[2] two\nmine\n[3] three\n"
+        );
+    }
+
+    #[test]
+    fn encode_is_the_proto_encoding() {
+        let m = ServerMessage::Connected;
+        assert_eq!(&*encode(&m), &m.to_bytes()[..]);
+    }
+}
