@@ -50,6 +50,13 @@ pub enum NetEvent {
     },
     /// A server line (never `NICK` or `Connected to the server`: those are handled).
     Line(ServerMessage),
+    /// A server line with the server's time of the event (`tags` enabled, TAG-4).
+    Timed {
+        /// When the server put the event in the chat's order, in UTC.
+        at: chrono::DateTime<chrono::Utc>,
+        /// The line.
+        msg: ServerMessage,
+    },
     /// A server line that is not valid protocol, or a note on one that was dropped.
     Garbled(String),
     /// A line the user asked to send could not be sent.

@@ -64,6 +64,12 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
             effects.push(Effect::FocusInput);
         }
         NetEvent::Line(msg) => on_line(state, msg, now, &mut effects),
+        // The server's time, in the user's time zone: the same event shows the same
+        // time in every window, and day separators follow the server's dates.
+        NetEvent::Timed { at, msg } => {
+            let at = at.with_timezone(&chrono::Local).naive_local();
+            on_line(state, msg, at, &mut effects)
+        }
         NetEvent::Garbled(line) => {
             state.push_line(
                 now,
@@ -573,6 +579,19 @@ mod tests {
             assert!(s.history.len() <= 50);
         }
         assert_eq!(s.history.len(), 50);
+    }
+
+    #[test]
+    fn server_times_are_shown_in_local_time() {
+        let mut s = chatting("alice", &["bob"]);
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-30T23:59:30Z")
+            .unwrap()
+            .to_utc();
+        let msg = ServerMessage::parse("bob: from yesterday").unwrap();
+        apply(&mut s, NetEvent::Timed { at, msg }, stamp("10:00"));
+        let line = s.history.back().unwrap();
+        assert_eq!(line.at, at.with_timezone(&chrono::Local).naive_local());
+        assert_eq!(line.body(), "from yesterday");
     }
 
     #[test]
