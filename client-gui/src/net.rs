@@ -436,7 +436,11 @@ impl<S: EventSink> Worker<S> {
                     self.send_line(&ClientMessage::Who);
                     continue;
                 }
-                NetEvent::Line(ServerMessage::Renamed { old, new }) => {
+                NetEvent::Line(ServerMessage::Renamed { old, new })
+                | NetEvent::Timed {
+                    msg: ServerMessage::Renamed { old, new },
+                    ..
+                } => {
                     if let Some(t) = self.target.as_mut().filter(|t| t.nick.same_user(old)) {
                         t.nick = new.clone();
                     }

@@ -279,7 +279,11 @@ fn reconnect_after_a_rename_uses_the_new_name() {
     let (addr, srv) = server(|l| {
         let mut p = Peer::accept(&l);
         p.handshake("alice");
-        p.send(b"alice is now known as ally\nERR server-shutdown Server is shutting down\n");
+        // Tagged, as a 1.1 server sends it once tags are on (TAG-2).
+        p.send(
+            b"@id=1:9;t=2026-12-02T10:00:00.000Z alice is now known as ally\n\
+              ERR server-shutdown Server is shutting down\n",
+        );
         drop(p);
         let mut p = Peer::accept(&l);
         p.handshake("ally");
