@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A scripted chat server for measuring chat-gui: it does the handshake with one
-client, answers its /who, then waits until the file GO exists and sends LINES chat
-lines of about 80 bytes of text as fast as the client reads them, then `bob: DONE`.
+client as a protocol 1.1 server (enabling tags when asked), answers its /who, then
+waits until the file GO exists and sends LINES chat lines of about 80 bytes of text,
+tagged with an id and a time when tags are on, as fast as the client reads them, then
+`bob: DONE`.
 
   flood_server.py PORT_FILE GO LINES
 
@@ -26,7 +28,18 @@ def main() -> int:
     conn, _ = srv.accept()
     conn.settimeout(300)
     conn.sendall(b"NICK\n")
-    nick = conn.recv(100).split(b"\n")[0]
+    pending = b""
+    while pending.count(b"\n") < 1:
+        pending += conn.recv(100)
+    first, pending = pending.split(b"\n", 1)
+    tags = first == b"/caps tags"
+    if tags:
+        conn.sendall(b"Capabilities enabled: tags\nNICK\n")
+        while b"\n" not in pending:
+            pending += conn.recv(100)
+        nick, pending = pending.split(b"\n", 1)
+    else:
+        nick = first
     conn.sendall(nick + b" has joined the chat\nConnected to the server\n")
     conn.settimeout(0.5)
     deadline = time.time() + 300
@@ -44,7 +57,12 @@ def main() -> int:
     conn.settimeout(300)
     batch = []
     for i in range(count):
-        batch.append(f"bob: {i:06d} {TEXT}\n")
+        if tags:
+            ms = int(time.time() * 1000)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+            batch.append(f"@id=1:{i + 1};t={stamp} bob: {i:06d} {TEXT}\n")
+        else:
+            batch.append(f"bob: {i:06d} {TEXT}\n")
         if len(batch) == 1000:
             conn.sendall("".join(batch).encode())
             batch = []
