@@ -362,10 +362,14 @@ pub fn search_next(state: &mut AppState, older: bool) {
         state.search.note.clear();
         return;
     }
-    let from = state.search.found;
+    let from = state
+        .search
+        .found
+        .filter(|_| state.search.searched == query);
     match crate::search::next(&state.history, &query, from, older) {
         Some(f) => {
             state.search.found = Some(f);
+            state.search.searched = query;
             state.search.note.clear();
             // The view goes to the match and stays there as lines arrive.
             state.follow = false;
@@ -378,6 +382,7 @@ pub fn search_next(state: &mut AppState, older: bool) {
             };
         }
         None => {
+            state.search.found = None;
             state.search.note = "No match".into();
         }
     }
@@ -705,10 +710,14 @@ mod tests {
         assert!(!s.follow, "the view stays on the match");
         search_next(&mut s, true);
         assert_eq!(s.search.note, "No older match");
+        // A new query starts again from the newest line.
+        s.search.query = "hel".into();
+        search_next(&mut s, true);
+        assert_eq!(s.search.found.map(|f| f.line), Some(2));
         s.search.query = "zzz".into();
-        s.search.found = None;
         search_next(&mut s, true);
         assert_eq!(s.search.note, "No match");
+        assert_eq!(s.search.found, None);
         close_search(&mut s);
         assert!(!s.search.open && s.search.found.is_none());
     }

@@ -232,6 +232,8 @@ pub struct Search {
     pub query: String,
     /// The match shown, if any.
     pub found: Option<Found>,
+    /// The query `found` is a match of (a new query starts again from the newest line).
+    pub searched: String,
     /// "No match", or how many there are, for the bar.
     pub note: String,
 }
