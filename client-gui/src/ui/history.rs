@@ -1305,6 +1305,20 @@ mod tests {
     }
 
     #[test]
+    fn double_click_selects_a_word_and_triple_click_a_line() {
+        run(chatting(30), |h, seen| {
+            let at = seen().at(30, 50.0);
+            h.event(Event::MouseDown(mouse(at, 2, true)));
+            h.event(Event::MouseUp(mouse(at, 2, false)));
+            let word = h.data().selection.text(&h.data().history);
+            assert!(["line", "29"].contains(&word.as_str()), "{word:?}");
+            h.event(Event::MouseDown(mouse(at, 3, true)));
+            h.event(Event::MouseUp(mouse(at, 3, false)));
+            assert_eq!(h.data().selection.text(&h.data().history), "bob: line 29");
+        });
+    }
+
+    #[test]
     fn a_click_on_a_link_opens_it_and_a_drag_over_it_does_not() {
         let mut data = chatting(3);
         data.push_line(
