@@ -92,7 +92,16 @@ fn join_many(addr: SocketAddr, prefix: &str, n: usize) -> Vec<Client> {
 fn non_readers_bursting_stay_under_the_memory_bound() {
     let n = env_or("CHAT_ATTACK_CLIENTS", 200);
     let lines = 200;
-    let (mut server, addr) = spawn_binary(&["--max-clients", &(n + 10).to_string()]);
+    let (mut server, addr) = spawn_binary(&[
+        "--max-clients",
+        &(n + 10).to_string(),
+        // Every client here comes from 127.0.0.1: the per-address limits (ADDR-1) would
+        // stop the attack before the part this test is about.
+        "--max-per-address",
+        "0",
+        "--max-handshakes-per-address",
+        "0",
+    ]);
     let pid = server.id();
     std::thread::sleep(Duration::from_millis(200));
     let baseline = proc_status_kib(pid, "VmRSS") * 1024;
@@ -172,7 +181,13 @@ fn simultaneous_flood_bursts_cut_off_no_reader() {
     let attackers = env_or("CHAT_ATTACK_ATTACKERS", 30);
     let runs = env_or("CHAT_ATTACK_RUNS", 1);
     let burst_lines = 200;
-    let (mut server, addr) = spawn_binary(&[]);
+    let (mut server, addr) = spawn_binary(&[
+        // Attackers and readers all come from 127.0.0.1; ADDR-1 is not what is tested.
+        "--max-per-address",
+        "0",
+        "--max-handshakes-per-address",
+        "0",
+    ]);
     for run in 0..runs {
         let readers = join_many(addr, &format!("r{run}x"), 5);
         let prefix = format!("a{run}x");

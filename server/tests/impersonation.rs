@@ -35,6 +35,8 @@ fn nick_look_1_lookalike_refused_in_handshake() {
     mallory.expect("NICK");
     alice.expect_quiet();
     alice.say("/quit");
+    // Only once alice is gone is her lookalike free.
+    alice.expect_closed();
     mallory.send_raw(b"a1ice\n");
     mallory.expect("a1ice has joined the chat");
     mallory.expect("Connected to the server");
