@@ -391,21 +391,24 @@ impl Membership {
         None
     }
 
-    /// MOD-6: every other connection from a banned address goes too: members leave
-    /// (with their leave line, no second notice), handshaking ones get `err` alone.
+    /// MOD-6: every other connection from a banned address goes too (operators
+    /// excepted): members leave (with their leave line, no second notice), handshaking
+    /// ones get `err` alone.
     fn close_address(&self, reg: &mut Registry, address: AddressKey, err: &Line) {
         let from_there = |o: &Arc<Outbox>| reg.moderation.address_of(o) == Some(address);
+        // Operators behind the same address (one NAT for a whole class) stay.
         let members: Vec<Arc<Outbox>> = reg
             .members
             .iter()
             .filter(|m| from_there(&m.outbox))
+            .filter(|m| !reg.moderation.operators.contains(&conn_id(&m.outbox)))
             .map(|m| m.outbox.clone())
             .collect();
         let others: Vec<Arc<Outbox>> = reg
             .slots
             .iter()
             .flatten()
-            .filter(|o| from_there(o) && !members.iter().any(|m| Arc::ptr_eq(m, o)))
+            .filter(|o| from_there(o) && !reg.members.iter().any(|m| Arc::ptr_eq(&m.outbox, o)))
             .cloned()
             .collect();
         for outbox in members {
