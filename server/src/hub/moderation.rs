@@ -419,3 +419,62 @@ impl Membership {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[test]
+    fn mod_5_mutes_end_by_themselves_and_an_address_mute_outlives_the_connection() {
+        let hub = Hub::new(10);
+        let outbox = hub.new_outbox(1024);
+        let mut m = Moderation::new(Operators::new(None));
+        let now = Instant::now();
+        let address = AddressKey::from(IpAddr::from([127, 0, 0, 2]));
+        m.peers.insert(conn_id(&outbox), address);
+        m.mutes
+            .insert(conn_id(&outbox), now + Duration::from_secs(60));
+        assert!(m.muted_until(&outbox, now).is_some());
+        assert!(
+            m.muted_until(&outbox, now + Duration::from_secs(61))
+                .is_none()
+        );
+        m.address_mutes
+            .insert(address, now + Duration::from_secs(120));
+        m.forget_member(&outbox);
+        assert!(
+            m.muted_until(&outbox, now + Duration::from_secs(61))
+                .is_some()
+        );
+        assert!(
+            m.muted_until(&outbox, now + Duration::from_secs(121))
+                .is_none()
+        );
+        m.forget_connection(&outbox);
+        assert!(m.peers.is_empty());
+    }
+
+    #[test]
+    fn mod_2_wrong_passwords_per_address_in_a_window_with_bounded_memory() {
+        let mut m = Moderation::new(Operators::new(None));
+        let now = Instant::now();
+        let a = Some(AddressKey::from(IpAddr::from([127, 0, 0, 5])));
+        for _ in 0..OP_ATTEMPTS_PER_ADDRESS - 1 {
+            m.failed(a, now);
+        }
+        assert!(!m.blocked(a, now));
+        m.failed(a, now);
+        assert!(m.blocked(a, now));
+        assert!(!m.blocked(a, now + failure_window()));
+        // After the window the count starts again.
+        m.failed(a, now + failure_window());
+        assert!(!m.blocked(a, now + failure_window()));
+        // Many addresses: the table stays bounded.
+        for i in 0..(MAX_FAILURE_ENTRIES as u32 + 100) {
+            m.failed(Some(AddressKey::V4(Ipv4Addr::from(0x0a00_0000 + i))), now);
+        }
+        assert!(m.failures.len() <= MAX_FAILURE_ENTRIES);
+    }
+}
