@@ -446,6 +446,12 @@ impl<S: EventSink> Worker<S> {
                     }
                 }
                 NetEvent::NickWanted => self.auto = false,
+                // MOD-4, MOD-6: an operator removed us; reconnecting in a loop would only
+                // be refused again (a ban) or look like defiance (a kick).
+                NetEvent::Line(ServerMessage::Error {
+                    code: ErrorCode::Kicked | ErrorCode::Banned,
+                    ..
+                }) => self.auto = false,
                 _ => {}
             }
             batch.push(event);

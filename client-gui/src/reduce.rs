@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chat_proto::{ErrorCode, ServerMessage};
+use chat_proto::{Action, ErrorCode, ServerMessage};
 use druid::im::OrdMap;
 
 use crate::effect::Effect;
@@ -123,6 +123,31 @@ fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut V
         | ServerMessage::Earlier { .. } => {
             state.push_line(now, LineKind::Info, "", &msg.to_string());
         }
+        // §18: operator notices are system lines; a kick or a ban is followed by the
+        // core leave line, which updates the user list.
+        ServerMessage::Operator(_) => {
+            state.push_line(now, LineKind::Rename, "", &msg.to_string());
+        }
+        ServerMessage::Moderated { target, action, .. } => {
+            let kind = match action {
+                Action::Kicked(_) | Action::Banned(_) => LineKind::Leave,
+                Action::Muted(_) | Action::Unmuted | Action::Unbanned => LineKind::Rename,
+            };
+            state.push_line(now, kind, "", &msg.to_string());
+            if target.as_str().eq_ignore_ascii_case(&state.me) {
+                match action {
+                    Action::Muted(n) => {
+                        let unit = if *n == 1 { "minute" } else { "minutes" };
+                        state.set_notice(
+                            format!("You are muted for {n} {unit}: your messages are not sent"),
+                            true,
+                        )
+                    }
+                    Action::Unmuted => state.set_notice("You can write again", false),
+                    _ => {}
+                }
+            }
+        }
         ServerMessage::Joined(nick) => {
             state
                 .online
@@ -192,6 +217,14 @@ fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut V
             }
             if matches!(code, ErrorCode::NickInvalid | ErrorCode::NickTaken) && !in_handshake {
                 state.set_notice(text.as_str(), true);
+            }
+            // MOD-4, MOD-6: removed by an operator: say so where it cannot be missed;
+            // the client does not reconnect by itself (net.rs).
+            if matches!(code, ErrorCode::Kicked | ErrorCode::Banned) {
+                state.set_notice(
+                    format!("{text}; this client will not reconnect by itself"),
+                    true,
+                );
             }
             // A closing error is told once, by the disconnect note that follows it.
             if !code.closes() || in_handshake {
@@ -398,6 +431,89 @@ mod tests {
         );
         assert!(s.history.iter().all(|l| l.kind == LineKind::Private));
         assert_eq!(texts(&s), vec!["bob -> alice: psst", "alice -> bob: ok"]);
+    }
+
+    #[test]
+    fn mod_4_kicks_and_mutes_are_system_lines_and_the_list_follows_the_leave_line() {
+        let mut s = chatting("alice", &["bob", "teacher"]);
+        feed(
+            &mut s,
+            vec![
+                line("teacher is now an operator"),
+                line("bob was muted by teacher for 5 minutes"),
+                line("bob was kicked by teacher (spamming)"),
+                line("bob has left the chat"),
+            ],
+        );
+        assert_eq!(online(&s), vec!["alice", "teacher"]);
+        assert_eq!(
+            texts(&s),
+            vec![
+                "teacher is now an operator",
+                "bob was muted by teacher for 5 minutes",
+                "bob was kicked by teacher (spamming)",
+                "bob has left the chat",
+            ]
+        );
+        let kinds: Vec<LineKind> = s.history.iter().map(|l| l.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                LineKind::Rename,
+                LineKind::Rename,
+                LineKind::Leave,
+                LineKind::Leave
+            ]
+        );
+        assert!(
+            s.notice.is_empty(),
+            "someone else's mute is no notice for us"
+        );
+    }
+
+    #[test]
+    fn mod_5_being_muted_is_told_in_the_notice() {
+        let mut s = chatting("alice", &["teacher"]);
+        feed(
+            &mut s,
+            vec![line("alice was muted by teacher for 1 minute")],
+        );
+        assert!(s.notice_is_error);
+        assert!(s.notice.contains("muted for 1 minute"), "{}", s.notice);
+        feed(&mut s, vec![line("alice was unmuted by teacher")]);
+        assert!(!s.notice_is_error);
+    }
+
+    #[test]
+    fn mod_6_when_we_are_banned_we_say_why_and_do_not_retry() {
+        let mut s = chatting("alice", &["teacher"]);
+        feed(
+            &mut s,
+            vec![
+                line("alice was banned by teacher (flooding)"),
+                line("ERR banned Your address was banned by teacher"),
+                // net.rs stops retrying after `ERR banned`: no retry time.
+                NetEvent::Disconnected {
+                    reason: "closed by the server".into(),
+                    retry_in: None,
+                },
+            ],
+        );
+        assert!(s.notice_is_error);
+        assert!(
+            s.notice.contains("banned by teacher") && s.notice.contains("not reconnect"),
+            "{}",
+            s.notice
+        );
+        assert!(
+            texts(&s).contains(&"alice was banned by teacher (flooding)".to_owned()),
+            "{:?}",
+            texts(&s)
+        );
+        assert!(matches!(
+            s.status,
+            Status::Disconnected { retry_in: None, .. }
+        ));
     }
 
     #[test]

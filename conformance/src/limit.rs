@@ -25,11 +25,13 @@ pub enum Limit {
     FloodExcess,
     /// The protocol profile: `seed` for Appendix B (COMPAT-1..5).
     Compat,
+    /// The operator password (MOD-1); a server has none by default.
+    OpPassword,
 }
 
 impl Limit {
     /// Every limit, in the order of the spec's table.
-    pub const ALL: [Limit; 8] = [
+    pub const ALL: [Limit; 9] = [
         Limit::HandshakeTimeout,
         Limit::HandshakeAttempts,
         Limit::MaxClients,
@@ -38,6 +40,7 @@ impl Limit {
         Limit::FloodRate,
         Limit::FloodExcess,
         Limit::Compat,
+        Limit::OpPassword,
     ];
 
     /// The name used in session files and in `--server-arg`, the same as the
@@ -52,6 +55,7 @@ impl Limit {
             Limit::FloodRate => "flood-rate",
             Limit::FloodExcess => "flood-excess",
             Limit::Compat => "compat",
+            Limit::OpPassword => "op-password",
         }
     }
 
@@ -68,7 +72,7 @@ impl Limit {
             Limit::FloodBurst => "{flood_burst}",
             Limit::FloodRate => "{flood_rate}",
             Limit::FloodExcess => "{flood_excess}",
-            Limit::Compat => return None,
+            Limit::Compat | Limit::OpPassword => return None,
         })
     }
 
@@ -83,6 +87,7 @@ impl Limit {
             Limit::FloodRate => limits::DEFAULT_FLOOD_RATE.to_string(),
             Limit::FloodExcess => limits::DEFAULT_FLOOD_EXCESS.as_secs().to_string(),
             Limit::Compat => "standard".to_owned(),
+            Limit::OpPassword => "none".to_owned(),
         }
     }
 
@@ -94,6 +99,7 @@ impl Limit {
                 .parse::<f64>()
                 .is_ok_and(|v| v.is_finite() && v >= 0.0),
             Limit::Compat => !value.is_empty() && value.bytes().all(|b| b.is_ascii_lowercase()),
+            Limit::OpPassword => chat_proto::Password::for_server(value).is_ok(),
             _ => value.parse::<u64>().is_ok(),
         };
         if ok {

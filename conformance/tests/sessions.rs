@@ -39,6 +39,10 @@ fn config_for(session: &Session) -> Result<chat_server::Config, String> {
                 "seed" => config.compat = chat_server::Compat::Seed,
                 other => return Err(format!("chat_server::Compat has no profile {other}")),
             },
+            Limit::OpPassword => {
+                config.op_password =
+                    Some(chat_proto::Password::for_server(v).map_err(|e| e.to_string())?)
+            }
         }
     }
     Ok(config)

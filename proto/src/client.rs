@@ -16,6 +16,7 @@ use crate::caps::CapName;
 use crate::command::help_text;
 pub use crate::command::{Args, Command};
 use crate::error::ErrorCode;
+use crate::moderation::{ModCommand, Password, Reason, valid_minutes};
 use crate::nickname::{NickError, Nickname};
 use crate::server::ServerMessage;
 use crate::tags::EventId;
@@ -48,6 +49,10 @@ pub enum ClientMessage {
     /// `/resume <id>`, a pre-join command: the id of the last event the client saw
     /// live (RESUME-1).
     Resume(EventId),
+    /// `/op <password>`: become an operator (MOD-2). `Debug` hides the password.
+    Op(Password),
+    /// An operator command: `/kick`, `/mute`, `/unmute`, `/ban`, `/unban` (MOD-3).
+    Moderate(ModCommand),
 }
 
 /// Why a client line is not a [`ClientMessage`]. Every variant but `Blank` is answered
@@ -182,10 +187,7 @@ impl ClientMessage {
             (Args::OptionalCount, _) if is_blank(args) => Ok(ClientMessage::History(None)),
             (Args::OptionalCount, _) => {
                 let (_, word) = one_arg(args).map_err(|_| bad.clone())?;
-                let count = (!word.starts_with('0') && word.bytes().all(|b| b.is_ascii_digit()))
-                    .then(|| word.parse::<u32>().ok())
-                    .flatten()
-                    .ok_or(bad)?;
+                let count = parse_number(word).ok_or(bad)?;
                 Ok(ClientMessage::History(Some(count)))
             }
             (Args::EventId, _) => {
@@ -193,6 +195,50 @@ impl ClientMessage {
                 EventId::new(word)
                     .map(ClientMessage::Resume)
                     .map_err(|_| bad)
+            }
+            (Args::Password, _) => {
+                let (_, word) = one_arg(args).map_err(|_| bad.clone())?;
+                Password::new(word).map(ClientMessage::Op).map_err(|_| bad)
+            }
+            (Args::TargetAndReason, _) => {
+                let Ok((_, (target, body))) = target_and_text(args) else {
+                    return Err(bad);
+                };
+                let reason = match body.filter(|b| !is_blank(b)) {
+                    None => None,
+                    Some(b) => Some(Reason::new(b).ok_or(bad)?),
+                };
+                let target = Nickname::new(target).map_err(|_| ClientError::InvalidTarget)?;
+                Ok(ClientMessage::Moderate(if cmd == Command::Ban {
+                    ModCommand::Ban { target, reason }
+                } else {
+                    ModCommand::Kick { target, reason }
+                }))
+            }
+            (Args::TargetAndMinutes, _) => {
+                let words: Vec<&str> = args.split(is_sep).filter(|w| !w.is_empty()).collect();
+                let (target, minutes) = match words.as_slice() {
+                    [target] => (*target, None),
+                    [target, n] => {
+                        let n = parse_number(n).filter(|&n| valid_minutes(n)).ok_or(bad)?;
+                        (*target, Some(n))
+                    }
+                    _ => return Err(bad),
+                };
+                let target = Nickname::new(target).map_err(|_| ClientError::InvalidTarget)?;
+                Ok(ClientMessage::Moderate(ModCommand::Mute {
+                    target,
+                    minutes,
+                }))
+            }
+            (Args::Target, _) => {
+                let (_, word) = one_arg(args).map_err(|_| bad)?;
+                let target = Nickname::new(word).map_err(|_| ClientError::InvalidTarget)?;
+                Ok(ClientMessage::Moderate(if cmd == Command::Unban {
+                    ModCommand::Unban(target)
+                } else {
+                    ModCommand::Unmute(target)
+                }))
             }
         }
     }
@@ -239,6 +285,12 @@ impl ClientMessage {
                 out.push(b' ');
                 out.extend_from_slice(id.as_str().as_bytes());
             }
+            ClientMessage::Op(password) => {
+                put_word(out, Command::Op);
+                out.push(b' ');
+                out.extend_from_slice(password.expose().as_bytes());
+            }
+            ClientMessage::Moderate(m) => encode_moderation(m, out),
         }
         out.push(b'\n');
     }
@@ -263,7 +315,38 @@ impl ClientMessage {
                 1 + Command::History.word().len() + count.map_or(0, |n| 1 + n.to_string().len())
             }
             ClientMessage::Resume(id) => 2 + Command::Resume.word().len() + id.as_str().len(),
+            ClientMessage::Op(p) => 2 + Command::Op.word().len() + p.expose().len(),
+            ClientMessage::Moderate(m) => {
+                let mut out = Vec::new();
+                encode_moderation(m, &mut out);
+                out.len()
+            }
         }
+    }
+}
+
+/// A decimal number from 1, without a leading zero or a sign (HIST-4, MOD-3).
+fn parse_number(word: &str) -> Option<u32> {
+    (!word.starts_with('0') && word.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| word.parse::<u32>().ok())
+        .flatten()
+}
+
+/// An operator command without its LF (MOD-3).
+fn encode_moderation(m: &ModCommand, out: &mut Vec<u8>) {
+    let (cmd, extra) = match m {
+        ModCommand::Kick { reason, .. } => (Command::Kick, reason.as_ref().map(|r| r.to_string())),
+        ModCommand::Ban { reason, .. } => (Command::Ban, reason.as_ref().map(|r| r.to_string())),
+        ModCommand::Mute { minutes, .. } => (Command::Mute, minutes.map(|n| n.to_string())),
+        ModCommand::Unmute(_) => (Command::Unmute, None),
+        ModCommand::Unban(_) => (Command::Unban, None),
+    };
+    put_word(out, cmd);
+    out.push(b' ');
+    out.extend_from_slice(m.target().as_str().as_bytes());
+    if let Some(extra) = extra {
+        out.push(b' ');
+        out.extend_from_slice(extra.as_bytes());
     }
 }
 
@@ -346,7 +429,7 @@ mod tests {
         let reply = ClientError::UnknownCommand.reply().unwrap().to_string();
         assert!(reply.starts_with("ERR unknown-command "));
         for c in Command::ALL {
-            assert!(reply.contains(c.usage()), "{reply}");
+            assert!(reply.contains(&format!("/{}", c.word())), "{reply}");
         }
     }
 
@@ -468,6 +551,72 @@ mod tests {
         for l in ["alice", "/quit", "/who", "//caps", " /caps", "/capsx", ""] {
             assert_eq!(ClientMessage::parse_pre_join(l), None, "{l:?}");
         }
+    }
+
+    #[test]
+    fn mod_3_operator_command_arguments() {
+        let kick = |t: &str, r: Option<&str>| {
+            Ok(ClientMessage::Moderate(ModCommand::Kick {
+                target: nick(t),
+                reason: r.map(|r| Reason::new(r).unwrap()),
+            }))
+        };
+        assert_eq!(ClientMessage::parse("/kick bob"), kick("bob", None));
+        assert_eq!(ClientMessage::parse("/KICK  bob   "), kick("bob", None));
+        assert_eq!(
+            ClientMessage::parse("/kick bob  spamming (again) "),
+            kick("bob", Some("spamming (again) "))
+        );
+        let long = format!("/kick bob {}", "x".repeat(201));
+        assert_eq!(
+            ClientMessage::parse(&long),
+            Err(ClientError::BadArguments(Command::Kick))
+        );
+        assert_eq!(
+            ClientMessage::parse("/kick"),
+            Err(ClientError::BadArguments(Command::Kick))
+        );
+        assert_eq!(
+            ClientMessage::parse("/ban b@d why"),
+            Err(ClientError::InvalidTarget)
+        );
+        let mute = |n: Option<u32>| {
+            Ok(ClientMessage::Moderate(ModCommand::Mute {
+                target: nick("bob"),
+                minutes: n,
+            }))
+        };
+        assert_eq!(ClientMessage::parse("/mute bob"), mute(None));
+        assert_eq!(ClientMessage::parse("/mute bob 1440 "), mute(Some(1440)));
+        for bad in [
+            "/mute bob 0",
+            "/mute bob 1441",
+            "/mute bob 05",
+            "/mute bob 5 x",
+            "/mute",
+        ] {
+            assert_eq!(
+                ClientMessage::parse(bad),
+                Err(ClientError::BadArguments(Command::Mute)),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            ClientMessage::parse("/unban Bob"),
+            Ok(ClientMessage::Moderate(ModCommand::Unban(nick("Bob"))))
+        );
+        assert_eq!(
+            ClientMessage::parse("/unmute bob x"),
+            Err(ClientError::BadArguments(Command::Unmute))
+        );
+        assert_eq!(
+            ClientMessage::parse("/op  s3cret "),
+            Ok(ClientMessage::Op(Password::new("s3cret").unwrap()))
+        );
+        assert_eq!(
+            ClientMessage::parse("/op two words"),
+            Err(ClientError::BadArguments(Command::Op))
+        );
     }
 
     #[test]

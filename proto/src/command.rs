@@ -21,6 +21,24 @@ pub enum Args {
     OptionalCount,
     /// Exactly one word, an event id (RESUME-1).
     EventId,
+    /// Exactly one word, the operator password (MOD-2).
+    Password,
+    /// A nickname, then optionally a reason: the rest of the line (MOD-3).
+    TargetAndReason,
+    /// A nickname, then optionally a number of minutes (MOD-3, MOD-5).
+    TargetAndMinutes,
+    /// Exactly one word, then judged as a nickname to act on (MOD-3).
+    Target,
+}
+
+impl Args {
+    /// True for the arguments of an operator command (§18).
+    pub fn operator(self) -> bool {
+        matches!(
+            self,
+            Args::Password | Args::TargetAndReason | Args::TargetAndMinutes | Args::Target
+        )
+    }
 }
 
 macro_rules! commands {
@@ -102,6 +120,33 @@ commands! {
     }
     /// `/quit`: leave (CMD-QUIT-1).
     Quit { word: "quit", usage: "/quit", args: None, pre_join: false, for_people: true }
+    /// `/op <password>`: become an operator (MOD-2).
+    Op { word: "op", usage: "/op <password>", args: Password, pre_join: false, for_people: false }
+    /// `/kick <nick> [<reason>]` (MOD-4).
+    Kick {
+        word: "kick", usage: "/kick <nick> [<reason>]", args: TargetAndReason,
+        pre_join: false, for_people: false,
+    }
+    /// `/mute <nick> [<minutes>]` (MOD-5).
+    Mute {
+        word: "mute", usage: "/mute <nick> [<minutes>]", args: TargetAndMinutes,
+        pre_join: false, for_people: false,
+    }
+    /// `/unmute <nick>` (MOD-5).
+    Unmute {
+        word: "unmute", usage: "/unmute <nick>", args: Target,
+        pre_join: false, for_people: false,
+    }
+    /// `/ban <nick> [<reason>]` (MOD-6).
+    Ban {
+        word: "ban", usage: "/ban <nick> [<reason>]", args: TargetAndReason,
+        pre_join: false, for_people: false,
+    }
+    /// `/unban <nick>` (MOD-6).
+    Unban {
+        word: "unban", usage: "/unban <nick>", args: Target,
+        pre_join: false, for_people: false,
+    }
 }
 
 impl Command {
@@ -115,12 +160,23 @@ impl Command {
 }
 
 /// The human text of `ERR unknown-command`: it lists every command so that a person at
-/// `nc` can find them (CMD-2).
+/// `nc` can find them (CMD-2); operator commands (§18) by their word only, so that the
+/// text stays within ERR-3's 256 bytes.
 pub fn help_text() -> String {
-    let usages: Vec<&str> = Command::ALL.iter().map(|c| c.usage()).collect();
+    let usages: Vec<&str> = Command::ALL
+        .iter()
+        .filter(|c| !c.args().operator())
+        .map(|c| c.usage())
+        .collect();
+    let operator: Vec<String> = Command::ALL
+        .iter()
+        .filter(|c| c.args().operator())
+        .map(|c| format!("/{}", c.word()))
+        .collect();
     format!(
-        "Unknown command. Commands: {} (start a line with // to send text that begins with /)",
-        usages.join(", ")
+        "Unknown command. Commands: {}; operators: {} (start a line with // to send text that begins with /)",
+        usages.join(", "),
+        operator.join(" ")
     )
 }
 
@@ -152,7 +208,12 @@ mod tests {
     fn cmd_2_help_lists_every_command() {
         let help = help_text();
         for c in Command::ALL {
-            assert!(help.contains(c.usage()), "{help}");
+            let shown = if c.args().operator() {
+                format!("/{} ", c.word())
+            } else {
+                c.usage().to_owned()
+            };
+            assert!(help.contains(&shown), "{help}");
         }
         assert!(help.len() <= crate::limits::MAX_ERR_TEXT_BYTES);
         let hint = input_hint();

@@ -94,6 +94,22 @@ codes! {
     /// Seed compatibility profile only: the server gave the client another nickname than
     /// the one it asked for (COMPAT-4).
     NickAssigned = "nick-assigned", closes: false;
+    /// A moderation command on a server without an operator password (MOD-1).
+    NoOperators = "no-operators", closes: false;
+    /// `/op` with a wrong password (MOD-2).
+    BadPassword = "bad-password", closes: false;
+    /// `/op` by an operator (MOD-2).
+    AlreadyOperator = "already-operator", closes: false;
+    /// A moderation command from someone who is not an operator (MOD-3).
+    NotOperator = "not-operator", closes: false;
+    /// A moderation command naming the sender or another operator (MOD-3).
+    CannotModerate = "cannot-moderate", closes: false;
+    /// A muted user's chat line, `/msg` or `/nick` (MOD-5): not relayed.
+    Muted = "muted", closes: false;
+    /// An operator kicked this user (MOD-4).
+    Kicked = "kicked", closes: true;
+    /// An operator banned this user's address, or the address is banned (MOD-6).
+    Banned = "banned", closes: true;
 }
 
 /// True for a word that may be an error code, known or not (ERR-1): lower-case ASCII

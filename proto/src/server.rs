@@ -23,6 +23,7 @@ use crate::caps::{CapName, Capability, Version};
 use crate::error::ErrorCode;
 use crate::framer::Frame;
 use crate::limits::{MAX_ERR_TEXT_BYTES, MAX_NICK_LEN, MAX_USERS_LINE_BYTES};
+use crate::moderation::{Action, Reason, valid_minutes};
 use crate::nickname::{NickError, Nickname, is_nick_char};
 use crate::tags::{ServerTime, Tags};
 use crate::text::Text;
@@ -137,6 +138,18 @@ pub enum ServerMessage {
         time: ServerTime,
         /// The event: a join, a leave, a chat line or a rename ([`ServerMessage::is_public_event`]).
         event: Box<ServerMessage>,
+    },
+    /// `<nick> is now an operator` (MOD-2).
+    Operator(Nickname),
+    /// `<target> was kicked by <by> (<reason>)` and the other moderation notices
+    /// (MOD-4, MOD-5, MOD-6).
+    Moderated {
+        /// The user acted on.
+        target: Nickname,
+        /// The operator.
+        by: Nickname,
+        /// What was done.
+        action: Action,
     },
 }
 
@@ -256,6 +269,68 @@ fn nick_led(i: &str) -> IResult<&str, ServerMessage> {
                 new,
             }
         }),
+        map(tag(wire::OPPED), |_| ServerMessage::Operator(first.clone())),
+        map(moderation_tail, |(by, action)| ServerMessage::Moderated {
+            target: first.clone(),
+            by,
+            action,
+        }),
+    ))
+    .parse(i)
+}
+
+/// What follows the target of a moderation notice (MOD-7): the literal, the operator,
+/// and the reason or the duration.
+fn moderation_tail(i: &str) -> IResult<&str, (Nickname, Action)> {
+    alt((
+        map(
+            (preceded(tag(wire::KICKED), nick), opt(reason)),
+            |(by, r)| (by, Action::Kicked(r)),
+        ),
+        map(
+            (preceded(tag(wire::BANNED), nick), opt(reason)),
+            |(by, r)| (by, Action::Banned(r)),
+        ),
+        map(
+            (
+                preceded(tag(wire::MUTED), nick),
+                preceded(tag(wire::FOR), minutes),
+            ),
+            |(by, n)| (by, Action::Muted(n)),
+        ),
+        map(preceded(tag(wire::UNMUTED), nick), |by| {
+            (by, Action::Unmuted)
+        }),
+        map(preceded(tag(wire::UNBANNED), nick), |by| {
+            (by, Action::Unbanned)
+        }),
+    ))
+    .parse(i)
+}
+
+/// ` (<reason>)` to the end of the line: the reason runs to the line's final `)`.
+fn reason(i: &str) -> IResult<&str, Reason> {
+    map_res(preceded(tag(wire::REASON_OPEN), rest), |r: &str| {
+        r.strip_suffix(wire::REASON_CLOSE)
+            .and_then(Reason::new)
+            .ok_or(ServerParseError)
+    })
+    .parse(i)
+}
+
+/// `1 minute` or `<n> minutes` with `n` from 2 (MOD-5), as the encoder writes them.
+fn minutes(i: &str) -> IResult<&str, u32> {
+    alt((
+        value(1, tag(wire::ONE_MINUTE)),
+        map_res(
+            (take_till1(|c| c == ' '), tag(wire::MINUTES)),
+            |(n, _): (&str, &str)| {
+                parse_count(n)
+                    .ok()
+                    .filter(|&n| n >= 2 && valid_minutes(n))
+                    .ok_or(ServerParseError)
+            },
+        ),
     ))
     .parse(i)
 }
@@ -327,7 +402,8 @@ fn server_line(i: &str) -> IResult<&str, ServerMessage> {
 
 impl ServerMessage {
     /// True for a line of the chat's shared order that history keeps (HIST-1): a join,
-    /// a leave, a chat line, a rename. Private lines, replies and the rest are not.
+    /// a leave, a chat line, a rename, a moderation notice (MOD-7). Private lines,
+    /// replies and the rest are not.
     pub fn is_public_event(&self) -> bool {
         matches!(
             self,
@@ -335,6 +411,8 @@ impl ServerMessage {
                 | ServerMessage::Left(_)
                 | ServerMessage::Chat { .. }
                 | ServerMessage::Renamed { .. }
+                | ServerMessage::Operator(_)
+                | ServerMessage::Moderated { .. }
         )
     }
 
@@ -513,6 +591,38 @@ impl ServerMessage {
                 put(&n.to_string());
             }
             ServerMessage::HistoryEnd => put(wire::HISTORY_END),
+            ServerMessage::Operator(n) => {
+                put(n.as_str());
+                put(wire::OPPED);
+            }
+            ServerMessage::Moderated { target, by, action } => {
+                put(target.as_str());
+                put(match action {
+                    Action::Kicked(_) => wire::KICKED,
+                    Action::Banned(_) => wire::BANNED,
+                    Action::Muted(_) => wire::MUTED,
+                    Action::Unmuted => wire::UNMUTED,
+                    Action::Unbanned => wire::UNBANNED,
+                });
+                put(by.as_str());
+                match action {
+                    Action::Kicked(Some(r)) | Action::Banned(Some(r)) => {
+                        put(wire::REASON_OPEN);
+                        put(r.as_str());
+                        put(wire::REASON_CLOSE);
+                    }
+                    Action::Muted(1) => {
+                        put(wire::FOR);
+                        put(wire::ONE_MINUTE);
+                    }
+                    Action::Muted(n) => {
+                        put(wire::FOR);
+                        put(&n.to_string());
+                        put(wire::MINUTES);
+                    }
+                    _ => {}
+                }
+            }
             ServerMessage::Earlier { time, event } => {
                 encode_earlier_prefix(time, out);
                 // The event's own encoding, without its LF (one follows below).
@@ -701,6 +811,80 @@ mod tests {
             assert_eq!(ServerMessage::parse(line), Ok(msg.clone()), "{line}");
             assert_eq!(msg.to_string(), line);
         }
+    }
+
+    #[test]
+    fn mod_7_notices_parse_one_way() {
+        let m = |target: &str, by: &str, action| ServerMessage::Moderated {
+            target: nick(target),
+            by: nick(by),
+            action,
+        };
+        let reason = |r: &str| Some(Reason::new(r).unwrap());
+        let cases = [
+            (
+                "teacher is now an operator",
+                ServerMessage::Operator(nick("teacher")),
+            ),
+            (
+                "alicia was kicked by teacher (spamming)",
+                m("alicia", "teacher", Action::Kicked(reason("spamming"))),
+            ),
+            (
+                "alicia was kicked by teacher",
+                m("alicia", "teacher", Action::Kicked(None)),
+            ),
+            (
+                "alicia was kicked by teacher (a) (b))",
+                m("alicia", "teacher", Action::Kicked(reason("a) (b)"))),
+            ),
+            (
+                "alicia was banned by teacher (x: y)",
+                m("alicia", "teacher", Action::Banned(reason("x: y"))),
+            ),
+            (
+                "alicia was muted by teacher for 10 minutes",
+                m("alicia", "teacher", Action::Muted(10)),
+            ),
+            (
+                "alicia was muted by teacher for 1 minute",
+                m("alicia", "teacher", Action::Muted(1)),
+            ),
+            (
+                "alicia was unmuted by teacher",
+                m("alicia", "teacher", Action::Unmuted),
+            ),
+            (
+                "alicia was unbanned by teacher",
+                m("alicia", "teacher", Action::Unbanned),
+            ),
+        ];
+        for (line, msg) in cases {
+            assert_eq!(ServerMessage::parse(line), Ok(msg.clone()), "{line}");
+            assert_eq!(msg.to_string(), line);
+            assert!(msg.is_public_event());
+        }
+        for bad in [
+            "alicia was muted by teacher for 1 minutes",
+            "alicia was muted by teacher for 01 minutes",
+            "alicia was muted by teacher for 1441 minutes",
+            "alicia was muted by teacher",
+            "alicia was kicked by teacher ()",
+            "alicia was kicked by teacher (x",
+            "alicia was kicked by teacher  (x)",
+            "alicia was kicked by ERR",
+            "alicia is now an operator ",
+        ] {
+            assert_eq!(ServerMessage::parse(bad), Err(ServerParseError), "{bad:?}");
+        }
+        // A chat text that reads like a notice stays a chat line (SRV-2).
+        assert_eq!(
+            ServerMessage::parse("bob: alicia was kicked by teacher"),
+            Ok(ServerMessage::Chat {
+                from: nick("bob"),
+                text: txt("alicia was kicked by teacher")
+            })
+        );
     }
 
     #[test]

@@ -39,6 +39,28 @@ pub const HISTORY_END: &str = "End of earlier events";
 pub const EARLIER_OPEN: &str = "[";
 /// After the time of a readable earlier event, before the event (HIST-3).
 pub const EARLIER_CLOSE: &str = " UTC] ";
+/// After a nickname: it became an operator (MOD-2).
+pub const OPPED: &str = " is now an operator";
+/// Between the kicked user and the operator (MOD-4).
+pub const KICKED: &str = " was kicked by ";
+/// Between the muted user and the operator (MOD-5).
+pub const MUTED: &str = " was muted by ";
+/// Between the unmuted user and the operator (MOD-5).
+pub const UNMUTED: &str = " was unmuted by ";
+/// Between the banned user and the operator (MOD-6).
+pub const BANNED: &str = " was banned by ";
+/// Between the unbanned nickname and the operator (MOD-6).
+pub const UNBANNED: &str = " was unbanned by ";
+/// Between the operator and the duration of a mute (MOD-5).
+pub const FOR: &str = " for ";
+/// A mute of one minute (MOD-5).
+pub const ONE_MINUTE: &str = "1 minute";
+/// After the number of minutes of a longer mute (MOD-5).
+pub const MINUTES: &str = " minutes";
+/// Before the reason of a kick or a ban (MOD-4, MOD-6).
+pub const REASON_OPEN: &str = " (";
+/// Ends the line after a reason (MOD-4, MOD-6).
+pub const REASON_CLOSE: &str = ")";
 /// First byte of a tagged line (TAG-1); no untagged line starts with it.
 pub const TAGS_START: char = '@';
 /// Between two tags (TAG-1).
@@ -66,4 +88,15 @@ pub const SERVER_LITERALS: &[&str] = &[
     HISTORY_END,
     EARLIER_OPEN,
     EARLIER_CLOSE,
+    OPPED,
+    KICKED,
+    MUTED,
+    UNMUTED,
+    BANNED,
+    UNBANNED,
+    FOR,
+    ONE_MINUTE,
+    MINUTES,
+    REASON_OPEN,
+    REASON_CLOSE,
 ];

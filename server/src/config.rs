@@ -76,6 +76,8 @@ pub struct Config {
     /// A joined user from whom nothing was read for this long is disconnected (IDLE-1);
     /// `None` (the default) keeps quiet users for ever.
     pub idle_timeout: Option<Duration>,
+    /// The operator password (MOD-1); `None` (the default): no operators.
+    pub op_password: Option<chat_proto::Password>,
     /// Longest time a closing connection (`/quit`, handshake failure, shutdown) may take
     /// to flush what is queued for it before it is cut off: a client that stops reading
     /// cannot keep its connection (and its slot under `max_clients`) forever.
@@ -114,6 +116,7 @@ impl Default for Config {
             flood: FloodLimit::default(),
             per_address: AddressLimits::default(),
             idle_timeout: None,
+            op_password: None,
             close_flush_timeout: Duration::from_secs(5),
             close_linger: chat_proto::limits::CLOSE_LINGER_MAX,
             shutdown_grace: chat_proto::limits::DEFAULT_SHUTDOWN_GRACE,

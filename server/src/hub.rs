@@ -18,6 +18,10 @@
 //! stale guard can never remove a newer user of the same nickname (DEFECTS.md item 3),
 //! and a leave notice goes out exactly once (CONN-2), also for a user cut off.
 
+mod moderation;
+
+pub use moderation::{OpOutcome, Operators};
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -149,6 +153,8 @@ struct Registry {
     retention: Retention,
     /// Where entries are saved, with `--store` (STORE-1).
     store: Option<StoreHandle>,
+    /// Operators, mutes and bans (§18).
+    moderation: moderation::Moderation,
 }
 
 /// How a hub is built: the limits, history, and a store to start from.
@@ -164,6 +170,8 @@ pub struct HubSettings {
     pub backlog: usize,
     /// An opened store and what it held (STORE-1).
     pub store: Option<(Restored, StoreHandle)>,
+    /// The operator password (MOD-1); `None`: no operators.
+    pub operators: Operators,
 }
 
 /// The registry and sequencer. Share it as `Arc<Hub>`.
@@ -173,6 +181,9 @@ pub struct Hub {
     log: Arc<Log>,
     max_connections: usize,
     lines: CommonLines,
+    /// True when the server has an operator password: only then are mutes and bans
+    /// looked up (a server without one pays nothing for §18).
+    moderated: bool,
 }
 
 impl Hub {
@@ -190,6 +201,7 @@ impl Hub {
             history: crate::history::DEFAULT_HISTORY.min(crate::history::most_that_fit(log_budget)),
             backlog: crate::history::DEFAULT_BACKLOG,
             store: None,
+            operators: Operators::default(),
         })
     }
 
@@ -202,7 +214,9 @@ impl Hub {
             history,
             backlog,
             store,
+            operators,
         } = settings;
+        let moderated = operators.enabled();
         let (restored, store) = match store {
             Some((r, h)) => (Some(r), Some(h)),
             None => (None, None),
@@ -234,10 +248,12 @@ impl Hub {
                 appender,
                 retention,
                 store,
+                moderation: moderation::Moderation::new(operators),
             }),
             log,
             max_connections,
             lines: CommonLines::new(),
+            moderated,
         })
     }
 
@@ -685,6 +701,7 @@ impl Registry {
             return None;
         }
         let member = self.members.swap_remove(index);
+        self.moderation.forget_member(&member.outbox);
         self.index.remove(&member.key);
         self.skeletons.remove(&member.nick.skeleton());
         if let Some(moved) = self.members.get(index) {
@@ -714,8 +731,9 @@ impl Drop for Slot {
         let trim = {
             let mut reg = self.hub.lock();
             if let Some(slot) = reg.slots.get_mut(self.index)
-                && slot.take().is_some()
+                && let Some(outbox) = slot.take()
             {
+                reg.moderation.forget_connection(&outbox);
                 reg.free_slots.push(self.index);
                 reg.open = reg.open.saturating_sub(1);
             }

@@ -112,6 +112,7 @@ impl Server {
             history: config.history_len(),
             backlog: config.backlog,
             store,
+            operators: hub::Operators::new(config.op_password.clone()),
         });
         let settings = Arc::new(Settings::from_config(&config));
 

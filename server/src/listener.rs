@@ -176,6 +176,11 @@ fn admit(
     if let Err(e) = tune(stream.get_ref()) {
         debug!(peer = %peer, error = %e, "could not set socket options");
     }
+    // MOD-6: a banned address gets `ERR banned` instead of NICK, before anything else.
+    if hub.is_banned(peer.ip()) {
+        info!(peer = %peer, "refused: banned address");
+        return turn_away(&stream, &hub.banned_line());
+    }
     // ADDR-1: before NICK and before a slot under max_clients is taken.
     let admission = match addresses.admit(peer.ip()) {
         Ok(admission) => admission,
@@ -189,6 +194,7 @@ fn admit(
     match hub.attach(&outbox) {
         Ok(slot) => {
             info!(peer = %peer, "connected");
+            hub.note_address(&outbox, peer.ip());
             connection::spawn(
                 ex,
                 hub.clone(),

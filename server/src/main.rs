@@ -106,6 +106,15 @@ struct Cli {
     #[arg(long, value_parser = parse_duration, value_name = "TIME")]
     idle_timeout: Option<Duration>,
 
+    /// Operator password: a user who sends `/op <password>` may /kick, /mute and /ban.
+    /// Prefer --op-password-file: a command line is visible to other local users.
+    #[arg(long, value_name = "WORD", conflicts_with = "op_password_file")]
+    op_password: Option<String>,
+
+    /// File whose first line is the operator password.
+    #[arg(long, value_name = "FILE")]
+    op_password_file: Option<std::path::PathBuf>,
+
     /// Compatibility profile: `seed` lets the original Python client (seed_client.py)
     /// connect unchanged; clients of the spec keep working too.
     #[arg(long, value_enum, default_value_t = CompatArg::None, value_name = "PROFILE")]
@@ -138,8 +147,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// The operator password from `--op-password` or the first line of
+/// `--op-password-file` (MOD-1); an invalid one stops the start.
+fn op_password(cli: &Cli) -> anyhow::Result<Option<chat_proto::Password>> {
+    let word = match (&cli.op_password, &cli.op_password_file) {
+        (Some(word), _) => word.clone(),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read --op-password-file {}", file.display()))?;
+            let first = text.lines().next().unwrap_or_default();
+            first.strip_suffix('\r').unwrap_or(first).to_owned()
+        }
+        (None, None) => return Ok(None),
+    };
+    chat_proto::Password::for_server(&word)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let op_password = op_password(&cli)?;
     let config = Config {
+        op_password,
         listen: cli.listen,
         max_clients: cli.max_clients,
         sendq: cli.sendq,

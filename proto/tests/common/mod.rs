@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use chat_proto::limits::MAX_ERR_TEXT_BYTES;
+use chat_proto::moderation::{Action, MAX_MUTE_MINUTES, ModCommand, Password, Reason};
 use chat_proto::tags::OtherTag;
 use chat_proto::text::is_forbidden;
 use chat_proto::{
@@ -9,6 +10,46 @@ use chat_proto::{
     Tags, Text, Version,
 };
 use proptest::prelude::*;
+
+/// A kick or ban reason as a client can send it: it does not start with a blank (the
+/// blanks after the nickname are a separator, MOD-3).
+pub fn reason() -> impl Strategy<Value = Reason> {
+    msg_text().prop_filter_map("too long", |t| Reason::new(t.as_str()))
+}
+
+/// A moderation notice (MOD-7).
+pub fn moderation_notice() -> impl Strategy<Value = ServerMessage> {
+    let action = prop_oneof![
+        proptest::option::of(reason()).prop_map(Action::Kicked),
+        proptest::option::of(reason()).prop_map(Action::Banned),
+        (1..=MAX_MUTE_MINUTES).prop_map(Action::Muted),
+        Just(Action::Unmuted),
+        Just(Action::Unbanned),
+    ];
+    prop_oneof![
+        nickname().prop_map(ServerMessage::Operator),
+        (nickname(), nickname(), action)
+            .prop_map(|(target, by, action)| ServerMessage::Moderated { target, by, action }),
+    ]
+}
+
+/// An operator command or `/op` (MOD-2, MOD-3).
+pub fn moderation_command() -> impl Strategy<Value = ClientMessage> {
+    let cmd = prop_oneof![
+        (nickname(), proptest::option::of(reason()))
+            .prop_map(|(target, reason)| ModCommand::Kick { target, reason }),
+        (nickname(), proptest::option::of(reason()))
+            .prop_map(|(target, reason)| ModCommand::Ban { target, reason }),
+        (nickname(), proptest::option::of(1..=MAX_MUTE_MINUTES))
+            .prop_map(|(target, minutes)| ModCommand::Mute { target, minutes }),
+        nickname().prop_map(ModCommand::Unmute),
+        nickname().prop_map(ModCommand::Unban),
+    ];
+    prop_oneof![
+        cmd.prop_map(ClientMessage::Moderate),
+        "[!-~]{1,128}".prop_map(|p| ClientMessage::Op(Password::new(&p).unwrap())),
+    ]
+}
 
 pub fn nickname() -> impl Strategy<Value = Nickname> {
     "[A-Za-z0-9_-]{1,24}".prop_filter_map("reserved", |s| Nickname::new(&s).ok())
@@ -135,6 +176,7 @@ pub fn server_message() -> impl Strategy<Value = ServerMessage> {
             time: time.whole_seconds(),
             event: Box::new(event),
         }),
+        moderation_notice(),
     ]
 }
 
@@ -145,6 +187,7 @@ pub fn public_event() -> impl Strategy<Value = ServerMessage> {
         nickname().prop_map(ServerMessage::Left),
         (nickname(), text()).prop_map(|(from, text)| ServerMessage::Chat { from, text }),
         (nickname(), nickname()).prop_map(|(old, new)| ServerMessage::Renamed { old, new }),
+        moderation_notice(),
     ]
 }
 
@@ -158,5 +201,6 @@ pub fn client_message() -> impl Strategy<Value = ClientMessage> {
         prop::collection::vec(cap_name(), 0..6).prop_map(ClientMessage::Caps),
         proptest::option::of(1..=u32::MAX).prop_map(ClientMessage::History),
         event_id().prop_map(ClientMessage::Resume),
+        moderation_command(),
     ]
 }

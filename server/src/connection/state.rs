@@ -16,7 +16,7 @@ use super::Settings;
 use super::hold::{Gate, Held, gate};
 use crate::flood::Bucket;
 use crate::history::{Catchup, Form};
-use crate::hub::{Hub, JoinError, Membership, RenameError};
+use crate::hub::{Hub, JoinError, Membership, OpOutcome, RenameError};
 use crate::idle::Idle;
 use crate::per_address::HandshakeSlot;
 use crate::writer::{Line, Outbox, encode};
@@ -82,6 +82,8 @@ pub(super) struct Conn {
     pub(super) caps: Enabled,
     /// The id of a pre-join `/resume` (RESUME-1), used at the join.
     resume: Option<EventId>,
+    /// Wrong operator passwords sent on this connection (MOD-2).
+    op_failures: u32,
 }
 
 /// Fault injection for tests only (see `Config::panic_trigger`).
@@ -121,6 +123,7 @@ impl Core {
                 asked: None,
                 caps: Enabled::default(),
                 resume: None,
+                op_failures: 0,
             },
         }
     }
@@ -355,7 +358,23 @@ impl Conn {
         if self.settings.panic_trigger.as_deref() == Some(line) {
             injected_panic();
         }
-        match ClientMessage::parse(line) {
+        let parsed = ClientMessage::parse(line);
+        // MOD-5: a muted user's text, private lines and renames are refused.
+        if matches!(
+            parsed,
+            Ok(ClientMessage::Text(_) | ClientMessage::Msg { .. } | ClientMessage::Nick(_))
+        ) && let Some(refusal) = member.muted_reply()
+        {
+            member.reply(&refusal);
+            return Flow::Continue;
+        }
+        match parsed {
+            Ok(ClientMessage::Op(password)) => {
+                if member.op(&password, &mut self.op_failures) == OpOutcome::Close {
+                    return Flow::Close("too many wrong operator passwords");
+                }
+            }
+            Ok(ClientMessage::Moderate(cmd)) => member.moderate(cmd),
             Ok(ClientMessage::Text(text)) => {
                 debug!(nick = %member.nick(), text = %text, "chat");
                 member.say(text);
