@@ -118,7 +118,14 @@ impl Core {
 
     /// Feeds bytes to the framer and acts on every complete line, in order. A frame the
     /// flood limit holds back stops the loop (see `hold.rs`).
-    pub(super) fn feed(&mut self, mut input: &[u8]) -> Flow {
+    pub(super) fn feed(&mut self, input: &[u8]) -> Flow {
+        self.feed_from(input, false)
+    }
+
+    /// Like [`Core::feed`]; `held` says the bytes come from input the flood limit held
+    /// back: their lines waited, so they do not end the excess period (CONN-7) even when
+    /// a late timer left a spare token.
+    pub(super) fn feed_from(&mut self, mut input: &[u8], held: bool) -> Flow {
         while !input.is_empty() {
             let (used, frame) = self.framer.advance(input);
             input = input.get(used..).unwrap_or_default();
@@ -129,6 +136,7 @@ impl Core {
                 &mut self.held,
                 &frame,
                 input,
+                held,
             ) {
                 Gate::Go => {}
                 Gate::Held => return Flow::Continue,
