@@ -9,7 +9,8 @@ use chat_proto::{ClientError, ClientMessage, Nickname};
 
 use crate::effect::Effect;
 use crate::net::NetCommand;
-use crate::state::{AppState, LineKind, RECALL_CAP, Selection, Status};
+use crate::selection::{TextPos, TextSelection};
+use crate::state::{AppState, LineKind, RECALL_CAP, Stamp, Status};
 
 /// The connect screen's Connect button (or Enter there).
 pub fn connect(state: &mut AppState) -> Vec<Effect> {
@@ -47,7 +48,7 @@ pub fn reconnect(state: &mut AppState) -> Vec<Effect> {
     if state.active_server.is_empty() {
         return vec![];
     }
-    state.notice.clear();
+    state.clear_notice();
     vec![Effect::Net(NetCommand::Reconnect)]
 }
 
@@ -75,11 +76,30 @@ fn prepare(line: &str) -> Result<Option<ClientMessage>, String> {
         Err(ClientError::InvalidText(_)) => {
             Err("the line holds a control, bidi or line-separator character".into())
         }
+        // `/nick bad name!`: the usage alone does not say what is wrong with the name.
+        Err(ClientError::BadArguments(chat_proto::Command::Nick)) => Err(nick_usage(line)),
         // The same answer the server would give (CMD-2, CMD-3, ...).
         Err(e) => Err(match e.reply() {
             Some(chat_proto::ServerMessage::Error { text, .. }) => text.as_str().to_owned(),
             _ => e.to_string(),
         }),
+    }
+}
+
+/// Why `/nick …` with other than one word cannot go: the usage, and what the
+/// arguments break of the nickname rules (NICK-2).
+fn nick_usage(line: &str) -> String {
+    let usage = format!("Usage: {}", chat_proto::Command::Nick.usage());
+    let wanted = line
+        .trim_start()
+        .split_once(char::is_whitespace)
+        .map_or("", |(_, rest)| rest.trim());
+    if wanted.is_empty() {
+        return usage;
+    }
+    match Nickname::new(wanted) {
+        Ok(_) => usage,
+        Err(e) => format!("\"{wanted}\" cannot be a nickname: {e}. {usage}"),
     }
 }
 
@@ -109,7 +129,12 @@ pub fn submit_input(state: &mut AppState) -> Vec<Effect> {
             }
             remember_input(state, &input);
             state.input.clear();
-            state.notice.clear();
+            state.clear_notice();
+            state.completion = None;
+            // Sending returns the view to the newest line, where the echo will be, and
+            // says the user has caught up: the unread divider goes.
+            jump_to_bottom(state);
+            state.divider = None;
             vec![Effect::Net(NetCommand::Send(msg))]
         }
     }
@@ -177,7 +202,7 @@ pub fn paste(state: &mut AppState, text: &str) -> Vec<Effect> {
         }
         _ => {
             // The paste bar shows the count and asks; Enter confirms.
-            state.notice.clear();
+            state.clear_notice();
             state.paste = Some(Arc::new(lines));
         }
     }
@@ -212,6 +237,7 @@ pub fn send_paste(state: &mut AppState) -> Vec<Effect> {
         }
     }
     state.set_notice(format!("Sent {} pasted lines", msgs.len()), false);
+    jump_to_bottom(state);
     msgs.into_iter()
         .map(|m| Effect::Net(NetCommand::Send(m)))
         .collect()
@@ -220,58 +246,146 @@ pub fn send_paste(state: &mut AppState) -> Vec<Effect> {
 /// The "drop the paste" button.
 pub fn cancel_paste(state: &mut AppState) {
     state.paste = None;
-    state.notice.clear();
+    state.clear_notice();
 }
 
-/// A click on a name in the side panel: start a private message to them.
+/// A click on a name in the side panel: start a private message to them (not to
+/// ourselves: the server would refuse, so the click only says so).
 pub fn click_name(state: &mut AppState, name: &str) -> Vec<Effect> {
+    if name.eq_ignore_ascii_case(&state.me) {
+        state.set_notice(
+            "That is you: click someone else's name to whisper to them",
+            false,
+        );
+        return vec![];
+    }
     state.input = format!("/msg {name} ");
     state.recall_pos = None;
     vec![Effect::FocusInput]
 }
 
-/// A click on history line `id`; with `extend` (Shift) the selection grows to it.
-pub fn select_line(state: &mut AppState, id: u64, extend: bool) {
-    state.selection = match (extend, state.selection.anchor) {
-        (true, Some(anchor)) => Selection {
-            anchor: Some(anchor),
-            end: id,
-        },
-        _ if !extend
-            && state.selection
-                == (Selection {
-                    anchor: Some(id),
-                    end: id,
-                }) =>
-        {
-            Selection::default()
-        }
-        _ => Selection {
-            anchor: Some(id),
-            end: id,
-        },
-    };
+/// A mouse press in the history text at `at`; with `extend` (Shift) the selection
+/// grows to it instead.
+pub fn select_from(state: &mut AppState, at: TextPos, extend: bool) {
+    if extend && state.selection.anchor.is_some() {
+        state.selection.extend(at);
+    } else {
+        state.selection = TextSelection::start(at);
+    }
+}
+
+/// The mouse dragged to `at` with the button down.
+pub fn select_to(state: &mut AppState, at: TextPos) {
+    state.selection.extend(at);
 }
 
 /// Ctrl+A in the history: everything.
 pub fn select_all(state: &mut AppState) {
-    if let (Some(first), Some(last)) = (state.history.front(), state.history.back()) {
-        state.selection = Selection {
-            anchor: Some(first.id),
-            end: last.id,
-        };
-    }
+    state.selection = TextSelection::all(&state.history);
 }
 
-/// Copy (Ctrl+C in the history, or the Copy button): the selected lines as text.
+/// Copy (Ctrl+C in the history, or the Copy button): exactly the selected text.
 pub fn copy_selection(state: &mut AppState) -> Vec<Effect> {
-    let text = state.selected_text();
+    let text = state.selection.text(&state.history);
     if text.is_empty() {
         return vec![];
     }
-    let n = state.selected_count();
-    state.set_notice(format!("Copied {n} lines to the clipboard"), false);
+    let chars = text.chars().count();
+    let n = state.selection.line_count();
+    let what = match (n, chars) {
+        (1, 1) => "1 character".to_owned(),
+        (1, c) => format!("{c} characters"),
+        (n, c) => format!("{c} characters from {n} lines"),
+    };
+    state.set_notice(format!("Copied {what} to the clipboard"), false);
     vec![Effect::Copy(text)]
+}
+
+/// The Copy button's text: "Copy" and what it would copy.
+pub fn copy_label(state: &AppState) -> String {
+    match state.selection.line_count() {
+        0 | 1 => "Copy".to_owned(),
+        n => format!("Copy {n} lines"),
+    }
+}
+
+/// The "N new messages" button, End, or an own send: back to the newest line.
+pub fn jump_to_bottom(state: &mut AppState) {
+    state.follow = true;
+    state.new_below = 0;
+}
+
+/// The history view was scrolled by the user: `follow` says whether it now shows the
+/// newest line.
+pub fn scrolled(state: &mut AppState, follow: bool) {
+    state.follow = follow;
+    if follow {
+        state.new_below = 0;
+    }
+}
+
+/// The note under the input goes once the input is edited (or sent).
+pub fn input_edited(state: &mut AppState) {
+    if state
+        .notice_input
+        .as_ref()
+        .is_some_and(|was| *was != state.input)
+    {
+        state.clear_notice();
+    }
+    if state
+        .completion
+        .as_ref()
+        .is_some_and(|c| *c.result != *state.input)
+    {
+        state.completion = None;
+    }
+}
+
+/// Ctrl+F: show the search bar.
+pub fn open_search(state: &mut AppState) {
+    state.search.open = true;
+}
+
+/// Escape in the search bar: hide it and the match.
+pub fn close_search(state: &mut AppState) {
+    state.search.open = false;
+    state.search.found = None;
+    state.search.note.clear();
+}
+
+/// Enter (older) or Shift+Enter (newer) in the search bar.
+pub fn search_next(state: &mut AppState, older: bool) {
+    let query = state.search.query.clone();
+    if query.is_empty() {
+        state.search.found = None;
+        state.search.note.clear();
+        return;
+    }
+    let from = state
+        .search
+        .found
+        .filter(|_| state.search.searched == query);
+    match crate::search::next(&state.history, &query, from, older) {
+        Some(f) => {
+            state.search.found = Some(f);
+            state.search.searched = query;
+            state.search.note.clear();
+            // The view goes to the match and stays there as lines arrive.
+            state.follow = false;
+        }
+        None if from.is_some() => {
+            state.search.note = if older {
+                "No older match".into()
+            } else {
+                "No newer match".into()
+            };
+        }
+        None => {
+            state.search.found = None;
+            state.search.note = "No match".into();
+        }
+    }
 }
 
 /// Characters typed while another widget had the focus: they go on in the input.
@@ -296,7 +410,7 @@ pub fn set_focused(state: &mut AppState, focused: bool) {
 }
 
 /// A note in the history from the client itself.
-pub fn note(state: &mut AppState, now: &str, text: &str) {
+pub fn note(state: &mut AppState, now: Stamp, text: &str) {
     state.push_line(now, LineKind::Info, "", text);
 }
 
@@ -305,17 +419,10 @@ mod tests {
     use chat_proto::Text;
 
     use super::*;
-    use crate::state::{DEFAULT_SERVER, Screen, ThemeChoice};
+    use crate::state::{DEFAULT_SERVER, ThemeChoice, stamp};
 
     fn chatting() -> AppState {
-        let mut s = AppState::new(DEFAULT_SERVER, "alice", ThemeChoice::Dark);
-        s.active_server = DEFAULT_SERVER.into();
-        s.me = "alice".into();
-        s.status = Status::Connected {
-            nick: "alice".into(),
-        };
-        s.screen = Screen::Chat;
-        s
+        crate::state::chatting("alice")
     }
     fn text(s: &str) -> ClientMessage {
         ClientMessage::Text(Text::new(s).unwrap())
@@ -496,35 +603,130 @@ mod tests {
         let mut s = chatting();
         assert_eq!(click_name(&mut s, "bob"), vec![Effect::FocusInput]);
         assert_eq!(s.input, "/msg bob ");
+        s.input.clear();
+        assert!(click_name(&mut s, "ALICE").is_empty(), "not to ourselves");
+        assert!(s.input.is_empty());
     }
 
     #[test]
-    fn select_and_copy_lines() {
+    fn select_and_copy_exactly_the_selection() {
         let mut s = chatting();
         for i in 0..5 {
-            s.push_line("10:00", LineKind::Other, "bob", &format!("m{i}"));
+            s.push_line(
+                stamp("10:00"),
+                LineKind::Other,
+                "bob",
+                &format!("m{i} text"),
+            );
         }
         let ids: Vec<u64> = s.history.iter().map(|l| l.id).collect();
-        select_line(&mut s, ids[3], false);
-        select_line(&mut s, ids[1], true);
+        // From "text" of line 3 back to "m1" of line 1 (a drag upwards).
+        select_from(&mut s, TextPos::new(ids[3], 7), false);
+        select_to(&mut s, TextPos::new(ids[1], 5));
+        assert_eq!(copy_label(&s), "Copy 3 lines");
         assert_eq!(
             copy_selection(&mut s),
-            vec![Effect::Copy(
-                "[10:00] bob: m1\n[10:00] bob: m2\n[10:00] bob: m3\n".into()
-            )]
+            vec![Effect::Copy("m1 text\nbob: m2 text\nbob: m3".into())]
         );
-        select_line(&mut s, ids[1], false);
-        select_line(&mut s, ids[1], false);
+        assert_eq!(
+            s.notice,
+            "Copied 28 characters from 3 lines to the clipboard"
+        );
+        // Shift+click moves the free end; the anchor stays where the drag started.
+        select_from(&mut s, TextPos::new(ids[0], 5), true);
+        assert_eq!(
+            s.selection.text(&s.history),
+            "m0 text\nbob: m1 text\nbob: m2 text\nbob: m3"
+        );
+        // A click without a drag selects nothing.
+        select_from(&mut s, TextPos::new(ids[1], 1), false);
         assert!(copy_selection(&mut s).is_empty());
+        assert_eq!(copy_label(&s), "Copy");
         select_all(&mut s);
-        assert_eq!(s.selected_count(), 5);
+        assert_eq!(s.selection.line_count(), 5);
+        select_from(&mut s, TextPos::new(ids[0], 0), false);
+        select_to(&mut s, TextPos::new(ids[0], 1));
+        copy_selection(&mut s);
+        assert_eq!(s.notice, "Copied 1 character to the clipboard");
+    }
+
+    #[test]
+    fn notices_clear_when_the_input_is_edited() {
+        let mut s = chatting();
+        s.input = "/msg bob".into();
+        submit_input(&mut s);
+        assert!(s.notice.starts_with("Not sent"));
+        input_edited(&mut s);
+        assert!(!s.notice.is_empty(), "unchanged input keeps it");
+        s.input = "/msg bob hi".into();
+        input_edited(&mut s);
+        assert!(s.notice.is_empty());
+    }
+
+    #[test]
+    fn nick_with_a_bad_name_says_why() {
+        let mut s = chatting();
+        s.input = "/nick bad name!".into();
+        assert!(submit_input(&mut s).is_empty());
+        assert!(
+            s.notice
+                .starts_with("Not sent: \"bad name!\" cannot be a nickname: "),
+            "{}",
+            s.notice
+        );
+        assert!(
+            s.notice.ends_with("Usage: /nick <new-nickname>"),
+            "{}",
+            s.notice
+        );
+        s.input = "/nick".into();
+        submit_input(&mut s);
+        assert_eq!(s.notice, "Not sent: Usage: /nick <new-nickname>");
+    }
+
+    #[test]
+    fn own_send_returns_to_the_bottom() {
+        let mut s = chatting();
+        scrolled(&mut s, false);
+        s.push_line(stamp("10:00"), LineKind::Other, "bob", "while away");
+        assert_eq!(s.new_below, 1);
+        s.divider = Some(1);
+        s.input = "back".into();
+        submit_input(&mut s);
+        assert!(s.follow);
+        assert_eq!(s.new_below, 0);
+        assert_eq!(s.divider, None, "caught up");
+    }
+
+    #[test]
+    fn search_bar_finds_and_says_when_nothing_is_left() {
+        let mut s = chatting();
+        s.push_line(stamp("10:00"), LineKind::Other, "bob", "see the docs");
+        s.push_line(stamp("10:00"), LineKind::Other, "bob", "hello");
+        open_search(&mut s);
+        s.search.query = "DOCS".into();
+        search_next(&mut s, true);
+        assert_eq!(s.search.found.map(|f| f.line), Some(1));
+        assert!(!s.follow, "the view stays on the match");
+        search_next(&mut s, true);
+        assert_eq!(s.search.note, "No older match");
+        // A new query starts again from the newest line.
+        s.search.query = "hel".into();
+        search_next(&mut s, true);
+        assert_eq!(s.search.found.map(|f| f.line), Some(2));
+        s.search.query = "zzz".into();
+        search_next(&mut s, true);
+        assert_eq!(s.search.note, "No match");
+        assert_eq!(s.search.found, None);
+        close_search(&mut s);
+        assert!(!s.search.open && s.search.found.is_none());
     }
 
     #[test]
     fn focus_clears_unread() {
         let mut s = chatting();
         set_focused(&mut s, false);
-        s.push_line("10:00", LineKind::Other, "bob", "hi");
+        s.push_line(stamp("10:00"), LineKind::Other, "bob", "hi");
         assert_eq!(s.unread, 1);
         set_focused(&mut s, true);
         assert_eq!(s.unread, 0);

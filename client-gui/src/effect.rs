@@ -25,4 +25,13 @@ pub enum Effect {
     Copy(String),
     /// Give the input line the keyboard focus.
     FocusInput,
+    /// Open a link with the desktop's opener.
+    Open(String),
+    /// Show a desktop notification (skipped where no notification service runs).
+    Notify {
+        /// The headline.
+        title: String,
+        /// The text.
+        body: String,
+    },
 }

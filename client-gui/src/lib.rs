@@ -8,12 +8,21 @@
 //! - [`state`] is the whole UI state as druid `Data`; [`reduce`] applies a network event
 //!   to it and [`actions`] applies a user action; both are pure and return the
 //!   [`effect::Effect`]s (bytes to send, settings to save) for the caller to carry out.
+//! - [`selection`], [`scroll`], [`search`], [`links`], [`mention`] and [`complete`] are
+//!   the history view's and the input's rules (what is selected, where the view is,
+//!   what a search finds, what is a link or a mention, what Tab gives), also toolkit-free.
 //! - [`ui`] holds the widgets; [`config`] and [`transcript`] the files the client writes.
 pub mod actions;
+pub mod complete;
 pub mod config;
 pub mod effect;
+pub mod links;
+pub mod mention;
 pub mod net;
 pub mod reduce;
+pub mod scroll;
+pub mod search;
+pub mod selection;
 pub mod session;
 pub mod state;
 pub mod transcript;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use chat_client_gui::config::Store;
 use chat_client_gui::net;
-use chat_client_gui::state::{AppState, ThemeChoice};
+use chat_client_gui::state::{self, AppState, ThemeChoice};
 use chat_client_gui::transcript::Transcript;
 use chat_client_gui::ui::{self, Services, UiSink};
 use clap::{CommandFactory, Parser, ValueEnum};
@@ -32,6 +32,10 @@ struct Cli {
     /// Append every line the window displays to FILE.
     #[arg(long, value_name = "FILE")]
     transcript: Option<PathBuf>,
+    /// Most lines of history kept (the oldest go first).
+    #[arg(long, value_name = "LINES", default_value_t = state::HISTORY_CAP as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    history_cap: u32,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -51,12 +55,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
 
     let store = Store::user();
-    let settings = store.as_ref().map(Store::load).unwrap_or_default();
+    let mut settings = store.as_ref().map(Store::load).unwrap_or_default();
     let theme = match cli.theme {
         Some(ThemeArg::Dark) => ThemeChoice::Dark,
         Some(ThemeArg::Light) => ThemeChoice::Light,
         None => settings.theme,
     };
+    // A theme chosen on the command line is remembered like one chosen with the button.
+    if theme != settings.theme {
+        settings.theme = theme;
+        if let Some(store) = &store {
+            if let Err(e) = store.save(&settings) {
+                tracing::warn!("cannot save settings to {}: {e}", store.path().display());
+            }
+        }
+    }
     let server = cli
         .server
         .clone()
@@ -83,6 +96,8 @@ fn main() -> ExitCode {
         transcript,
         autoconnect: cli.nick.is_some(),
         clock: ui::controller::local_time,
+        open: ui::desktop::open,
+        notify: ui::desktop::notify,
     };
     let window = WindowDesc::new(ui::root(services))
         .title(|d: &AppState, _env: &Env| d.title())
@@ -95,7 +110,10 @@ fn main() -> ExitCode {
         .collect();
     let launcher = AppLauncher::with_window(window).delegate(ui::Delegate { options });
     let net = starter.start(UiSink(launcher.get_external_handle()));
-    let result = launcher.launch(AppState::new(&server, &nick, theme));
+    ui::clipboard::install(launcher.get_external_handle());
+    let mut state = AppState::new(&server, &nick, theme);
+    state.history_cap = usize::try_from(cli.history_cap).unwrap_or(state::HISTORY_CAP);
+    let result = launcher.launch(state);
     // The window is closed: say /quit, close the connection, end the thread.
     net.shutdown();
     match result {
@@ -104,5 +122,20 @@ fn main() -> ExitCode {
             eprintln!("chat-gui: cannot open a window: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_cap_defaults_to_100_000_and_refuses_zero() {
+        let cli = Cli::try_parse_from(["chat-gui"]).unwrap();
+        assert_eq!(cli.history_cap, 100_000);
+        let cli = Cli::try_parse_from(["chat-gui", "--history-cap", "500"]).unwrap();
+        assert_eq!(cli.history_cap, 500);
+        assert!(Cli::try_parse_from(["chat-gui", "--history-cap", "0"]).is_err());
+        assert!(Cli::try_parse_from(["chat-gui", "--history-cap", "-3"]).is_err());
     }
 }

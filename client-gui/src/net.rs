@@ -50,6 +50,13 @@ pub enum NetEvent {
     },
     /// A server line (never `NICK` or `Connected to the server`: those are handled).
     Line(ServerMessage),
+    /// A server line with the server's time of the event (`tags` enabled, TAG-4).
+    Timed {
+        /// When the server put the event in the chat's order, in UTC.
+        at: chrono::DateTime<chrono::Utc>,
+        /// The line.
+        msg: ServerMessage,
+    },
     /// A server line that is not valid protocol, or a note on one that was dropped.
     Garbled(String),
     /// A line the user asked to send could not be sent.
@@ -429,7 +436,11 @@ impl<S: EventSink> Worker<S> {
                     self.send_line(&ClientMessage::Who);
                     continue;
                 }
-                NetEvent::Line(ServerMessage::Renamed { old, new }) => {
+                NetEvent::Line(ServerMessage::Renamed { old, new })
+                | NetEvent::Timed {
+                    msg: ServerMessage::Renamed { old, new },
+                    ..
+                } => {
                     if let Some(t) = self.target.as_mut().filter(|t| t.nick.same_user(old)) {
                         t.nick = new.clone();
                     }
@@ -473,7 +484,7 @@ impl<S: EventSink> Worker<S> {
             let _ = stream.shutdown(Shutdown::Both);
             let _ = self.tx.send(Input::Closed {
                 id,
-                error: Some(format!("write failed: {e}")),
+                error: Some(format!("write failed: {}", io_reason(&e))),
             });
         }
     }
@@ -559,7 +570,7 @@ fn read_loop(id: u64, addr: &str, tx: &Sender<Input>) {
         Err(e) => {
             let _ = tx.send(Input::ConnectFailed {
                 id,
-                reason: e.to_string(),
+                reason: io_reason(&e),
             });
             return;
         }
@@ -581,7 +592,7 @@ fn read_loop(id: u64, addr: &str, tx: &Sender<Input>) {
             Err(e) => {
                 let _ = tx.send(Input::Closed {
                     id,
-                    error: Some(e.to_string()),
+                    error: Some(io_reason(&e)),
                 });
                 return;
             }
@@ -596,22 +607,57 @@ fn connect(addr: &str) -> Result<TcpStream, String> {
         Ok(a) => a.collect(),
         Err(_) => (addr, chat_proto::limits::DEFAULT_PORT)
             .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+            .map_err(|e| format!("cannot resolve {addr}: {}", io_reason(&e)))?
             .collect(),
     };
     let mut last = format!("{addr} has no address");
     for a in addrs {
         match TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
             Ok(s) => return Ok(s),
-            Err(e) => last = format!("cannot connect to {addr}: {e}"),
+            Err(e) => last = format!("cannot connect to {addr}: {}", io_reason(&e)),
         }
     }
     Err(last)
 }
 
+/// An I/O error in words for the user: what happened, without the raw
+/// `(os error 111)` that `io::Error`'s own text ends with.
+pub fn io_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => {
+            "nothing is accepting connections there (connection refused)".to_owned()
+        }
+        io::ErrorKind::TimedOut => "no answer (timed out)".to_owned(),
+        io::ErrorKind::ConnectionReset => "the connection was reset".to_owned(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error ") {
+                Some(i) => text.get(..i).unwrap_or(&text).to_owned(),
+                None => text,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn io_errors_read_without_os_codes() {
+        let refused = io::Error::from_raw_os_error(111);
+        assert_eq!(
+            io_reason(&refused),
+            "nothing is accepting connections there (connection refused)"
+        );
+        let other = io::Error::from_raw_os_error(113);
+        assert!(
+            !io_reason(&other).contains("os error"),
+            "{}",
+            io_reason(&other)
+        );
+        assert!(!io_reason(&other).is_empty());
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

@@ -10,10 +10,10 @@ use druid::im::OrdMap;
 
 use crate::effect::Effect;
 use crate::net::NetEvent;
-use crate::state::{AppState, LineKind, Screen, Status, nick_key};
+use crate::state::{AppState, LineKind, Screen, Stamp, Status, nick_key};
 
 /// Applies `event` to `state`; returns what the caller must do next.
-pub fn apply(state: &mut AppState, event: NetEvent, now: &str) -> Vec<Effect> {
+pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
     let mut effects = Vec::new();
     match event {
         NetEvent::Connecting { addr, attempt } => {
@@ -44,6 +44,10 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: &str) -> Vec<Effect> {
             state.screen = Screen::Chat;
             state.awaiting_nick = false;
             state.connect_error.clear();
+            // "Not sent: not connected" and the like are over.
+            if state.notice_is_error {
+                state.clear_notice();
+            }
             // The network thread asks `/who` right after the handshake.
             state.silent_who += 1;
             let server = state.active_server.clone();
@@ -60,6 +64,12 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: &str) -> Vec<Effect> {
             effects.push(Effect::FocusInput);
         }
         NetEvent::Line(msg) => on_line(state, msg, now, &mut effects),
+        // The server's time, in the user's time zone: the same event shows the same
+        // time in every window, and day separators follow the server's dates.
+        NetEvent::Timed { at, msg } => {
+            let at = at.with_timezone(&chrono::Local).naive_local();
+            on_line(state, msg, at, &mut effects)
+        }
         NetEvent::Garbled(line) => {
             state.push_line(
                 now,
@@ -100,7 +110,7 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: &str) -> Vec<Effect> {
     effects
 }
 
-fn on_line(state: &mut AppState, msg: ServerMessage, now: &str, effects: &mut Vec<Effect>) {
+fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut Vec<Effect>) {
     match &msg {
         ServerMessage::NickPrompt | ServerMessage::Connected => {}
         // Answers to `/caps`, which this client does not send yet.
@@ -148,10 +158,12 @@ fn on_line(state: &mut AppState, msg: ServerMessage, now: &str, effects: &mut Ve
                 LineKind::Other
             };
             state.push_line(now, kind, from.as_str(), text.as_str());
+            notify_if_named(state, from.as_str(), text.as_str(), false, effects);
         }
         ServerMessage::Private { from, to, text } => {
             let who = format!("{from} -> {to}");
             state.push_line(now, LineKind::Private, &who, text.as_str());
+            notify_if_named(state, from.as_str(), text.as_str(), true, effects);
         }
         ServerMessage::Users { names, more } => {
             let mut set = state.who_partial.take().unwrap_or_default();
@@ -189,6 +201,32 @@ fn on_line(state: &mut AppState, msg: ServerMessage, now: &str, effects: &mut Ve
     }
 }
 
+/// A desktop notification for the line just added, when it names us (or whispers to
+/// us) and the window is not focused: the user is elsewhere.
+fn notify_if_named(
+    state: &AppState,
+    from: &str,
+    text: &str,
+    private: bool,
+    effects: &mut Vec<Effect>,
+) {
+    if state.focused || from.eq_ignore_ascii_case(&state.me) {
+        return;
+    }
+    let named = state.history.back().is_some_and(|l| l.mention);
+    if named || private {
+        let title = if private {
+            format!("{from} whispers to you")
+        } else {
+            format!("{from} mentioned you")
+        };
+        effects.push(Effect::Notify {
+            title,
+            body: text.to_owned(),
+        });
+    }
+}
+
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -204,7 +242,7 @@ mod tests {
     use chat_proto::{Nickname, Text};
 
     use super::*;
-    use crate::state::{DEFAULT_SERVER, HISTORY_CAP, ThemeChoice};
+    use crate::state::{DEFAULT_SERVER, ThemeChoice, stamp};
 
     fn nick(s: &str) -> Nickname {
         Nickname::new(s).unwrap()
@@ -215,11 +253,11 @@ mod tests {
     fn feed(state: &mut AppState, events: Vec<NetEvent>) -> Vec<Effect> {
         events
             .into_iter()
-            .flat_map(|e| apply(state, e, "10:00"))
+            .flat_map(|e| apply(state, e, stamp("10:00")))
             .collect()
     }
     fn texts(state: &AppState) -> Vec<String> {
-        state.history.iter().map(|l| l.plain()).collect()
+        state.history.iter().map(|l| l.plain().to_owned()).collect()
     }
     fn online(state: &AppState) -> Vec<String> {
         state.online_names().iter().map(|s| s.to_string()).collect()
@@ -348,7 +386,7 @@ mod tests {
             texts(&s),
             vec!["alice: hi", "bob: hello: there", "ALICE: case"]
         );
-        assert!(s.history.iter().all(|l| &*l.time == "10:00"));
+        assert!(s.history.iter().all(|l| l.time() == "10:00"));
     }
 
     #[test]
@@ -537,17 +575,64 @@ mod tests {
             text: Text::new(&long).unwrap(),
         };
         feed(&mut s, vec![NetEvent::Line(msg)]);
-        assert_eq!(&*s.history.back().unwrap().text, long.as_str());
+        assert_eq!(s.history.back().unwrap().body(), long.as_str());
     }
 
     #[test]
     fn history_cap_holds_under_events() {
         let mut s = chatting("alice", &["bob"]);
-        for _ in 0..HISTORY_CAP + 10 {
-            apply(&mut s, line("bob: spam"), "10:00");
-            assert!(s.history.len() <= HISTORY_CAP);
+        s.history_cap = 50;
+        for _ in 0..60 {
+            apply(&mut s, line("bob: spam"), stamp("10:00"));
+            assert!(s.history.len() <= 50);
         }
-        assert!(s.history.len() >= HISTORY_CAP - crate::state::HISTORY_TRIM);
+        assert_eq!(s.history.len(), 50);
+    }
+
+    #[test]
+    fn server_times_are_shown_in_local_time() {
+        let mut s = chatting("alice", &["bob"]);
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-30T23:59:30Z")
+            .unwrap()
+            .to_utc();
+        let msg = ServerMessage::parse("bob: from yesterday").unwrap();
+        apply(&mut s, NetEvent::Timed { at, msg }, stamp("10:00"));
+        let line = s.history.back().unwrap();
+        assert_eq!(line.at, at.with_timezone(&chrono::Local).naive_local());
+        assert_eq!(line.body(), "from yesterday");
+    }
+
+    #[test]
+    fn mention_or_whisper_while_unfocused_notifies() {
+        let mut s = chatting("alice", &["bob"]);
+        assert!(
+            feed(&mut s, vec![line("bob: hi alice")]).is_empty(),
+            "focused"
+        );
+        s.focused = false;
+        let fx = feed(
+            &mut s,
+            vec![
+                line("bob: hi Alice!"),
+                line("bob: malice"),
+                line("alice: alice"),
+                line("bob -> alice: psst"),
+            ],
+        );
+        assert_eq!(
+            fx,
+            vec![
+                Effect::Notify {
+                    title: "bob mentioned you".into(),
+                    body: "hi Alice!".into()
+                },
+                Effect::Notify {
+                    title: "bob whispers to you".into(),
+                    body: "psst".into()
+                }
+            ]
+        );
+        assert!(s.history.iter().take(2).all(|l| l.mention));
     }
 
     #[test]

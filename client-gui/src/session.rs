@@ -6,8 +6,11 @@
 //! server's unterminated `NICK`) is tested by feeding bytes, with no thread or timing.
 //! Every byte is cut and parsed by `chat-proto`; nothing here formats or parses a line.
 
+use chat_proto::caps::CapsAnswer;
 use chat_proto::limits::{MAX_LINE_BYTES, MAX_TAGGED_SERVER_LINE_BYTES};
-use chat_proto::{ClientMessage, ErrorCode, Incoming, Nickname, ServerMessage, ServerReader};
+use chat_proto::{
+    CapName, ClientMessage, ErrorCode, Incoming, Nickname, ServerMessage, ServerReader, Tags,
+};
 
 use crate::net::NetEvent;
 
@@ -46,6 +49,16 @@ pub struct Session {
     /// The text of the last `ERR` whose code closes the connection (ERR-2), to say why
     /// the server went away.
     closing_error: Option<(ErrorCode, String)>,
+    /// `/caps tags` went out with the nickname and its answer has not come yet.
+    caps_pending: bool,
+    /// `NICK` prompts already answered by a line sent ahead (CAPS-4: the answer to
+    /// `/caps` is followed by `NICK` again, which the nickname sent with it answers).
+    answered_ahead: u8,
+    /// The server enabled `tags` (spec §14): its events come with their time.
+    tags: bool,
+    /// The last bytes of the stream (at most 4): a prompt read while they are `NICK`
+    /// is the seed server's bare greeting, not an LF-terminated line.
+    tail: Vec<u8>,
 }
 
 impl Session {
@@ -58,7 +71,16 @@ impl Session {
             sent_nick: None,
             prompt_pending: false,
             closing_error: None,
+            caps_pending: false,
+            answered_ahead: 0,
+            tags: false,
+            tail: Vec::new(),
         }
+    }
+
+    /// True once the server enabled `tags`.
+    pub fn tags(&self) -> bool {
+        self.tags
     }
 
     /// Where the connection is.
@@ -79,11 +101,17 @@ impl Session {
         // (`NICK` with no LF, nothing more until we answer) as the prompt.
         let mut incoming = Vec::new();
         self.reader.push(bytes, |e| incoming.push(e));
+        self.tail
+            .extend_from_slice(bytes.get(bytes.len().saturating_sub(4)..).unwrap_or(bytes));
+        let cut = self.tail.len().saturating_sub(4);
+        self.tail.drain(..cut);
+        let bare_prompt = self.tail == b"NICK";
         for e in incoming {
             match e {
                 // Tags come only after `/caps tags`, which this client does not send yet.
-                Incoming::Message(msg) | Incoming::Tagged(_, msg) => {
-                    self.on_message(msg, out, &mut events)
+                Incoming::Message(msg) => self.on_message(msg, None, bare_prompt, out, &mut events),
+                Incoming::Tagged(tags, msg) => {
+                    self.on_message(msg, Some(tags), bare_prompt, out, &mut events)
                 }
                 // An error code newer than this client: shown, not fatal (spec CLI-2).
                 Incoming::UnknownError { code, text } => {
@@ -102,10 +130,40 @@ impl Session {
         events
     }
 
-    fn on_message(&mut self, msg: ServerMessage, out: &mut Vec<u8>, events: &mut Vec<NetEvent>) {
+    fn on_message(
+        &mut self,
+        msg: ServerMessage,
+        tags: Option<Tags>,
+        bare_prompt: bool,
+        out: &mut Vec<u8>,
+        events: &mut Vec<NetEvent>,
+    ) {
+        if self.caps_pending {
+            if let Some(answer) = CapsAnswer::judge(&msg) {
+                // The answer to our own `/caps tags`: not for the user. From a 1.0 server
+                // it is `ERR nick-invalid` (CAPS-5), not a refusal of their nickname.
+                self.caps_pending = false;
+                self.tags = matches!(&answer, CapsAnswer::Enabled(names)
+                    if names.iter().any(|n| n.as_str() == CapName::tags().as_str()));
+                return;
+            }
+        }
         match (self.phase, msg) {
+            (Phase::Handshake, ServerMessage::NickPrompt) if self.answered_ahead > 0 => {
+                self.answered_ahead -= 1;
+            }
             (Phase::Handshake, ServerMessage::NickPrompt) => match self.nick_to_send.take() {
-                Some(nick) => self.send_nick(nick, out),
+                Some(nick) => {
+                    // The first prompt of a server that ends its lines (not the seed
+                    // server's bare `NICK`, whose server would take `/caps tags` for a
+                    // nickname): ask for tags, pipelined with the nickname (CAPS-4).
+                    if self.sent_nick.is_none() && !bare_prompt {
+                        ClientMessage::Caps(vec![CapName::tags()]).encode(out);
+                        self.caps_pending = true;
+                        self.answered_ahead = 1;
+                    }
+                    self.send_nick(nick, out);
+                }
                 None => {
                     self.prompt_pending = true;
                     events.push(NetEvent::NickWanted);
@@ -132,7 +190,15 @@ impl Session {
                         self.closing_error = Some((*code, text.as_str().to_owned()));
                     }
                 }
-                events.push(NetEvent::Line(msg));
+                // With tags, an event carries the server's time (TAG-4): shown instead
+                // of the time it arrived.
+                match tags.and_then(|t| t.time) {
+                    Some(at) => events.push(NetEvent::Timed {
+                        at: at.as_datetime(),
+                        msg,
+                    }),
+                    None => events.push(NetEvent::Line(msg)),
+                }
             }
         }
     }
@@ -199,11 +265,15 @@ mod tests {
         let mut s = Session::new(Some(nick("alice")));
         let (ev, out) = feed(&mut s, b"NICK\n");
         assert!(ev.is_empty());
-        assert_eq!(out, b"alice\n");
+        // Tags are asked for, pipelined with the nickname (CAPS-4).
+        assert_eq!(out, b"/caps tags\nalice\n");
+        // A 1.0 server takes `/caps tags` for a bad nickname, asks again, and the
+        // nickname sent with it answers: nothing of that reaches the user (CAPS-5).
         let (ev, out) = feed(
             &mut s,
-            b"alice has joined the chat\nConnected to the server\n",
+            b"ERR nick-invalid Invalid nickname\nNICK\nalice has joined the chat\nConnected to the server\n",
         );
+        assert!(!s.tags());
         assert!(out.is_empty());
         assert_eq!(
             ev,
@@ -221,7 +291,9 @@ mod tests {
     fn rejected_nick_waits_for_user_then_answers() {
         let mut s = Session::new(Some(nick("bob")));
         let (_, out) = feed(&mut s, b"NICK\n");
-        assert_eq!(out, b"bob\n");
+        assert_eq!(out, b"/caps tags\nbob\n");
+        let (ev, _) = feed(&mut s, b"Capabilities enabled: tags\nNICK\n");
+        assert!(ev.is_empty(), "{ev:?}");
         let (ev, out) = feed(
             &mut s,
             b"ERR nick-taken Nickname bob is already in use\nNICK\n",
@@ -254,7 +326,48 @@ mod tests {
         assert!(out.is_empty());
         let (ev, out) = feed(&mut s, b"NICK\n");
         assert!(ev.is_empty());
-        assert_eq!(out, b"carol\n");
+        assert_eq!(out, b"/caps tags\ncarol\n");
+    }
+
+    #[test]
+    fn with_tags_events_carry_the_server_time() {
+        let mut s = Session::new(Some(nick("alice")));
+        feed(&mut s, b"NICK\n");
+        let (ev, out) = feed(
+            &mut s,
+            b"Capabilities enabled: tags\nNICK\n\
+              @id=7:1;t=2026-12-01T23:59:30.250Z alice has joined the chat\n\
+              Connected to the server\n\
+              @id=7:2;t=2026-12-02T00:00:01.000Z;later=x bob: hi\n\
+              bob -> alice: untagged private\n",
+        );
+        assert!(out.is_empty());
+        assert!(s.tags());
+        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
+        assert_eq!(
+            ev,
+            vec![
+                NetEvent::Timed {
+                    at: at("2026-12-01T23:59:30.250Z"),
+                    msg: ServerMessage::Joined(nick("alice"))
+                },
+                NetEvent::Welcome {
+                    nick: nick("alice")
+                },
+                NetEvent::Timed {
+                    at: at("2026-12-02T00:00:01Z"),
+                    msg: ServerMessage::Chat {
+                        from: nick("bob"),
+                        text: Text::new("hi").unwrap()
+                    }
+                },
+                NetEvent::Line(ServerMessage::Private {
+                    from: nick("bob"),
+                    to: nick("alice"),
+                    text: Text::new("untagged private").unwrap()
+                }),
+            ]
+        );
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl Transcript {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::{AppState, LineKind, ThemeChoice};
+    use crate::state::{AppState, LineKind, ThemeChoice, stamp};
 
     #[test]
     fn writes_each_line_once_in_order() {
@@ -59,11 +59,11 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let mut t = Transcript::open(&path).unwrap();
         let mut s = AppState::new("x", "a", ThemeChoice::Dark);
-        s.push_line("10:00", LineKind::Other, "bob", "one");
-        s.push_line("10:01", LineKind::Join, "", "c has joined the chat");
+        s.push_line(stamp("10:00"), LineKind::Other, "bob", "one");
+        s.push_line(stamp("10:01"), LineKind::Join, "", "c has joined the chat");
         t.sync(&s.history).unwrap();
         t.sync(&s.history).unwrap();
-        s.push_line("10:02", LineKind::Own, "a", "two");
+        s.push_line(stamp("10:02"), LineKind::Own, "a", "two");
         t.sync(&s.history).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(

@@ -74,10 +74,20 @@ impl Peer {
         self.reader.read_to_end(&mut rest).is_ok()
     }
 
-    /// The standard handshake for `name`.
-    fn handshake(&mut self, name: &str) {
+    /// The start of a 1.1 server's handshake: `NICK`, then `/caps tags` and `name`
+    /// pipelined by the client (CAPS-4), tags enabled, `NICK` again.
+    fn greet(&mut self, name: &str) {
         self.send(b"NICK\n");
+        assert_eq!(self.line(), "/caps tags\n");
         assert_eq!(self.line(), format!("{name}\n"));
+        self.send(b"Capabilities enabled: tags\nNICK\n");
+    }
+
+    /// The standard handshake for `name`, as a 1.1 server: the client asks for tags
+    /// with its nickname (CAPS-4), gets them, and is asked for the nickname again, which
+    /// the one it sent already answers.
+    fn handshake(&mut self, name: &str) {
+        self.greet(name);
         self.send(format!("{name} has joined the chat\nConnected to the server\n").as_bytes());
         assert_eq!(self.line(), "/who\n", "the client asks who is online");
         self.send(format!("Users online: {name}\n").as_bytes());
@@ -163,8 +173,7 @@ fn handshake_chat_and_quit_when_the_window_closes() {
 fn rejected_nickname_waits_for_the_user_on_the_same_connection() {
     let (addr, srv) = server(|l| {
         let mut p = Peer::accept(&l);
-        p.send(b"NICK\n");
-        assert_eq!(p.line(), "bob\n");
+        p.greet("bob");
         p.send(b"ERR nick-taken Nickname bob is already in use\nNICK\n");
         assert_eq!(p.line(), "bob2\n");
         p.send(b"bob2 has joined the chat\nConnected to the server\n");
@@ -270,7 +279,11 @@ fn reconnect_after_a_rename_uses_the_new_name() {
     let (addr, srv) = server(|l| {
         let mut p = Peer::accept(&l);
         p.handshake("alice");
-        p.send(b"alice is now known as ally\nERR server-shutdown Server is shutting down\n");
+        // Tagged, as a 1.1 server sends it once tags are on (TAG-2).
+        p.send(
+            b"@id=1:9;t=2026-12-02T10:00:00.000Z alice is now known as ally\n\
+              ERR server-shutdown Server is shutting down\n",
+        );
         drop(p);
         let mut p = Peer::accept(&l);
         p.handshake("ally");
@@ -300,8 +313,7 @@ fn reconnect_after_a_rename_uses_the_new_name() {
 fn handshake_given_up_by_the_server_is_not_retried_until_the_user_acts() {
     let (addr, srv) = server(|l| {
         let mut p = Peer::accept(&l);
-        p.send(b"NICK\n");
-        assert_eq!(p.line(), "eve\n");
+        p.greet("eve");
         p.send(b"ERR too-many-attempts Too many nickname attempts; goodbye\n");
         drop(p);
         // The user's next nickname opens a new connection.
@@ -383,8 +395,7 @@ fn sending_before_the_handshake_is_refused_not_sent_as_a_nickname() {
     let (got_nick_tx, got_nick) = mpsc::channel();
     let (addr, srv) = server(move |l| {
         let mut p = Peer::accept(&l);
-        p.send(b"NICK\n");
-        assert_eq!(p.line(), "fay\n");
+        p.greet("fay");
         got_nick_tx.send(()).unwrap();
         // Nothing else may arrive before the close.
         let mut rest = String::new();

@@ -10,7 +10,7 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use chat_client_gui::net::{CommandSender, NetCommand, NetEvent};
-use chat_client_gui::state::{AppState, DEFAULT_SERVER, Screen, Status, ThemeChoice};
+use chat_client_gui::state::{AppState, DEFAULT_SERVER, Screen, ThemeChoice, stamp};
 use chat_client_gui::ui::chat::{INPUT_ROW_PADDING, SEND_BUTTON};
 use chat_client_gui::ui::{self, NET_EVENTS, RootController, Services};
 use chat_proto::{ClientMessage, Nickname, ServerMessage, Text};
@@ -24,19 +24,12 @@ use druid::{
 fn services() -> (Services, Receiver<NetCommand>) {
     let (net, rx) = CommandSender::capture();
     let mut s = Services::new(net);
-    s.clock = || "12:34".to_owned();
+    s.clock = || stamp("12:34");
     (s, rx)
 }
 
 fn chatting() -> AppState {
-    let mut s = AppState::new(DEFAULT_SERVER, "alice", ThemeChoice::Dark);
-    s.active_server = DEFAULT_SERVER.into();
-    s.me = "alice".into();
-    s.status = Status::Connected {
-        nick: "alice".into(),
-    };
-    s.screen = Screen::Chat;
-    s
+    chat_client_gui::state::chatting("alice")
 }
 
 fn sent(rx: &Receiver<NetCommand>) -> Vec<NetCommand> {
@@ -263,7 +256,7 @@ fn typing_after_clicking_the_history_goes_to_the_input() {
     let (services, rx) = services();
     let mut data = chatting();
     data.push_line(
-        "12:00",
+        stamp("12:00"),
         chat_client_gui::state::LineKind::Other,
         "bob",
         "hello",
@@ -310,4 +303,71 @@ fn reconnect_button_works_only_when_disconnected() {
         click(h, at);
     });
     assert_eq!(sent(&rx), vec![NetCommand::Reconnect]);
+}
+
+#[test]
+fn tab_completes_and_page_up_in_the_input_scrolls_the_history() {
+    let (services, _rx) = services();
+    let mut data = chatting();
+    for n in ["alice", "bob", "carol"] {
+        data.online.insert(n.into(), n.into());
+    }
+    for i in 0..200 {
+        data.push_line(
+            stamp("12:00"),
+            chat_client_gui::state::LineKind::Other,
+            "bob",
+            &format!("line {i}"),
+        );
+    }
+    data.input = "bo".into();
+    Harness::create_simple(data, ui::root(services), |h| {
+        h.set_initial_size(Size::new(800.0, 500.0));
+        h.send_initial_events();
+        settle(h, Size::new(800.0, 500.0));
+        h.event(key(Key::Tab));
+        assert_eq!(h.data().input, "bob: ");
+        assert!(h.data().follow);
+        h.event(key(Key::PageUp));
+        h.paint();
+        assert!(!h.data().follow, "the history scrolled up");
+        for _ in 0..20 {
+            h.event(key(Key::PageDown));
+        }
+        h.paint();
+        assert!(h.data().follow, "back at the bottom");
+    });
+}
+
+#[test]
+fn a_refused_connection_is_told_once_without_os_codes() {
+    let (services, _rx) = services();
+    let data = AppState::new("127.0.0.1:1", "refused", ThemeChoice::Dark);
+    let root = ui::themed(ui::connect::build()).controller(RootController::new(services));
+    Harness::create_simple(data, root, |h| {
+        h.set_initial_size(Size::new(800.0, 500.0));
+        h.send_initial_events();
+        h.submit_command(net_event(NetEvent::Connecting {
+            addr: "127.0.0.1:1".into(),
+            attempt: 0,
+        }));
+        h.submit_command(net_event(NetEvent::Disconnected {
+            reason: "cannot connect to 127.0.0.1:1: nothing is accepting connections there \
+                     (connection refused)"
+                .into(),
+            retry_in: None,
+        }));
+        settle(h, Size::new(800.0, 500.0));
+        let mut shown = Vec::new();
+        texts(&h.root_debug_state(), &mut shown);
+        let told = shown
+            .iter()
+            .filter(|t| t.contains("connection refused"))
+            .count();
+        assert_eq!(told, 1, "{shown:?}");
+        assert!(
+            !h.data().title().contains("refused"),
+            "the title names no nickname"
+        );
+    });
 }

@@ -10,8 +10,8 @@ use druid::widget::{
 };
 use druid::{Env, Widget, WidgetExt, WidgetId};
 
-use super::{ACTION, Action, connect::theme_label, history, input, theme};
-use crate::actions::input_size;
+use super::{ACTION, Action, connect::theme_label, history, input, search_bar, theme};
+use crate::actions::{copy_label, input_size};
 use crate::state::AppState;
 
 /// Width of the side panel.
@@ -27,9 +27,13 @@ pub const STATUS_BAR_PADDING: (f64, f64) = (10.0, 4.0);
 
 /// The screen.
 pub fn build() -> impl Widget<AppState> {
+    let history = Flex::column()
+        .cross_axis_alignment(CrossAxisAlignment::Fill)
+        .with_child(search_bar::build())
+        .with_flex_child(history::build(), 1.0);
     let main = Flex::row()
         .cross_axis_alignment(CrossAxisAlignment::Fill)
-        .with_flex_child(history::build(), 1.0)
+        .with_flex_child(history, 1.0)
         .with_child(online_panel());
     Flex::column()
         .cross_axis_alignment(CrossAxisAlignment::Fill)
@@ -177,8 +181,8 @@ pub fn status_bar() -> impl Widget<AppState> {
         .with_line_break_mode(LineBreaking::WordWrap)
         .expand_width();
     let copy = Either::new(
-        |d: &AppState, _env| d.selection.anchor.is_some(),
-        Button::new(|d: &AppState, _env: &Env| format!("Copy {} lines", d.selected_count()))
+        |d: &AppState, _env| !d.selection.is_empty(),
+        Button::new(|d: &AppState, _env: &Env| copy_label(d))
             .on_click(|ctx, _d: &mut AppState, _env| ctx.submit_command(ACTION.with(Action::Copy))),
         SizedBox::empty(),
     );

@@ -8,6 +8,9 @@ use druid::{Env, Event, EventCtx, LifeCycle, LifeCycleCtx, Widget, WidgetExt};
 use super::{ACTION, Action, theme};
 use crate::state::{AppState, Status};
 
+/// Width of the form: every line of it wraps within this.
+const FORM_WIDTH: f64 = 380.0;
+
 /// The screen.
 pub fn build() -> impl Widget<AppState> {
     let heading = Label::new(|d: &AppState, _env: &Env| {
@@ -34,7 +37,7 @@ pub fn build() -> impl Widget<AppState> {
     let error = Label::new(|d: &AppState, _env: &Env| d.connect_error.clone())
         .with_line_break_mode(LineBreaking::WordWrap)
         .with_text_color(theme::ERROR)
-        .fix_width(380.0);
+        .fix_width(FORM_WIDTH);
     let busy = |d: &AppState| {
         matches!(d.status, Status::Connecting { .. } | Status::Handshake) && !d.awaiting_nick
     };
@@ -48,13 +51,23 @@ pub fn build() -> impl Widget<AppState> {
     // Never disabled: pressing it again while a connection hangs starts over.
     .on_click(|ctx, _d: &mut AppState, _env| ctx.submit_command(ACTION.with(Action::Connect)))
     .fix_width(140.0);
-    let status = Label::new(|d: &AppState, _env: &Env| d.status.describe(&d.active_server))
-        .with_text_color(theme::TIME)
-        .with_text_size(12.0);
+    // The reason of a failure is the error line's; the status line does not repeat it.
+    let status = Label::new(|d: &AppState, _env: &Env| {
+        if !d.connect_error.is_empty() && !matches!(d.status, Status::Connecting { .. }) {
+            String::new()
+        } else {
+            d.status.describe(&d.active_server)
+        }
+    })
+    .with_text_color(theme::TIME)
+    .with_text_size(12.0)
+    .with_line_break_mode(LineBreaking::WordWrap)
+    .fix_width(FORM_WIDTH);
     let theme_button = Button::new(|d: &AppState, _env: &Env| theme_label(d)).on_click(
         |ctx, _d: &mut AppState, _env| ctx.submit_command(ACTION.with(Action::ToggleTheme)),
     );
 
+    // A fixed width: a long status or error wraps instead of re-centring the form.
     let form = Flex::column()
         .cross_axis_alignment(CrossAxisAlignment::Start)
         .with_child(heading)
@@ -71,7 +84,8 @@ pub fn build() -> impl Widget<AppState> {
         .with_spacer(10.0)
         .with_child(button)
         .with_spacer(18.0)
-        .with_child(status);
+        .with_child(status)
+        .fix_width(FORM_WIDTH);
     Flex::column()
         .with_flex_spacer(1.0)
         .with_child(form)

@@ -7,13 +7,13 @@ use std::time::Duration;
 use druid::widget::Controller;
 use druid::{Application, Env, Event, EventCtx, TimerToken, Widget};
 
-use super::{ACTION, Action, FOCUS_INPUT, NET_EVENTS, focus};
+use super::{ACTION, Action, FOCUS_INPUT, FOCUS_SEARCH, NET_EVENTS, desktop, focus};
 use crate::actions;
 use crate::config::{Settings, Store};
 use crate::effect::Effect;
 use crate::net::CommandSender;
 use crate::reduce;
-use crate::state::AppState;
+use crate::state::{AppState, Stamp};
 use crate::transcript::Transcript;
 
 /// How often the window's focus is looked at.
@@ -32,7 +32,11 @@ pub struct Services {
     /// Connect as soon as the window is up (`--server` and `--nick` were given).
     pub autoconnect: bool,
     /// The local time for history lines; replaceable in tests.
-    pub clock: fn() -> String,
+    pub clock: fn() -> Stamp,
+    /// Opens a link ([`desktop::open`]); replaceable in tests.
+    pub open: fn(&str),
+    /// Shows a desktop notification ([`desktop::notify`]); replaceable in tests.
+    pub notify: fn(&str, &str),
 }
 
 impl Services {
@@ -45,13 +49,15 @@ impl Services {
             transcript: None,
             autoconnect: false,
             clock: local_time,
+            open: desktop::open,
+            notify: desktop::notify,
         }
     }
 }
 
-/// The local time as `HH:MM`.
-pub fn local_time() -> String {
-    chrono::Local::now().format("%H:%M").to_string()
+/// The local date and time.
+pub fn local_time() -> Stamp {
+    chrono::Local::now().naive_local()
 }
 
 /// See the module documentation.
@@ -88,6 +94,8 @@ impl RootController {
                     }
                 }
                 Effect::FocusInput => ctx.submit_command(FOCUS_INPUT),
+                Effect::Open(url) => (self.services.open)(&url),
+                Effect::Notify { title, body } => (self.services.notify)(&title, &body),
             }
         }
     }
@@ -120,10 +128,6 @@ impl RootController {
                 vec![]
             }
             Action::ClickName(name) => actions::click_name(data, name),
-            Action::SelectLine { id, extend } => {
-                actions::select_line(data, *id, *extend);
-                vec![]
-            }
             Action::SelectAll => {
                 actions::select_all(data);
                 vec![]
@@ -133,10 +137,32 @@ impl RootController {
                 vec![]
             }
             Action::Copy => actions::copy_selection(data),
+            Action::OpenLink(url) => vec![Effect::Open(url.clone())],
+            Action::JumpToBottom => {
+                actions::jump_to_bottom(data);
+                vec![]
+            }
+            Action::Complete { backwards } => {
+                crate::complete::tab(data, *backwards);
+                vec![]
+            }
+            Action::OpenSearch => {
+                actions::open_search(data);
+                ctx.submit_command(FOCUS_SEARCH);
+                vec![]
+            }
+            Action::CloseSearch => {
+                actions::close_search(data);
+                vec![Effect::FocusInput]
+            }
+            Action::SearchNext { older } => {
+                actions::search_next(data, *older);
+                vec![]
+            }
             Action::Reconnect => {
                 let fx = actions::reconnect(data);
                 if !fx.is_empty() {
-                    actions::note(data, &now, "Reconnecting\u{2026}");
+                    actions::note(data, now, "Reconnecting\u{2026}");
                 }
                 fx
             }
@@ -192,7 +218,7 @@ impl<W: Widget<AppState>> Controller<AppState, W> for RootController {
                     let now = (self.services.clock)();
                     let mut effects = Vec::new();
                     for ev in events {
-                        effects.extend(reduce::apply(data, ev.clone(), &now));
+                        effects.extend(reduce::apply(data, ev.clone(), now));
                     }
                     self.run(ctx, effects);
                 }
@@ -207,6 +233,7 @@ impl<W: Widget<AppState>> Controller<AppState, W> for RootController {
             }
             _ => child.event(ctx, event, data, env),
         }
+        actions::input_edited(data);
         self.sync_transcript(data);
     }
 }

@@ -1,13 +1,15 @@
-//! The input line: Enter sends, Up/Down recall earlier inputs, a multi-line paste is
-//! held for confirmation, and it takes the keyboard focus when the chat screen opens
-//! or when asked (a click on a name), with the caret at the end.
+//! The input line: Enter sends, Up/Down recall earlier inputs, Tab completes nicknames,
+//! PageUp/PageDown (and Ctrl+Home/Ctrl+End) scroll the history, Ctrl+F searches it, a
+//! multi-line paste is held for confirmation, and it takes the keyboard focus when the
+//! chat screen opens or when asked (a click on a name), with the caret at the end.
 
 use druid::keyboard_types::Key;
 use druid::text::{ImeInvalidation, Selection};
 use druid::widget::{Controller, TextBox};
 use druid::{Env, Event, EventCtx, LifeCycle, LifeCycleCtx, UpdateCtx, Widget, WidgetExt};
 
-use super::{ACTION, Action, FOCUS_INPUT};
+use super::clipboard::{self, PASTE_TEXT};
+use super::{ACTION, Action, FOCUS_INPUT, HISTORY_KEY};
 use crate::state::AppState;
 
 /// The input box.
@@ -60,19 +62,84 @@ impl Controller<String, TextBox<String>> for InputKeys {
                 return;
             }
             Event::KeyDown(k) if ctx.has_focus() => {
-                let action = match k.key {
+                let ctrl = k.mods.ctrl() || k.mods.meta();
+                let action = match &k.key {
                     Key::Enter if !k.mods.shift() => Some(Action::Submit),
                     Key::ArrowUp => Some(Action::RecallUp),
                     Key::ArrowDown => Some(Action::RecallDown),
                     Key::Escape => Some(Action::CancelPaste),
+                    Key::Tab => Some(Action::Complete {
+                        backwards: k.mods.shift(),
+                    }),
+                    Key::Character(c) if ctrl && c.eq_ignore_ascii_case("f") => {
+                        Some(Action::OpenSearch)
+                    }
                     _ => None,
                 };
                 if let Some(a) = action {
-                    self.caret_to_end = matches!(a, Action::RecallUp | Action::RecallDown);
+                    self.caret_to_end = matches!(
+                        a,
+                        Action::RecallUp | Action::RecallDown | Action::Complete { .. }
+                    );
                     ctx.submit_command(ACTION.with(a));
                     ctx.set_handled();
                     return;
                 }
+                match &k.key {
+                    // Druid's End stops before trailing spaces (it goes to the end of
+                    // the laid-out line, which does not count them): `/msg carol `
+                    // then End then typing gave `/msg carolpsst`.
+                    Key::End if !ctrl => {
+                        let end = data.len();
+                        let sel = if k.mods.shift() {
+                            Selection::new(child.text().borrow().selection().anchor, end)
+                        } else {
+                            Selection::caret(end)
+                        };
+                        if let Some(inval) = child.text_mut().borrow_mut().set_selection(sel) {
+                            ctx.invalidate_text_input(inval);
+                        }
+                        ctx.request_paint();
+                        ctx.set_handled();
+                        return;
+                    }
+                    Key::PageUp | Key::PageDown => {
+                        ctx.submit_command(HISTORY_KEY.with(k.key.clone()));
+                        ctx.set_handled();
+                        return;
+                    }
+                    Key::Home | Key::End if ctrl => {
+                        ctx.submit_command(HISTORY_KEY.with(k.key.clone()));
+                        ctx.set_handled();
+                        return;
+                    }
+                    Key::Character(c)
+                        if ctrl
+                            && c.eq_ignore_ascii_case("v")
+                            && clipboard::request_text(ctx.widget_id()) =>
+                    {
+                        ctx.set_handled();
+                        return;
+                    }
+                    Key::Insert if k.mods.shift() && clipboard::request_text(ctx.widget_id()) => {
+                        ctx.set_handled();
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            Event::Command(cmd) if cmd.is(PASTE_TEXT) => {
+                if let Some(text) = cmd.get(PASTE_TEXT) {
+                    if text.contains(['\n', '\r']) {
+                        ctx.submit_command(ACTION.with(Action::Paste(text.clone())));
+                    } else if !text.is_empty() {
+                        let inval = child.text_mut().borrow_mut().insert_text(data, text);
+                        ctx.invalidate_text_input(inval);
+                        ctx.request_layout();
+                    }
+                }
+                ctx.set_handled();
+                return;
             }
             Event::Paste(clip) if ctx.has_focus() => {
                 // Druid's one-line box keeps only the first line of a paste: a silent cut.

@@ -3,12 +3,15 @@
 //! through the pure functions of [`crate::actions`] and [`crate::reduce`].
 
 pub mod chat;
+pub mod clipboard;
 pub mod connect;
 pub mod controller;
+pub mod desktop;
 pub mod focus;
 pub mod gtk_options;
 pub mod history;
 pub mod input;
+pub mod search_bar;
 pub mod theme;
 
 use druid::widget::{EnvScope, ViewSwitcher};
@@ -23,9 +26,13 @@ pub const NET_EVENTS: Selector<Vec<NetEvent>> = Selector::new("chat.net-events")
 /// A user action, from a widget to the root controller.
 pub const ACTION: Selector<Action> = Selector::new("chat.action");
 /// Nothing: see [`UiSink`].
-const WAKE: Selector = Selector::new("chat.wake");
+pub(crate) const WAKE: Selector = Selector::new("chat.wake");
 /// Give the input line the keyboard focus.
 pub const FOCUS_INPUT: Selector = Selector::new("chat.focus-input");
+/// Give the search field the keyboard focus.
+pub const FOCUS_SEARCH: Selector = Selector::new("chat.focus-search");
+/// A key for the history view from elsewhere (PageUp/PageDown in the input).
+pub const HISTORY_KEY: Selector<druid::keyboard_types::Key> = Selector::new("chat.history-key");
 
 /// What a widget asks for; see [`crate::actions`] for what each does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,19 +53,30 @@ pub enum Action {
     CancelPaste,
     /// A name in the side panel was clicked.
     ClickName(String),
-    /// A history line was clicked.
-    SelectLine {
-        /// The line's id.
-        id: u64,
-        /// Shift was held.
-        extend: bool,
-    },
     /// Select the whole history.
     SelectAll,
     /// Clear the selection.
     ClearSelection,
-    /// Copy the selected lines.
+    /// Copy the selected text.
     Copy,
+    /// Open a link (a click on it in the history).
+    OpenLink(String),
+    /// Show the newest line and follow new ones (the "N new messages" button, End).
+    JumpToBottom,
+    /// Tab (or Shift+Tab, `backwards`) in the input.
+    Complete {
+        /// Shift was held.
+        backwards: bool,
+    },
+    /// Ctrl+F.
+    OpenSearch,
+    /// Escape in the search bar.
+    CloseSearch,
+    /// Enter (older) or Shift+Enter (newer) in the search bar.
+    SearchNext {
+        /// Towards older lines.
+        older: bool,
+    },
     /// Reconnect now.
     Reconnect,
     /// Switch between dark and light.

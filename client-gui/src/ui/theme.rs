@@ -28,6 +28,12 @@ pub const ERROR: Key<Color> = Key::new("chat.error");
 pub const TIME: Key<Color> = Key::new("chat.time");
 /// Background of selected history lines.
 pub const SELECTED_LINE: Key<Color> = Key::new("chat.selected-line");
+/// Colour of links in the history.
+pub const LINK: Key<Color> = Key::new("chat.link");
+/// Background of the search match.
+pub const FOUND: Key<Color> = Key::new("chat.found");
+/// Background of a line that names us.
+pub const MENTION: Key<Color> = Key::new("chat.mention");
 /// Background of the side panel and the status bar.
 pub const PANEL: Key<Color> = Key::new("chat.panel");
 /// Text size of the history.
@@ -51,6 +57,9 @@ struct Palette {
     leave: u32,
     error: u32,
     selected: u32,
+    link: u32,
+    found: u32,
+    mention: u32,
 }
 
 const DARK: Palette = Palette {
@@ -70,6 +79,9 @@ const DARK: Palette = Palette {
     leave: 0xe8a070,
     error: 0xff6b6b,
     selected: 0x3c4a6b,
+    link: 0x8ab4ff,
+    found: 0x6b5a1e,
+    mention: 0x3a3324,
 };
 
 const LIGHT: Palette = Palette {
@@ -89,6 +101,9 @@ const LIGHT: Palette = Palette {
     leave: 0xa4461a,
     error: 0xc5221f,
     selected: 0xcfe0ff,
+    link: 0x1a56c4,
+    found: 0xffe08a,
+    mention: 0xfff4d6,
 };
 
 fn rgb(hex: u32) -> Color {
@@ -142,6 +157,9 @@ pub fn apply(env: &mut Env, choice: ThemeChoice) {
     env.set(TIME, rgb(p.dim));
     env.set(SELECTED_LINE, rgb(p.selected));
     env.set(PANEL, rgb(p.panel));
+    env.set(LINK, rgb(p.link));
+    env.set(FOUND, rgb(p.found));
+    env.set(MENTION, rgb(p.mention));
     env.set(HISTORY_TEXT_SIZE, 14.0);
 }
 
@@ -184,6 +202,12 @@ mod tests {
                 assert!(contrast(p.dim, bg) >= 4.0, "{:06x} on {bg:06x}", p.dim);
             }
             assert!(contrast(p.text, p.selected) >= 4.5);
+            // Text stays readable on the search match and on a line that names us.
+            for bg in [p.found, p.mention, p.selected] {
+                assert!(contrast(p.text, bg) >= 4.5, "{bg:06x}");
+                assert!(contrast(p.link, bg) >= 3.0, "{bg:06x}");
+            }
+            assert!(contrast(p.link, p.window) >= 4.5);
             assert!(contrast(p.text, p.field) >= 7.0);
         }
     }

@@ -3,9 +3,12 @@
 
 Usage: raw_client.py PORT NICK LOGFILE STEP...
   STEP is `expect:TEXT` (wait, at most 30 seconds, for a line containing TEXT),
-  `send:LINE` (send LINE and a LF) or `sleep:SECONDS` (reading meanwhile).
+  `send:LINE` (send LINE and a LF), `sleep:SECONDS` (reading meanwhile) or
+  `sendfile:PATH` (wait, at most 120 seconds, reading meanwhile, until PATH exists,
+  then send its lines: the test drives the client by writing files).
 Every line received is appended to LOGFILE as it arrives. Exits 0 when every step
 succeeded, 1 otherwise (printing which step failed)."""
+import os
 import socket
 import sys
 import time
@@ -65,6 +68,15 @@ def main() -> int:
             deadline = time.monotonic() + float(arg)
             while time.monotonic() < deadline and read_some():
                 pass
+        elif kind == "sendfile":
+            deadline = time.monotonic() + 120
+            while not os.path.exists(arg):
+                if time.monotonic() > deadline or not read_some():
+                    print(f"raw_client: {arg} never appeared", file=sys.stderr)
+                    return 1
+            with open(arg, encoding="utf-8") as f:
+                for line in f.read().splitlines():
+                    sock.sendall(line.encode() + b"\n")
         elif kind == "expect":
             if not wait_for(arg):
                 print(f"raw_client: never saw {arg!r}", file=sys.stderr)
