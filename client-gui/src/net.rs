@@ -57,6 +57,14 @@ pub enum NetEvent {
         /// The line.
         msg: ServerMessage,
     },
+    /// An earlier event, from a block (spec §17: backlog, resume, `/history`), with the
+    /// server's time of the event.
+    Earlier {
+        /// When the server put the event in the chat's order, in UTC.
+        at: chrono::DateTime<chrono::Utc>,
+        /// The event.
+        msg: ServerMessage,
+    },
     /// A server line that is not valid protocol, or a note on one that was dropped.
     Garbled(String),
     /// A line the user asked to send could not be sent.
@@ -214,12 +222,21 @@ struct Target {
     nick: Nickname,
 }
 
+/// Where the next connection to `addr` resumes from (spec RESUME-1).
+struct ResumePoint {
+    addr: String,
+    id: chat_proto::EventId,
+}
+
 struct Worker<S: EventSink> {
     sink: S,
     tx: Sender<Input>,
     conn: Option<Conn>,
     next_id: u64,
     target: Option<Target>,
+    /// The last live event of the last connection that enabled history: every
+    /// reconnection to the same server resumes from it, so the transcript has no hole.
+    resume: Option<ResumePoint>,
     /// Reconnect automatically when the connection drops: set once a handshake
     /// succeeded, cleared by `/quit` and by handshake failures.
     auto: bool,
@@ -243,6 +260,7 @@ impl<S: EventSink> Worker<S> {
             conn: None,
             next_id: 1,
             target: None,
+            resume: None,
             auto: false,
             quitting: false,
             attempt: 0,
@@ -382,6 +400,13 @@ impl<S: EventSink> Worker<S> {
             Input::Data { id, bytes } => {
                 if self.conn.as_ref().is_some_and(|c| c.id == id) {
                     self.on_data(&bytes);
+                    let point = self.conn.as_ref().and_then(|c| c.session.resume_point());
+                    if let (Some(id), Some(target)) = (point, &self.target) {
+                        self.resume = Some(ResumePoint {
+                            addr: target.addr.clone(),
+                            id: id.clone(),
+                        });
+                    }
                 }
             }
             Input::Closed { id, error } => {
@@ -505,10 +530,17 @@ impl<S: EventSink> Worker<S> {
         };
         let id = self.next_id;
         self.next_id += 1;
+        let mut session = Session::new(Some(target.nick.clone()));
+        session.resume_from(
+            self.resume
+                .as_ref()
+                .filter(|r| r.addr == target.addr)
+                .map(|r| r.id.clone()),
+        );
         self.conn = Some(Conn {
             id,
             stream: None,
-            session: Session::new(Some(target.nick.clone())),
+            session,
         });
         let addr = target.addr.clone();
         let event = NetEvent::Connecting {

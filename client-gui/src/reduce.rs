@@ -70,6 +70,13 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
             let at = at.with_timezone(&chrono::Local).naive_local();
             on_line(state, msg, at, &mut effects)
         }
+        // An earlier event (spec §17: the backlog after joining, what was missed while
+        // disconnected, a `/history` answer): shown dimmed at its own time, so the day
+        // separators give its date; it changes nothing about who is online now.
+        NetEvent::Earlier { at, msg } => {
+            let at = at.with_timezone(&chrono::Local).naive_local();
+            on_earlier(state, &msg, at);
+        }
         NetEvent::Garbled(line) => {
             state.push_line(
                 now,
@@ -110,17 +117,39 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
     effects
 }
 
+/// Shows an earlier event dimmed, as the live one would read.
+fn on_earlier(state: &mut AppState, msg: &ServerMessage, at: Stamp) {
+    let (kind, who, text) = match msg {
+        ServerMessage::Chat { from, text } => {
+            let kind = if from.as_str().eq_ignore_ascii_case(&state.me) {
+                LineKind::Own
+            } else {
+                LineKind::Other
+            };
+            (kind, from.as_str().to_owned(), text.as_str().to_owned())
+        }
+        ServerMessage::Joined(_) => (LineKind::Join, String::new(), msg.to_string()),
+        ServerMessage::Left(_) => (LineKind::Leave, String::new(), msg.to_string()),
+        ServerMessage::Renamed { .. } => (LineKind::Rename, String::new(), msg.to_string()),
+        // A block holds nothing else (HIST-1); anything else is shown as it is.
+        other => (LineKind::Info, String::new(), other.to_string()),
+    };
+    state.push_earlier(at, kind, &who, &text);
+}
+
 fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut Vec<Effect>) {
     match &msg {
         ServerMessage::NickPrompt | ServerMessage::Connected => {}
         // Answers to `/caps`, which this client does not send yet.
         ServerMessage::Caps { .. } | ServerMessage::CapsEnabled(_) => {}
-        // The answer to a `/history` the user typed (HIST-4): shown as the server wrote
-        // it, the earlier events with their times, apart from live lines. (Backlog and
-        // resume are for the rewritten client of issue 16.)
-        ServerMessage::HistoryStart(_)
-        | ServerMessage::HistoryEnd
-        | ServerMessage::Earlier { .. } => {
+        // A block's frame (HIST-2): its events come tagged and are shown dimmed; only
+        // an empty answer to a `/history` the user typed needs saying.
+        ServerMessage::HistoryStart(0) => {
+            state.push_line(now, LineKind::Info, "", "No earlier messages");
+        }
+        ServerMessage::HistoryStart(_) | ServerMessage::HistoryEnd => {}
+        // Without tags (a server that refused them) earlier events come readable.
+        ServerMessage::Earlier { .. } => {
             state.push_line(now, LineKind::Info, "", &msg.to_string());
         }
         // §18: operator notices are system lines; a kick or a ban is followed by the
@@ -147,6 +176,18 @@ fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut V
                     _ => {}
                 }
             }
+        }
+        // RESUME-3: what was said while we were away could not all be recovered.
+        ServerMessage::Error {
+            code: ErrorCode::HistoryGap,
+            ..
+        } => {
+            state.push_line(
+                now,
+                LineKind::Error,
+                "",
+                "Some messages sent while you were disconnected could not be recovered; the latest follow",
+            );
         }
         ServerMessage::Joined(nick) => {
             state
@@ -703,6 +744,36 @@ mod tests {
             assert!(s.history.len() <= 50);
         }
         assert_eq!(s.history.len(), 50);
+    }
+
+    /// Spec §17: earlier events are shown dimmed at their own time and change nothing
+    /// about who is online; a gap is said.
+    #[test]
+    fn earlier_events_are_dimmed_and_a_gap_is_told() {
+        let mut s = chatting("alice", &["bob"]);
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-30T20:00:00Z")
+            .unwrap()
+            .to_utc();
+        let online = s.online.len();
+        for l in ["carol has joined the chat", "carol: earlier"] {
+            let msg = ServerMessage::parse(l).unwrap();
+            apply(&mut s, NetEvent::Earlier { at, msg }, stamp("10:00"));
+        }
+        assert_eq!(
+            s.online.len(),
+            online,
+            "earlier joins are not who is online now"
+        );
+        let last = s.history.back().unwrap();
+        assert!(last.earlier && last.at.date() != stamp("10:00").date());
+        assert_eq!(last.body(), "earlier");
+        apply(
+            &mut s,
+            line("ERR history-gap Some events you missed are no longer kept"),
+            stamp("10:00"),
+        );
+        let gap = s.history.back().unwrap();
+        assert!(!gap.earlier && gap.plain().contains("could not be recovered"));
     }
 
     #[test]

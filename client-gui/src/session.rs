@@ -9,7 +9,8 @@
 use chat_proto::caps::CapsAnswer;
 use chat_proto::limits::{MAX_LINE_BYTES, MAX_TAGGED_SERVER_LINE_BYTES};
 use chat_proto::{
-    CapName, ClientMessage, ErrorCode, Incoming, Nickname, ServerMessage, ServerReader, Tags,
+    CapName, ClientMessage, ErrorCode, EventId, Incoming, Nickname, ServerMessage, ServerReader,
+    Tags,
 };
 
 use crate::net::NetEvent;
@@ -49,13 +50,20 @@ pub struct Session {
     /// The text of the last `ERR` whose code closes the connection (ERR-2), to say why
     /// the server went away.
     closing_error: Option<(ErrorCode, String)>,
-    /// `/caps tags` went out with the nickname and its answer has not come yet.
-    caps_pending: bool,
+    /// Answers still due to our own `/caps tags` and `/caps history`, sent with the
+    /// nickname.
+    caps_pending: u8,
     /// `NICK` prompts already answered by a line sent ahead (CAPS-4: the answer to
     /// `/caps` is followed by `NICK` again, which the nickname sent with it answers).
     answered_ahead: u8,
     /// The server enabled `tags` (spec §14): its events come with their time.
     tags: bool,
+    /// The server enabled `history` (spec §17): a backlog follows the join.
+    history: bool,
+    /// The id to hand back with `/resume` (RESUME-1) at this connection's handshake.
+    resume: Option<EventId>,
+    /// The id of the last live event received: what the next connection resumes from.
+    last_live_id: Option<EventId>,
     /// The last bytes of the stream (at most 4): a prompt read while they are `NICK`
     /// is the seed server's bare greeting, not an LF-terminated line.
     tail: Vec<u8>,
@@ -71,11 +79,26 @@ impl Session {
             sent_nick: None,
             prompt_pending: false,
             closing_error: None,
-            caps_pending: false,
+            caps_pending: 0,
             answered_ahead: 0,
             tags: false,
+            history: false,
+            resume: None,
+            last_live_id: None,
             tail: Vec::new(),
         }
+    }
+
+    /// Resume after `id` (the last live event of the previous connection to the same
+    /// server): sent as `/resume` before the nickname (RESUME-1).
+    pub fn resume_from(&mut self, id: Option<EventId>) {
+        self.resume = id;
+    }
+
+    /// The id of the last live event received, once the server enabled `history` (only
+    /// then can a later connection resume from it).
+    pub fn resume_point(&self) -> Option<&EventId> {
+        self.last_live_id.as_ref().filter(|_| self.history)
     }
 
     /// True once the server enabled `tags`.
@@ -138,13 +161,17 @@ impl Session {
         out: &mut Vec<u8>,
         events: &mut Vec<NetEvent>,
     ) {
-        if self.caps_pending {
+        if self.caps_pending > 0 {
             if let Some(answer) = CapsAnswer::judge(&msg) {
-                // The answer to our own `/caps tags`: not for the user. From a 1.0 server
-                // it is `ERR nick-invalid` (CAPS-5), not a refusal of their nickname.
-                self.caps_pending = false;
-                self.tags = matches!(&answer, CapsAnswer::Enabled(names)
-                    if names.iter().any(|n| n.as_str() == CapName::tags().as_str()));
+                // The answer to our own `/caps`: not for the user. From a 1.0 server it
+                // is `ERR nick-invalid` (CAPS-5), not a refusal of their nickname; a
+                // server without history refuses only that one.
+                self.caps_pending -= 1;
+                if let CapsAnswer::Enabled(names) = &answer {
+                    let has = |c: CapName| names.iter().any(|n| n.as_str() == c.as_str());
+                    self.tags |= has(CapName::tags());
+                    self.history |= has(CapName::history());
+                }
                 return;
             }
         }
@@ -159,8 +186,14 @@ impl Session {
                     // nickname): ask for tags, pipelined with the nickname (CAPS-4).
                     if self.sent_nick.is_none() && !bare_prompt {
                         ClientMessage::Caps(vec![CapName::tags()]).encode(out);
-                        self.caps_pending = true;
-                        self.answered_ahead = 1;
+                        ClientMessage::Caps(vec![CapName::history()]).encode(out);
+                        self.caps_pending = 2;
+                        self.answered_ahead = 2;
+                        // Spec RESUME-1: answered by `NICK` alone.
+                        if let Some(id) = self.resume.take() {
+                            ClientMessage::Resume(id).encode(out);
+                            self.answered_ahead += 1;
+                        }
                     }
                     self.send_nick(nick, out);
                 }
@@ -191,13 +224,24 @@ impl Session {
                     }
                 }
                 // With tags, an event carries the server's time (TAG-4): shown instead
-                // of the time it arrived.
-                match tags.and_then(|t| t.time) {
-                    Some(at) => events.push(NetEvent::Timed {
+                // of the time it arrived. An event marked `history` is an earlier one
+                // (HIST-3); a live one is where the next connection resumes from.
+                let earlier = tags.as_ref().is_some_and(Tags::is_earlier);
+                if !earlier {
+                    if let Some(id) = tags.as_ref().and_then(|t| t.id.clone()) {
+                        self.last_live_id = Some(id);
+                    }
+                }
+                match (tags.and_then(|t| t.time), earlier) {
+                    (Some(at), true) => events.push(NetEvent::Earlier {
                         at: at.as_datetime(),
                         msg,
                     }),
-                    None => events.push(NetEvent::Line(msg)),
+                    (Some(at), false) => events.push(NetEvent::Timed {
+                        at: at.as_datetime(),
+                        msg,
+                    }),
+                    (None, _) => events.push(NetEvent::Line(msg)),
                 }
             }
         }
@@ -265,13 +309,13 @@ mod tests {
         let mut s = Session::new(Some(nick("alice")));
         let (ev, out) = feed(&mut s, b"NICK\n");
         assert!(ev.is_empty());
-        // Tags are asked for, pipelined with the nickname (CAPS-4).
-        assert_eq!(out, b"/caps tags\nalice\n");
-        // A 1.0 server takes `/caps tags` for a bad nickname, asks again, and the
-        // nickname sent with it answers: nothing of that reaches the user (CAPS-5).
+        // Tags and history are asked for, pipelined with the nickname (CAPS-4).
+        assert_eq!(out, b"/caps tags\n/caps history\nalice\n");
+        // A 1.0 server takes each `/caps` for a bad nickname, asks again, and the
+        // nickname sent with them answers: nothing of that reaches the user (CAPS-5).
         let (ev, out) = feed(
             &mut s,
-            b"ERR nick-invalid Invalid nickname\nNICK\nalice has joined the chat\nConnected to the server\n",
+            b"ERR nick-invalid Invalid nickname\nNICK\nERR nick-invalid Invalid nickname\nNICK\nalice has joined the chat\nConnected to the server\n",
         );
         assert!(!s.tags());
         assert!(out.is_empty());
@@ -291,8 +335,13 @@ mod tests {
     fn rejected_nick_waits_for_user_then_answers() {
         let mut s = Session::new(Some(nick("bob")));
         let (_, out) = feed(&mut s, b"NICK\n");
-        assert_eq!(out, b"/caps tags\nbob\n");
-        let (ev, _) = feed(&mut s, b"Capabilities enabled: tags\nNICK\n");
+        assert_eq!(out, b"/caps tags\n/caps history\nbob\n");
+        // A server without history refuses only that one.
+        let (ev, _) = feed(
+            &mut s,
+            b"Capabilities enabled: tags\nNICK\nERR unknown-capability x\nNICK\n",
+        );
+        assert!(s.tags());
         assert!(ev.is_empty(), "{ev:?}");
         let (ev, out) = feed(
             &mut s,
@@ -326,7 +375,44 @@ mod tests {
         assert!(out.is_empty());
         let (ev, out) = feed(&mut s, b"NICK\n");
         assert!(ev.is_empty());
-        assert_eq!(out, b"/caps tags\ncarol\n");
+        assert_eq!(out, b"/caps tags\n/caps history\ncarol\n");
+    }
+
+    /// Spec §17: earlier events come apart from live ones; the last live id is where the
+    /// next connection resumes from, sent as `/resume` before the nickname (RESUME-1).
+    #[test]
+    fn history_earlier_events_and_resume_point() {
+        let mut s = Session::new(Some(nick("alice")));
+        feed(&mut s, b"NICK\n");
+        let (ev, _) = feed(
+            &mut s,
+            b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\n\
+              @id=7:5;t=2026-12-02T08:52:04.123Z alice has joined the chat\n\
+              Connected to the server\nEarlier events: 1\n\
+              @id=7:4;t=2026-12-01T20:00:00.000Z;history bob: yesterday\nEnd of earlier events\n",
+        );
+        assert!(
+            ev.iter().any(|e| matches!(
+                e,
+                NetEvent::Earlier {
+                    msg: ServerMessage::Chat { .. },
+                    ..
+                }
+            )),
+            "{ev:?}"
+        );
+        // The live join is the resume point, not the earlier line after it.
+        assert_eq!(s.resume_point().map(|i| i.as_str()), Some("7:5"));
+        let mut next = Session::new(Some(nick("alice")));
+        next.resume_from(s.resume_point().cloned());
+        let (_, out) = feed(&mut next, b"NICK\n");
+        assert_eq!(out, b"/caps tags\n/caps history\n/resume 7:5\nalice\n");
+        // `NICK` after each of the three is answered ahead: no prompt reaches the user.
+        let (ev, out) = feed(
+            &mut next,
+            b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\nNICK\n",
+        );
+        assert!(ev.is_empty() && out.is_empty(), "{ev:?}");
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub struct Line {
     pub kind: LineKind,
     /// It names us (someone else's line that says our nickname as a word).
     pub mention: bool,
+    /// An earlier event from the server's history (spec §17), shown dimmed.
+    pub earlier: bool,
     /// Bytes of `text` that are the sender (`alice`, `alice -> bob`); 0 for notices.
     who_len: u16,
     /// The line as shown: `who: text`, or the notice's text.
@@ -126,6 +128,7 @@ impl Line {
             at,
             kind,
             mention: false,
+            earlier: false,
             who_len,
             text,
         }
@@ -388,6 +391,17 @@ impl AppState {
         if !self.follow && counts {
             self.new_below = self.new_below.saturating_add(1);
         }
+        self.history.push_back(line);
+        while self.history.len() > self.history_cap.max(1) {
+            self.history.pop_front();
+        }
+    }
+
+    /// Appends an earlier event (spec §17), dimmed; it counts as neither unread nor new.
+    pub fn push_earlier(&mut self, at: Stamp, kind: LineKind, who: &str, text: &str) {
+        let mut line = Line::new(self.next_line_id, at, kind, who, text);
+        line.earlier = true;
+        self.next_line_id += 1;
         self.history.push_back(line);
         while self.history.len() > self.history_cap.max(1) {
             self.history.pop_front();

@@ -74,13 +74,15 @@ impl Peer {
         self.reader.read_to_end(&mut rest).is_ok()
     }
 
-    /// The start of a 1.1 server's handshake: `NICK`, then `/caps tags` and `name`
-    /// pipelined by the client (CAPS-4), tags enabled, `NICK` again.
+    /// The start of a 1.1 server's handshake (one without history): `NICK`, then
+    /// `/caps tags`, `/caps history` and `name` pipelined by the client (CAPS-4), tags
+    /// enabled, history refused, `NICK` again after each.
     fn greet(&mut self, name: &str) {
         self.send(b"NICK\n");
         assert_eq!(self.line(), "/caps tags\n");
+        assert_eq!(self.line(), "/caps history\n");
         assert_eq!(self.line(), format!("{name}\n"));
-        self.send(b"Capabilities enabled: tags\nNICK\n");
+        self.send(b"Capabilities enabled: tags\nNICK\nERR unknown-capability no\nNICK\n");
     }
 
     /// The standard handshake for `name`, as a 1.1 server: the client asks for tags
@@ -483,6 +485,53 @@ fn a_burst_of_lines_reaches_the_ui_in_a_few_batches_in_order() {
     // The burst comes in a few reads; the trickle is 50 reads over 100 ms or more, but
     // batches are at least 50 ms apart.
     assert!(n < 25, "{n} batches");
+    handle.shutdown();
+    srv.join().unwrap();
+}
+
+/// Spec §17: on a server with history, every reconnection resumes after the last live
+/// event (RESUME-1); the missed events come as earlier ones, and a gap is told.
+#[test]
+fn reconnect_resumes_after_the_last_live_event() {
+    let (addr, srv) = server(|l| {
+        let mut p = Peer::accept(&l);
+        p.send(b"NICK\n");
+        assert_eq!(p.line(), "/caps tags\n");
+        assert_eq!(p.line(), "/caps history\n");
+        assert_eq!(p.line(), "alice\n");
+        p.send(b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\n");
+        p.send(b"@id=9:1;t=2026-12-02T08:00:00.000Z alice has joined the chat\nConnected to the server\n");
+        assert_eq!(p.line(), "/who\n");
+        p.send(b"Users online: alice\n@id=9:2;t=2026-12-02T08:00:01.000Z bob: last seen\n");
+        drop(p);
+        let mut p = Peer::accept(&l);
+        p.send(b"NICK\n");
+        assert_eq!(p.line(), "/caps tags\n");
+        assert_eq!(p.line(), "/caps history\n");
+        assert_eq!(p.line(), "/resume 9:2\n");
+        assert_eq!(p.line(), "alice\n");
+        p.send(
+            b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\nNICK\n",
+        );
+        p.send(b"@id=9:4;t=2026-12-02T08:00:03.000Z alice has joined the chat\nConnected to the server\n");
+        p.send(b"Earlier events: 1\n@id=9:3;t=2026-12-02T08:00:02.000Z;history bob: while away\nEnd of earlier events\n");
+        assert_eq!(p.line(), "/who\n");
+        p.send(b"Users online: alice, bob\n");
+        assert!(p.closed());
+    });
+    let (cmd, handle, rx) = client();
+    cmd.send(NetCommand::Connect {
+        addr,
+        nick: nick("alice"),
+    });
+    let evs = until(&rx, |e| matches!(e, NetEvent::Earlier { .. }));
+    assert!(matches!(
+        evs.last(),
+        Some(NetEvent::Earlier {
+            msg: ServerMessage::Chat { .. },
+            ..
+        })
+    ));
     handle.shutdown();
     srv.join().unwrap();
 }

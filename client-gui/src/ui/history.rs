@@ -204,10 +204,12 @@ fn lay_out(
         .into_iter()
         .map(|r| r.start + body_start..r.end + body_start)
         .collect::<Vec<_>>();
+    // Earlier events (spec §17) are dimmed: history, not what is being said now.
+    let dim = |c: Color| if line.earlier { c.with_alpha(0.55) } else { c };
     let mut b = text
         .new_text_layout(line.shared())
         .font(FontFamily::SYSTEM_UI, size)
-        .text_color(env.get(text_color(line.kind)))
+        .text_color(dim(env.get(text_color(line.kind))))
         .max_width(width.max(20.0));
     if who > 0 {
         let nick = match line.kind {
@@ -216,7 +218,7 @@ fn lay_out(
             _ => theme::PRIVATE,
         };
         b = b
-            .range_attribute(0..who, TextAttribute::TextColor(env.get(nick)))
+            .range_attribute(0..who, TextAttribute::TextColor(dim(env.get(nick))))
             .range_attribute(0..who, TextAttribute::Weight(FontWeight::BOLD));
     }
     match line.kind {
