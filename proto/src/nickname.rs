@@ -2,6 +2,7 @@
 //! [`NickKey`] is the case-folded form under which uniqueness is decided (NICK-3).
 
 use std::fmt;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -64,8 +65,12 @@ pub enum NickError {
 ///
 /// Equality is exact (`Alice != alice`) because that is how a name is shown; use
 /// [`Nickname::key`] to compare the way the registry does.
+///
+/// Shared (`Arc<str>`), not copied: the server keeps a user's name in several places
+/// (its registry entry, its connection, every line that names it) and each clone is one
+/// count, not one allocation, which matters with thousands of idle users.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Nickname(Box<str>);
+pub struct Nickname(Arc<str>);
 
 impl Nickname {
     /// Checks `s` against NICK-2 and NICK-4.
@@ -150,8 +155,10 @@ impl std::str::FromStr for Nickname {
 
 /// A nickname folded to lower case: two users' keys are equal exactly when their
 /// nicknames may not coexist (NICK-3). Only ASCII letters fold, as only ASCII is allowed.
+/// Shared like [`Nickname`]: the registry holds each key in its index, its lookalike
+/// table, the member entry and the member's handle.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct NickKey(Box<str>);
+pub struct NickKey(Arc<str>);
 
 impl NickKey {
     /// The folded form.

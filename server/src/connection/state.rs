@@ -38,13 +38,15 @@ pub(super) enum Phase {
 }
 
 /// The handshake's state (boxed in [`Phase`]: a chatting connection, the common idle
-/// case, does not carry the room of two timers).
+/// case, does not carry the room of two timers and a `/resume` id).
 pub(super) struct Handshake {
     pub(super) rejected: u32,
     pub(super) deadline: Timer,
     pub(super) idle: Option<Timer>,
     /// ADDR-1: this handshake's place in its address's quota, freed with the state.
     pub(super) _address: HandshakeSlot,
+    /// The id of a pre-join `/resume` (RESUME-1), used at the join.
+    resume: Option<EventId>,
 }
 
 /// What to do after a line.
@@ -63,8 +65,10 @@ pub(super) struct Core {
     /// A frame that waits for a token, with the rest of its chunk (see `hold.rs`);
     /// boxed, because an idle connection should not carry its room.
     pub(super) held: Option<Box<Held>>,
-    /// IDLE-1: time since the last read, when the server has an idle limit.
-    pub(super) idle: Option<Idle>,
+    /// IDLE-1: time since the last read, when the server has an idle limit (off by
+    /// default; boxed, so that a server without one does not carry its timer's room in
+    /// every connection).
+    pub(super) idle: Option<Box<Idle>>,
 }
 
 /// A connection's state as seen by its reader.
@@ -77,11 +81,9 @@ pub(super) struct Conn {
     /// The nickname the client asked for at its handshake, when that was a seed nickname
     /// (sent without LF, COMPAT-2): the seed client writes it in front of every line it
     /// sends (COMPAT-3). `None` for a core connection (COMPAT-6).
-    asked: Option<String>,
+    asked: Option<Box<str>>,
     /// Capabilities this connection enabled (CAPS-3).
     pub(super) caps: Enabled,
-    /// The id of a pre-join `/resume` (RESUME-1), used at the join.
-    resume: Option<EventId>,
     /// Wrong operator passwords sent on this connection (MOD-2).
     op_failures: u32,
 }
@@ -108,7 +110,7 @@ impl Core {
             framer: Framer::new(),
             bucket,
             held: None,
-            idle: Idle::new(settings.idle_timeout, now),
+            idle: Idle::new(settings.idle_timeout, now).map(Box::new),
             conn: Conn {
                 hub,
                 settings,
@@ -119,10 +121,10 @@ impl Core {
                     deadline,
                     idle: None,
                     _address: address,
+                    resume: None,
                 })),
                 asked: None,
                 caps: Enabled::default(),
-                resume: None,
                 op_failures: 0,
             },
         }
@@ -271,7 +273,11 @@ impl Conn {
                     match command {
                         Ok(ClientMessage::Caps(names)) => self.on_caps(names),
                         // RESUME-1: remembered for the join; the last one counts.
-                        Ok(ClientMessage::Resume(id)) => self.resume = Some(id),
+                        Ok(ClientMessage::Resume(id)) => {
+                            if let Phase::Handshake(h) = &mut self.phase {
+                                h.resume = Some(id);
+                            }
+                        }
                         Ok(_) => {}
                         Err(e) => {
                             if let Some(reply) = e.reply() {
@@ -309,7 +315,11 @@ impl Conn {
     /// are never rejected (COMPAT-4, COMPAT-6).
     pub(super) fn on_nickname(&mut self, line: &str, seed: bool) -> Flow {
         let form = Form::for_tags(self.caps.tags());
-        let catchup = match self.resume.clone() {
+        let resume = match &self.phase {
+            Phase::Handshake(h) => h.resume.clone(),
+            _ => None,
+        };
+        let catchup = match resume {
             Some(id) => Catchup::Resume(id, form),
             None if self.caps.history() => Catchup::Backlog(form),
             // HIST-6: a seed client gets the backlog without asking, when there is one.
@@ -339,7 +349,7 @@ impl Conn {
             Ok(member) => {
                 info!(peer = %self.peer, nick = %member.nick(), asked = line, "joined");
                 if seed && self.settings.compat.remembers_asked_nickname() {
-                    self.asked = Some(line.to_owned());
+                    self.asked = Some(line.into());
                 }
                 self.phase = Phase::Chatting(member);
                 Flow::Continue
