@@ -8,36 +8,13 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::time::Duration;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use chat_proto::{ErrorCode, Password};
 use chat_server::config::AddressLimits;
-use common::{Client, start};
-use socket2::{Domain, Socket, Type};
+use common::{Client, connect_from, join_from, start};
 
 const PASSWORD: &str = "s3cret-word";
-
-fn connect_from(from: Ipv4Addr, addr: SocketAddr) -> TcpStream {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    socket
-        .bind(&SocketAddr::V4(SocketAddrV4::new(from, 0)).into())
-        .expect("bind the source address");
-    socket
-        .connect_timeout(&addr.into(), Duration::from_secs(5))
-        .expect("connect");
-    socket.into()
-}
-
-fn join_from(from: Ipv4Addr, addr: SocketAddr, nick: &str) -> Client {
-    let mut c = Client::from_stream(connect_from(from, addr));
-    c.nick = nick.to_owned();
-    c.expect("NICK");
-    c.send_nick(nick);
-    c.expect(&format!("{nick} has joined the chat"));
-    c.expect("Connected to the server");
-    c
-}
 
 fn ip(last: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, last)

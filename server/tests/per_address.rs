@@ -9,44 +9,20 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chat_proto::ErrorCode;
 use chat_server::config::AddressLimits;
-use common::{Client, Got, start};
-use socket2::{Domain, Socket, Type};
+use common::{Client, Got, connect_from, join_from, start};
 
 const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const NORMAL: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
-/// A TCP connection to `addr` from the local address `from` (any 127.0.0.x works on
-/// Linux loopback).
-fn connect_from(from: Ipv4Addr, addr: SocketAddr) -> TcpStream {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    socket
-        .bind(&SocketAddr::V4(SocketAddrV4::new(from, 0)).into())
-        .expect("bind the source address");
-    socket
-        .connect_timeout(&addr.into(), Duration::from_secs(5))
-        .expect("connect");
-    socket.into()
-}
-
 fn client_from(from: Ipv4Addr, addr: SocketAddr) -> Client {
     Client::from_stream(connect_from(from, addr))
-}
-
-fn join_from(from: Ipv4Addr, addr: SocketAddr, nick: &str) -> Client {
-    let mut c = client_from(from, addr);
-    c.nick = nick.to_owned();
-    c.expect("NICK");
-    c.send_nick(nick);
-    c.expect(&format!("{nick} has joined the chat"));
-    c.expect("Connected to the server");
-    c
 }
 
 /// The connection is turned away with `ERR too-many-connections` instead of `NICK`, and

@@ -280,3 +280,28 @@ pub fn seed_greeting(c: &mut Client) {
         "nothing after the greeting"
     );
 }
+
+/// A TCP connection to `addr` from the local address `from` (any 127.0.0.x works on
+/// Linux loopback), for tests of per-address rules (ADDR-1, MOD bans).
+pub fn connect_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::V4(std::net::SocketAddrV4::new(from, 0)).into())
+        .expect("bind the source address");
+    socket
+        .connect_timeout(&addr.into(), Duration::from_secs(5))
+        .expect("connect");
+    socket.into()
+}
+
+/// A client joined as `nick` from the local address `from` (see [`connect_from`]).
+pub fn join_from(from: std::net::Ipv4Addr, addr: SocketAddr, nick: &str) -> Client {
+    let mut c = Client::from_stream(connect_from(from, addr));
+    c.nick = nick.to_owned();
+    c.expect("NICK");
+    c.send_nick(nick);
+    c.expect(&format!("{nick} has joined the chat"));
+    c.expect("Connected to the server");
+    c
+}
