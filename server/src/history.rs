@@ -167,8 +167,7 @@ impl Retention {
         form: Form,
         whole: bool,
     ) -> Option<Vec<u8>> {
-        let head_guess = to;
-        if whole && from < self.first(head_guess) {
+        if whole && from < self.first(to) {
             return None;
         }
         let mut lines: VecDeque<Vec<u8>> = VecDeque::new();
