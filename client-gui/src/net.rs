@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use chat_proto::{ClientMessage, ErrorCode, Nickname, ServerMessage};
+use chat_proto::{ClientMessage, ErrorCode, EventId, Nickname, ServerMessage};
 
 use crate::session::{Phase, Session};
 
@@ -28,6 +28,10 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(50);
 /// Longest pause between automatic reconnect attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Least pause before a retry after `ERR too-many-connections` (ADDR-1, ADDR-2): the
+/// address's other connections (a classroom behind one NAT, the user's other windows)
+/// must end first, so hammering the server sooner only gets refused again.
+pub const CROWDED_BACKOFF: Duration = Duration::from_secs(15);
 
 /// What the network tells the UI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +54,15 @@ pub enum NetEvent {
     },
     /// A server line (never `NICK` or `Connected to the server`: those are handled).
     Line(ServerMessage),
-    /// A server line with the server's time of the event (`tags` enabled, TAG-4).
+    /// A server line with the server's time of the event (`tags` enabled, TAG-4), or an
+    /// earlier event of a block (HIST-3).
     Timed {
         /// When the server put the event in the chat's order, in UTC.
         at: chrono::DateTime<chrono::Utc>,
+        /// The event's id (TAG-3), to recognise it when it comes again.
+        id: Option<EventId>,
+        /// An earlier event from a block (backlog, resume, `/history`), not a live one.
+        earlier: bool,
         /// The line.
         msg: ServerMessage,
     },
@@ -227,6 +236,10 @@ struct Worker<S: EventSink> {
     quitting: bool,
     attempt: u32,
     retry_at: Option<Instant>,
+    /// The id of the last live event seen, on any connection to the target: the next
+    /// connection resumes after it (RESUME-1), so the transcript has no hole. Cleared
+    /// when the user connects anew from the connect screen (maybe to another server).
+    resume_from: Option<EventId>,
     /// Events not yet handed to the UI (see [`BATCH_INTERVAL`]).
     outbox: Vec<NetEvent>,
     /// When `outbox` is due.
@@ -247,6 +260,7 @@ impl<S: EventSink> Worker<S> {
             quitting: false,
             attempt: 0,
             retry_at: None,
+            resume_from: None,
             outbox: Vec::new(),
             flush_at: None,
             last_flush: None,
@@ -325,6 +339,7 @@ impl<S: EventSink> Worker<S> {
             Input::Cmd(NetCommand::Connect { addr, nick }) => {
                 self.target = Some(Target { addr, nick });
                 self.auto = false;
+                self.resume_from = None;
                 self.attempt = 0;
                 self.open();
             }
@@ -393,19 +408,15 @@ impl<S: EventSink> Worker<S> {
                         (None, None, Some(note)) => note,
                         (None, None, None) => "the server closed the connection".into(),
                     };
-                    // A handshake the server ended on purpose is not retried by itself.
-                    if let Some((code, _)) = conn.session.closing_error() {
-                        if matches!(
-                            code,
-                            ErrorCode::TooManyAttempts | ErrorCode::HandshakeTimeout
-                        ) {
-                            self.auto = false;
-                        }
+                    let code = conn.session.closing_error().map(|(code, _)| *code);
+                    let retry = RetryPolicy::after(code);
+                    if retry == RetryPolicy::Never {
+                        self.auto = false;
                     }
                     if let Some(s) = conn.stream.take() {
                         let _ = s.shutdown(Shutdown::Both);
                     }
-                    self.lost(reason);
+                    self.lost_with(reason, retry);
                 }
             }
         }
@@ -418,6 +429,11 @@ impl<S: EventSink> Worker<S> {
         };
         let mut out = Vec::new();
         let events = conn.session.receive(bytes, &mut out);
+        if let Some(id) = conn.session.last_live() {
+            if self.resume_from.as_ref() != Some(id) {
+                self.resume_from = Some(id.clone());
+            }
+        }
         if !out.is_empty() {
             self.write(&out);
         }
@@ -502,7 +518,7 @@ impl<S: EventSink> Worker<S> {
         self.conn = Some(Conn {
             id,
             stream: None,
-            session: Session::new(Some(target.nick.clone())),
+            session: Session::resuming(Some(target.nick.clone()), self.resume_from.clone()),
         });
         let addr = target.addr.clone();
         let event = NetEvent::Connecting {
@@ -531,15 +547,54 @@ impl<S: EventSink> Worker<S> {
 
     /// The connection is gone: tell the UI and plan a retry if we were chatting.
     fn lost(&mut self, reason: String) {
+        self.lost_with(reason, RetryPolicy::Backoff);
+    }
+
+    /// As [`Self::lost`], with the pause that `retry` asks for.
+    fn lost_with(&mut self, reason: String, retry: RetryPolicy) {
         let reason = if self.quitting {
             self.quitting = false;
             "you left the chat".to_owned()
         } else {
             reason
         };
-        let retry_in = self.auto.then(|| backoff(self.attempt));
+        let retry_in = match retry {
+            RetryPolicy::Never => None,
+            RetryPolicy::Backoff => self.auto.then(|| backoff(self.attempt)),
+            RetryPolicy::Crowded => self
+                .auto
+                .then(|| backoff(self.attempt).max(CROWDED_BACKOFF)),
+        };
         self.retry_at = retry_in.map(|d| Instant::now() + d);
         self.emit([NetEvent::Disconnected { reason, retry_in }]);
+    }
+}
+
+/// Whether and how soon to connect again after the server closed with an `ERR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// Not by itself: the server ended the connection on purpose and would do the same
+    /// again (a handshake given up on; an idle limit, IDLE-1: reconnecting by itself
+    /// would keep an absent user online forever). The user reconnects with the button.
+    Never,
+    /// The usual growing pause ([`backoff`]).
+    Backoff,
+    /// Too many connections from this address (ADDR-1, ADDR-2): at least
+    /// [`CROWDED_BACKOFF`], since retrying sooner is refused again.
+    Crowded,
+}
+
+impl RetryPolicy {
+    /// The policy after a close whose last closing `ERR` had `code` (`None`: no `ERR`,
+    /// the connection just dropped).
+    pub fn after(code: Option<ErrorCode>) -> RetryPolicy {
+        match code {
+            Some(
+                ErrorCode::TooManyAttempts | ErrorCode::HandshakeTimeout | ErrorCode::IdleTimeout,
+            ) => RetryPolicy::Never,
+            Some(ErrorCode::TooManyConnections) => RetryPolicy::Crowded,
+            _ => RetryPolicy::Backoff,
+        }
     }
 }
 
@@ -657,6 +712,27 @@ mod tests {
             io_reason(&other)
         );
         assert!(!io_reason(&other).is_empty());
+    }
+
+    #[test]
+    fn idle_timeout_is_not_retried_and_a_crowded_address_waits_longer() {
+        assert_eq!(
+            RetryPolicy::after(Some(ErrorCode::IdleTimeout)),
+            RetryPolicy::Never
+        );
+        assert_eq!(
+            RetryPolicy::after(Some(ErrorCode::TooManyAttempts)),
+            RetryPolicy::Never
+        );
+        assert_eq!(
+            RetryPolicy::after(Some(ErrorCode::TooManyConnections)),
+            RetryPolicy::Crowded
+        );
+        assert_eq!(RetryPolicy::after(None), RetryPolicy::Backoff);
+        assert_eq!(
+            RetryPolicy::after(Some(ErrorCode::ServerShutdown)),
+            RetryPolicy::Backoff
+        );
     }
 
     #[test]

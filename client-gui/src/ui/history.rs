@@ -146,10 +146,7 @@ impl Lines<'_> {
     /// The laid-out row of history line `index`, from the cache or made now.
     fn row(&mut self, index: usize) -> Option<&Row> {
         let line = self.data.history.get(index)?;
-        let day = match index.checked_sub(1).and_then(|i| self.data.history.get(i)) {
-            Some(prev) => prev.at.date() != line.at.date(),
-            None => true,
-        };
+        let day = self.data.starts_day(index);
         let divider = self.data.divider == Some(line.id);
         let fresh = self
             .cache
@@ -173,8 +170,13 @@ impl Lines<'_> {
     }
 }
 
-fn text_color(kind: LineKind) -> druid::Key<Color> {
-    match kind {
+/// The colour of a line's text: by kind; an earlier event (from a history block) is
+/// dimmed whatever its kind, so the past stands apart from what happens now.
+fn text_color(line: &Line) -> druid::Key<Color> {
+    if line.earlier {
+        return theme::NOTICE;
+    }
+    match line.kind {
         LineKind::Own => theme::OWN_TEXT,
         LineKind::Other => theme::OTHER_TEXT,
         LineKind::Private => theme::PRIVATE,
@@ -207,10 +209,11 @@ fn lay_out(
     let mut b = text
         .new_text_layout(line.shared())
         .font(FontFamily::SYSTEM_UI, size)
-        .text_color(env.get(text_color(line.kind)))
+        .text_color(env.get(text_color(line)))
         .max_width(width.max(20.0));
     if who > 0 {
         let nick = match line.kind {
+            _ if line.earlier => theme::NOTICE,
             LineKind::Own => theme::OWN_NICK,
             LineKind::Other => theme::OTHER_NICK,
             _ => theme::PRIVATE,
