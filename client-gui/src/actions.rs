@@ -135,9 +135,22 @@ pub fn submit_input(state: &mut AppState) -> Vec<Effect> {
             // says the user has caught up: the unread divider goes.
             jump_to_bottom(state);
             state.divider = None;
+            count_history_asks(state, std::slice::from_ref(&msg));
             vec![Effect::Net(NetCommand::Send(msg))]
         }
     }
+}
+
+/// Counts the `/history` commands among `msgs`, so that their blocks are told apart
+/// from the block that follows a join (see [`AppState::history_asked`]).
+fn count_history_asks(state: &mut AppState, msgs: &[ClientMessage]) {
+    let n = msgs
+        .iter()
+        .filter(|m| matches!(m, ClientMessage::History(_)))
+        .count();
+    state.history_asked = state
+        .history_asked
+        .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
 }
 
 fn remember_input(state: &mut AppState, input: &str) {
@@ -237,6 +250,7 @@ pub fn send_paste(state: &mut AppState) -> Vec<Effect> {
         }
     }
     state.set_notice(format!("Sent {} pasted lines", msgs.len()), false);
+    count_history_asks(state, &msgs);
     jump_to_bottom(state);
     msgs.into_iter()
         .map(|m| Effect::Net(NetCommand::Send(m)))

@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use chat_proto::{ClientMessage, ErrorCode, Nickname, ServerMessage};
+use chat_proto::{ClientMessage, ErrorCode, EventId, Nickname, ServerMessage};
 
 use crate::session::{Phase, Session};
 
@@ -28,6 +28,10 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(50);
 /// Longest pause between automatic reconnect attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Least pause before a retry after `ERR too-many-connections` (ADDR-1, ADDR-2): the
+/// address's other connections (a classroom behind one NAT, the user's other windows)
+/// must end first, so hammering the server sooner only gets refused again.
+pub const CROWDED_BACKOFF: Duration = Duration::from_secs(15);
 
 /// What the network tells the UI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,19 +54,16 @@ pub enum NetEvent {
     },
     /// A server line (never `NICK` or `Connected to the server`: those are handled).
     Line(ServerMessage),
-    /// A server line with the server's time of the event (`tags` enabled, TAG-4).
+    /// A server line with the server's time of the event (`tags` enabled, TAG-4), or an
+    /// earlier event of a block (HIST-3).
     Timed {
         /// When the server put the event in the chat's order, in UTC.
         at: chrono::DateTime<chrono::Utc>,
+        /// The event's id (TAG-3), to recognise it when it comes again.
+        id: Option<EventId>,
+        /// An earlier event from a block (backlog, resume, `/history`), not a live one.
+        earlier: bool,
         /// The line.
-        msg: ServerMessage,
-    },
-    /// An earlier event, from a block (spec §17: backlog, resume, `/history`), with the
-    /// server's time of the event.
-    Earlier {
-        /// When the server put the event in the chat's order, in UTC.
-        at: chrono::DateTime<chrono::Utc>,
-        /// The event.
         msg: ServerMessage,
     },
     /// A server line that is not valid protocol, or a note on one that was dropped.
@@ -222,21 +223,12 @@ struct Target {
     nick: Nickname,
 }
 
-/// Where the next connection to `addr` resumes from (spec RESUME-1).
-struct ResumePoint {
-    addr: String,
-    id: chat_proto::EventId,
-}
-
 struct Worker<S: EventSink> {
     sink: S,
     tx: Sender<Input>,
     conn: Option<Conn>,
     next_id: u64,
     target: Option<Target>,
-    /// The last live event of the last connection that enabled history: every
-    /// reconnection to the same server resumes from it, so the transcript has no hole.
-    resume: Option<ResumePoint>,
     /// Reconnect automatically when the connection drops: set once a handshake
     /// succeeded, cleared by `/quit` and by handshake failures.
     auto: bool,
@@ -244,6 +236,10 @@ struct Worker<S: EventSink> {
     quitting: bool,
     attempt: u32,
     retry_at: Option<Instant>,
+    /// The id of the last live event seen, on any connection to the target: the next
+    /// connection resumes after it (RESUME-1), so the transcript has no hole. Cleared
+    /// when the user connects anew from the connect screen (maybe to another server).
+    resume_from: Option<EventId>,
     /// Events not yet handed to the UI (see [`BATCH_INTERVAL`]).
     outbox: Vec<NetEvent>,
     /// When `outbox` is due.
@@ -260,11 +256,11 @@ impl<S: EventSink> Worker<S> {
             conn: None,
             next_id: 1,
             target: None,
-            resume: None,
             auto: false,
             quitting: false,
             attempt: 0,
             retry_at: None,
+            resume_from: None,
             outbox: Vec::new(),
             flush_at: None,
             last_flush: None,
@@ -343,6 +339,7 @@ impl<S: EventSink> Worker<S> {
             Input::Cmd(NetCommand::Connect { addr, nick }) => {
                 self.target = Some(Target { addr, nick });
                 self.auto = false;
+                self.resume_from = None;
                 self.attempt = 0;
                 self.open();
             }
@@ -400,13 +397,6 @@ impl<S: EventSink> Worker<S> {
             Input::Data { id, bytes } => {
                 if self.conn.as_ref().is_some_and(|c| c.id == id) {
                     self.on_data(&bytes);
-                    let point = self.conn.as_ref().and_then(|c| c.session.resume_point());
-                    if let (Some(id), Some(target)) = (point, &self.target) {
-                        self.resume = Some(ResumePoint {
-                            addr: target.addr.clone(),
-                            id: id.clone(),
-                        });
-                    }
                 }
             }
             Input::Closed { id, error } => {
@@ -418,19 +408,15 @@ impl<S: EventSink> Worker<S> {
                         (None, None, Some(note)) => note,
                         (None, None, None) => "the server closed the connection".into(),
                     };
-                    // A handshake the server ended on purpose is not retried by itself.
-                    if let Some((code, _)) = conn.session.closing_error() {
-                        if matches!(
-                            code,
-                            ErrorCode::TooManyAttempts | ErrorCode::HandshakeTimeout
-                        ) {
-                            self.auto = false;
-                        }
+                    let code = conn.session.closing_error().map(|(code, _)| *code);
+                    let retry = RetryPolicy::after(code);
+                    if retry == RetryPolicy::Never {
+                        self.auto = false;
                     }
                     if let Some(s) = conn.stream.take() {
                         let _ = s.shutdown(Shutdown::Both);
                     }
-                    self.lost(reason);
+                    self.lost_with(reason, retry);
                 }
             }
         }
@@ -443,6 +429,11 @@ impl<S: EventSink> Worker<S> {
         };
         let mut out = Vec::new();
         let events = conn.session.receive(bytes, &mut out);
+        if let Some(id) = conn.session.last_live() {
+            if self.resume_from.as_ref() != Some(id) {
+                self.resume_from = Some(id.clone());
+            }
+        }
         if !out.is_empty() {
             self.write(&out);
         }
@@ -464,6 +455,7 @@ impl<S: EventSink> Worker<S> {
                 NetEvent::Line(ServerMessage::Renamed { old, new })
                 | NetEvent::Timed {
                     msg: ServerMessage::Renamed { old, new },
+                    earlier: false,
                     ..
                 } => {
                     if let Some(t) = self.target.as_mut().filter(|t| t.nick.same_user(old)) {
@@ -471,12 +463,6 @@ impl<S: EventSink> Worker<S> {
                     }
                 }
                 NetEvent::NickWanted => self.auto = false,
-                // MOD-4, MOD-6: an operator removed us; reconnecting in a loop would only
-                // be refused again (a ban) or look like defiance (a kick).
-                NetEvent::Line(ServerMessage::Error {
-                    code: ErrorCode::Kicked | ErrorCode::Banned,
-                    ..
-                }) => self.auto = false,
                 _ => {}
             }
             batch.push(event);
@@ -530,17 +516,10 @@ impl<S: EventSink> Worker<S> {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let mut session = Session::new(Some(target.nick.clone()));
-        session.resume_from(
-            self.resume
-                .as_ref()
-                .filter(|r| r.addr == target.addr)
-                .map(|r| r.id.clone()),
-        );
         self.conn = Some(Conn {
             id,
             stream: None,
-            session,
+            session: Session::resuming(Some(target.nick.clone()), self.resume_from.clone()),
         });
         let addr = target.addr.clone();
         let event = NetEvent::Connecting {
@@ -569,15 +548,60 @@ impl<S: EventSink> Worker<S> {
 
     /// The connection is gone: tell the UI and plan a retry if we were chatting.
     fn lost(&mut self, reason: String) {
+        self.lost_with(reason, RetryPolicy::Backoff);
+    }
+
+    /// As [`Self::lost`], with the pause that `retry` asks for.
+    fn lost_with(&mut self, reason: String, retry: RetryPolicy) {
         let reason = if self.quitting {
             self.quitting = false;
             "you left the chat".to_owned()
         } else {
             reason
         };
-        let retry_in = self.auto.then(|| backoff(self.attempt));
+        let retry_in = match retry {
+            RetryPolicy::Never => None,
+            RetryPolicy::Backoff => self.auto.then(|| backoff(self.attempt)),
+            RetryPolicy::Crowded => self
+                .auto
+                .then(|| backoff(self.attempt).max(CROWDED_BACKOFF)),
+        };
         self.retry_at = retry_in.map(|d| Instant::now() + d);
         self.emit([NetEvent::Disconnected { reason, retry_in }]);
+    }
+}
+
+/// Whether and how soon to connect again after the server closed with an `ERR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// Not by itself: the server ended the connection on purpose and would do the same
+    /// again (a handshake given up on; an idle limit, IDLE-1: reconnecting by itself
+    /// would keep an absent user online forever; an operator's kick or ban, MOD-4,
+    /// MOD-6: a loop would be refused again or look like defiance). The user
+    /// reconnects with the button.
+    Never,
+    /// The usual growing pause ([`backoff`]).
+    Backoff,
+    /// Too many connections from this address (ADDR-1, ADDR-2): at least
+    /// [`CROWDED_BACKOFF`], since retrying sooner is refused again.
+    Crowded,
+}
+
+impl RetryPolicy {
+    /// The policy after a close whose last closing `ERR` had `code` (`None`: no `ERR`,
+    /// the connection just dropped).
+    pub fn after(code: Option<ErrorCode>) -> RetryPolicy {
+        match code {
+            Some(
+                ErrorCode::TooManyAttempts
+                | ErrorCode::HandshakeTimeout
+                | ErrorCode::IdleTimeout
+                | ErrorCode::Kicked
+                | ErrorCode::Banned,
+            ) => RetryPolicy::Never,
+            Some(ErrorCode::TooManyConnections) => RetryPolicy::Crowded,
+            _ => RetryPolicy::Backoff,
+        }
     }
 }
 
@@ -695,6 +719,30 @@ mod tests {
             io_reason(&other)
         );
         assert!(!io_reason(&other).is_empty());
+    }
+
+    #[test]
+    fn idle_timeout_is_not_retried_and_a_crowded_address_waits_longer() {
+        assert_eq!(
+            RetryPolicy::after(Some(ErrorCode::IdleTimeout)),
+            RetryPolicy::Never
+        );
+        assert_eq!(
+            RetryPolicy::after(Some(ErrorCode::TooManyAttempts)),
+            RetryPolicy::Never
+        );
+        for code in [ErrorCode::Kicked, ErrorCode::Banned] {
+            assert_eq!(RetryPolicy::after(Some(code)), RetryPolicy::Never);
+        }
+        assert_eq!(
+            RetryPolicy::after(Some(ErrorCode::TooManyConnections)),
+            RetryPolicy::Crowded
+        );
+        assert_eq!(RetryPolicy::after(None), RetryPolicy::Backoff);
+        assert_eq!(
+            RetryPolicy::after(Some(ErrorCode::ServerShutdown)),
+            RetryPolicy::Backoff
+        );
     }
 
     #[test]

@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use chat_proto::{Action, ErrorCode, ServerMessage};
+use chat_proto::{Action, ErrorCode, EventId, ServerMessage};
 use druid::im::OrdMap;
 
 use crate::effect::Effect;
 use crate::net::NetEvent;
-use crate::state::{AppState, LineKind, Screen, Stamp, Status, nick_key};
+use crate::state::{AppState, Block, BlockCause, LineKind, Screen, Stamp, Status, nick_key};
 
 /// Applies `event` to `state`; returns what the caller must do next.
 pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
@@ -50,6 +50,9 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
             }
             // The network thread asks `/who` right after the handshake.
             state.silent_who += 1;
+            // A new connection: no `/history` of ours is pending on it.
+            state.history_asked = 0;
+            state.block = None;
             let server = state.active_server.clone();
             state.push_line(
                 now,
@@ -66,16 +69,21 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
         NetEvent::Line(msg) => on_line(state, msg, now, &mut effects),
         // The server's time, in the user's time zone: the same event shows the same
         // time in every window, and day separators follow the server's dates.
-        NetEvent::Timed { at, msg } => {
+        NetEvent::Timed {
+            at,
+            id,
+            earlier,
+            msg,
+        } => {
             let at = at.with_timezone(&chrono::Local).naive_local();
-            on_line(state, msg, at, &mut effects)
-        }
-        // An earlier event (spec §17: the backlog after joining, what was missed while
-        // disconnected, a `/history` answer): shown dimmed at its own time, so the day
-        // separators give its date; it changes nothing about who is online now.
-        NetEvent::Earlier { at, msg } => {
-            let at = at.with_timezone(&chrono::Local).naive_local();
-            on_earlier(state, &msg, at);
+            if earlier {
+                on_earlier(state, msg, id.as_ref().map(EventId::as_str), at);
+            } else {
+                on_line(state, msg, at, &mut effects);
+                if let Some(id) = id {
+                    state.note_event(id.as_str());
+                }
+            }
         }
         NetEvent::Garbled(line) => {
             state.push_line(
@@ -106,6 +114,7 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
                     state.connect_error = format!("{} ({reason})", state.connect_error);
                 }
             } else if was_chatting {
+                state.away = true;
                 let note = match retry_in {
                     Some(s) => format!("Disconnected: {reason}; reconnecting in {s} s"),
                     None => format!("Disconnected: {reason}"),
@@ -117,52 +126,39 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
     effects
 }
 
-/// Shows an earlier event dimmed, as the live one would read.
-fn on_earlier(state: &mut AppState, msg: &ServerMessage, at: Stamp) {
-    let (kind, who, text) = match msg {
-        ServerMessage::Chat { from, text } => {
-            let kind = if from.as_str().eq_ignore_ascii_case(&state.me) {
-                LineKind::Own
-            } else {
-                LineKind::Other
-            };
-            (kind, from.as_str().to_owned(), text.as_str().to_owned())
-        }
-        ServerMessage::Joined(_) => (LineKind::Join, String::new(), msg.to_string()),
-        ServerMessage::Left(_) => (LineKind::Leave, String::new(), msg.to_string()),
-        ServerMessage::Renamed { .. } => (LineKind::Rename, String::new(), msg.to_string()),
-        // A block holds nothing else (HIST-1); anything else is shown as it is.
-        other => (LineKind::Info, String::new(), other.to_string()),
-    };
-    state.push_earlier(at, kind, &who, &text);
-}
-
 fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut Vec<Effect>) {
     match &msg {
         ServerMessage::NickPrompt | ServerMessage::Connected => {}
         // Answers to `/caps`, which this client does not send yet.
         ServerMessage::Caps { .. } | ServerMessage::CapsEnabled(_) => {}
-        // A block's frame (HIST-2): its events come tagged and are shown dimmed; only
-        // an empty answer to a `/history` the user typed needs saying.
-        ServerMessage::HistoryStart(0) => {
-            state.push_line(now, LineKind::Info, "", "No earlier messages");
+        // A block (HIST-2): after a join it is the backlog or what was missed while
+        // away; else the answer to a `/history` the user typed.
+        ServerMessage::HistoryStart(count) => {
+            let cause = if state.history_asked > 0 {
+                state.history_asked -= 1;
+                BlockCause::Asked
+            } else {
+                BlockCause::Join
+            };
+            state.block = Some(Block {
+                cause,
+                count: *count,
+                added: 0,
+            });
         }
-        ServerMessage::HistoryStart(_) | ServerMessage::HistoryEnd => {}
-        // Without tags (a server that refused them) earlier events come readable.
+        ServerMessage::HistoryEnd => end_block(state, now),
+        // A readable earlier event reaches here only outside the session's handling
+        // (which turns it into an earlier event with its time); shown as it came.
         ServerMessage::Earlier { .. } => {
             state.push_line(now, LineKind::Info, "", &msg.to_string());
         }
         // §18: operator notices are system lines; a kick or a ban is followed by the
         // core leave line, which updates the user list.
         ServerMessage::Operator(_) => {
-            state.push_line(now, LineKind::Rename, "", &msg.to_string());
+            state.push_line(now, notice_kind(&msg), "", &msg.to_string());
         }
         ServerMessage::Moderated { target, action, .. } => {
-            let kind = match action {
-                Action::Kicked(_) | Action::Banned(_) => LineKind::Leave,
-                Action::Muted(_) | Action::Unmuted | Action::Unbanned => LineKind::Rename,
-            };
-            state.push_line(now, kind, "", &msg.to_string());
+            state.push_line(now, notice_kind(&msg), "", &msg.to_string());
             if target.as_str().eq_ignore_ascii_case(&state.me) {
                 match action {
                     Action::Muted(n) => {
@@ -176,18 +172,6 @@ fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut V
                     _ => {}
                 }
             }
-        }
-        // RESUME-3: what was said while we were away could not all be recovered.
-        ServerMessage::Error {
-            code: ErrorCode::HistoryGap,
-            ..
-        } => {
-            state.push_line(
-                now,
-                LineKind::Error,
-                "",
-                "Some messages sent while you were disconnected could not be recovered; the latest follow",
-            );
         }
         ServerMessage::Joined(nick) => {
             state
@@ -249,6 +233,15 @@ fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut V
                 state.push_line(now, LineKind::Users, "", &msg.to_string());
             }
         }
+        // RESUME-3: what was missed cannot be had; the backlog follows.
+        ServerMessage::Error {
+            code: ErrorCode::HistoryGap,
+            ..
+        } => {
+            state.push_line(now, LineKind::Error, "", HISTORY_GAP_NOTE);
+            // What follows is the backlog (HIST-5), not what was missed.
+            state.away = false;
+        }
         ServerMessage::Error { code, text } => {
             let in_handshake = !state.status.is_connected();
             if in_handshake
@@ -271,6 +264,97 @@ fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut V
             if !code.closes() || in_handshake {
                 state.push_line(now, LineKind::Error, "", &format!("{text} ({code})"));
             }
+        }
+    }
+}
+
+/// How a public event other than a chat line is styled, live or earlier: a removal
+/// (kick, ban, MOD-4, MOD-6) reads as the leave it is, the other operator notices as
+/// system lines.
+fn notice_kind(msg: &ServerMessage) -> LineKind {
+    match msg {
+        ServerMessage::Joined(_) => LineKind::Join,
+        ServerMessage::Left(_) => LineKind::Leave,
+        ServerMessage::Moderated {
+            action: Action::Kicked(_) | Action::Banned(_),
+            ..
+        } => LineKind::Leave,
+        ServerMessage::Renamed { .. }
+        | ServerMessage::Operator(_)
+        | ServerMessage::Moderated { .. } => LineKind::Rename,
+        // No other line is an event (HIST-1); shown as text if a later server sends one.
+        _ => LineKind::Info,
+    }
+}
+
+/// What the user reads when a resume could not recover what was missed (RESUME-3).
+pub const HISTORY_GAP_NOTE: &str = "Some messages while you were away could not be recovered";
+
+/// An earlier event (HIST-3): shown dimmed with its date, once (an event already on
+/// screen is not repeated), and with no effect on who is online (it is the past).
+fn on_earlier(state: &mut AppState, msg: ServerMessage, id: Option<&str>, at: Stamp) {
+    if id.is_some_and(|id| state.shows_event(id)) {
+        return;
+    }
+    let first = match state.block.as_mut() {
+        Some(b) => {
+            b.added = b.added.saturating_add(1);
+            b.added == 1
+        }
+        None => false,
+    };
+    if first {
+        let title = match state.block.as_ref().map(|b| b.cause) {
+            Some(BlockCause::Asked) => "Earlier in the chat (/history):",
+            _ if state.away => "While you were away:",
+            _ => "Earlier in the chat:",
+        };
+        // Part of the block: dimmed, and its date shows above it.
+        state.push_earlier(at, LineKind::Info, "", title);
+    }
+    match &msg {
+        ServerMessage::Chat { from, text } => {
+            let kind = if from.as_str().eq_ignore_ascii_case(&state.me) {
+                LineKind::Own
+            } else {
+                LineKind::Other
+            };
+            state.push_earlier(at, kind, from.as_str(), text.as_str());
+        }
+        // Joins, leaves, renames and moderation notices (MOD-7) read as they did live.
+        other => state.push_earlier(at, notice_kind(other), "", &other.to_string()),
+    }
+    if let Some(id) = id {
+        state.note_event(id);
+    }
+}
+
+/// The footer of a block (HIST-2): says what a `/history` brought when it added
+/// nothing, and ends the time away.
+fn end_block(state: &mut AppState, now: Stamp) {
+    let Some(block) = state.block.take() else {
+        return;
+    };
+    match block.cause {
+        BlockCause::Asked if block.added == 0 => {
+            let note = match block.count {
+                0 => "The server keeps no earlier messages".to_owned(),
+                1 => "The earlier message asked for is shown already".to_owned(),
+                n => format!("All {n} earlier messages asked for are shown already"),
+            };
+            state.push_line(now, LineKind::Info, "", &note);
+        }
+        BlockCause::Asked => {}
+        BlockCause::Join => {
+            if state.away && block.added == 0 {
+                state.push_line(
+                    now,
+                    LineKind::Info,
+                    "",
+                    "Nothing was missed while you were away",
+                );
+            }
+            state.away = false;
         }
     }
 }
@@ -746,34 +830,264 @@ mod tests {
         assert_eq!(s.history.len(), 50);
     }
 
-    /// Spec §17: earlier events are shown dimmed at their own time and change nothing
-    /// about who is online; a gap is said.
-    #[test]
-    fn earlier_events_are_dimmed_and_a_gap_is_told() {
-        let mut s = chatting("alice", &["bob"]);
-        let at = chrono::DateTime::parse_from_rfc3339("2026-11-30T20:00:00Z")
-            .unwrap()
-            .to_utc();
-        let online = s.online.len();
-        for l in ["carol has joined the chat", "carol: earlier"] {
-            let msg = ServerMessage::parse(l).unwrap();
-            apply(&mut s, NetEvent::Earlier { at, msg }, stamp("10:00"));
+    fn utc(t: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc()
+    }
+
+    /// An event with its id and time, live or earlier (from a block).
+    fn tagged(id: &str, earlier: bool, text: &str) -> NetEvent {
+        NetEvent::Timed {
+            at: utc("2026-12-01T09:30:00Z"),
+            id: Some(EventId::new(id).unwrap()),
+            earlier,
+            msg: ServerMessage::parse(text).unwrap(),
         }
-        assert_eq!(
-            s.online.len(),
-            online,
-            "earlier joins are not who is online now"
-        );
-        let last = s.history.back().unwrap();
-        assert!(last.earlier && last.at.date() != stamp("10:00").date());
-        assert_eq!(last.body(), "earlier");
-        apply(
+    }
+
+    fn block(events: Vec<NetEvent>) -> Vec<NetEvent> {
+        let mut all = vec![line(&format!("Earlier events: {}", events.len()))];
+        all.extend(events);
+        all.push(line("End of earlier events"));
+        all
+    }
+
+    fn earlier_flags(state: &AppState) -> Vec<bool> {
+        state.history.iter().map(|l| l.earlier).collect()
+    }
+
+    #[test]
+    fn backlog_is_shown_dimmed_dated_and_leaves_who_is_online_alone() {
+        let mut s = chatting("alice", &["bob"]);
+        let fx = feed(
             &mut s,
-            line("ERR history-gap Some events you missed are no longer kept"),
-            stamp("10:00"),
+            block(vec![
+                tagged("7:1", true, "carol has joined the chat"),
+                tagged("7:2", true, "carol: hello alice"),
+                tagged("7:3", true, "carol has left the chat"),
+            ]),
         );
-        let gap = s.history.back().unwrap();
-        assert!(!gap.earlier && gap.plain().contains("could not be recovered"));
+        assert!(fx.is_empty(), "the past notifies nobody: {fx:?}");
+        assert_eq!(
+            texts(&s),
+            vec![
+                "Earlier in the chat:",
+                "carol has joined the chat",
+                "carol: hello alice",
+                "carol has left the chat"
+            ]
+        );
+        assert_eq!(earlier_flags(&s), vec![true; 4]);
+        assert!(s.history.iter().all(|l| !l.mention), "not a call now");
+        assert_eq!(online(&s), vec!["alice", "bob"], "carol's join is the past");
+        // Its date shows above it (a day separator); live lines of the same day after
+        // it are not dimmed and get none.
+        assert!(s.starts_day(0));
+        feed(&mut s, vec![tagged("7:4", false, "bob: now")]);
+        assert_eq!(s.history.back().map(|l| l.earlier), Some(false));
+        assert!(!s.starts_day(4));
+        assert_eq!(s.block, None);
+        // A block after live lines of the same day still shows its date.
+        s.history_asked = 1;
+        feed(&mut s, block(vec![tagged("6:9", true, "dave: old")]));
+        assert_eq!(texts(&s)[5], "Earlier in the chat (/history):");
+        assert!(s.starts_day(5));
+        assert!(!s.starts_day(6));
+    }
+
+    #[test]
+    fn an_event_already_shown_is_not_repeated() {
+        let mut s = chatting("alice", &["bob"]);
+        feed(
+            &mut s,
+            vec![
+                tagged("7:1", false, "bob: one"),
+                tagged("7:2", false, "bob: two"),
+            ],
+        );
+        // The user asks for the last three: only the one not on screen is added.
+        s.input = "/history 3".into();
+        let fx = crate::actions::submit_input(&mut s);
+        assert_eq!(fx.len(), 1);
+        assert_eq!(s.history_asked, 1);
+        feed(
+            &mut s,
+            block(vec![
+                tagged("7:0", true, "bob has joined the chat"),
+                tagged("7:1", true, "bob: one"),
+                tagged("7:2", true, "bob: two"),
+            ]),
+        );
+        assert_eq!(
+            texts(&s),
+            vec![
+                "bob: one",
+                "bob: two",
+                "Earlier in the chat (/history):",
+                "bob has joined the chat"
+            ]
+        );
+        assert_eq!(s.history_asked, 0);
+        // Asked again: everything is there already, and the user is told so.
+        s.history_asked = 1;
+        feed(
+            &mut s,
+            block(vec![
+                tagged("7:1", true, "bob: one"),
+                tagged("7:2", true, "bob: two"),
+            ]),
+        );
+        assert_eq!(
+            texts(&s).last().map(String::as_str),
+            Some("All 2 earlier messages asked for are shown already")
+        );
+        s.history_asked = 1;
+        feed(&mut s, block(vec![]));
+        assert_eq!(
+            texts(&s).last().map(String::as_str),
+            Some("The server keeps no earlier messages")
+        );
+    }
+
+    #[test]
+    fn after_a_reconnect_the_missed_events_follow_in_order() {
+        let mut s = chatting("alice", &["bob"]);
+        feed(&mut s, vec![tagged("7:1", false, "bob: before")]);
+        let back = vec![
+            NetEvent::Disconnected {
+                reason: "the connection was reset".into(),
+                retry_in: Some(Duration::from_secs(1)),
+            },
+            NetEvent::Opened,
+            tagged("7:5", false, "alice has joined the chat"),
+            NetEvent::Welcome {
+                nick: nick("alice"),
+            },
+        ];
+        feed(&mut s, back.clone());
+        feed(
+            &mut s,
+            block(vec![
+                tagged("7:2", true, "alice has left the chat"),
+                tagged("7:3", true, "bob: while away"),
+                tagged("7:4", true, "bob: still away"),
+            ]),
+        );
+        feed(&mut s, vec![tagged("7:6", false, "bob: live again")]);
+        assert_eq!(
+            texts(&s),
+            vec![
+                "bob: before",
+                "Disconnected: the connection was reset; reconnecting in 1 s",
+                "alice has joined the chat",
+                "Connected to 127.0.0.1:9090 as alice",
+                "While you were away:",
+                "alice has left the chat",
+                "bob: while away",
+                "bob: still away",
+                "bob: live again"
+            ]
+        );
+        assert!(!s.away);
+        // Away again, and nothing was missed this time: said so.
+        feed(&mut s, back);
+        feed(&mut s, block(vec![]));
+        assert_eq!(
+            texts(&s).last().map(String::as_str),
+            Some("Nothing was missed while you were away")
+        );
+    }
+
+    /// Joining a chat where nothing was said yet: the empty backlog block says nothing
+    /// (only a `/history` the user typed gets an answer when it is empty).
+    #[test]
+    fn an_empty_backlog_on_joining_says_nothing() {
+        let mut s = chatting("alice", &[]);
+        feed(&mut s, block(vec![]));
+        assert!(texts(&s).is_empty(), "{:?}", texts(&s));
+        assert_eq!(s.block, None);
+        s.input = "/history".into();
+        crate::actions::submit_input(&mut s);
+        feed(&mut s, block(vec![]));
+        assert_eq!(texts(&s), vec!["The server keeps no earlier messages"]);
+    }
+
+    /// MOD-7: moderation notices are retained and replayed; in a block they read as
+    /// they did live (a kick as a leave), dimmed, and change nothing now.
+    #[test]
+    fn earlier_moderation_notices_read_as_they_did_live() {
+        let mut s = chatting("alice", &["bob"]);
+        feed(
+            &mut s,
+            block(vec![
+                tagged("7:1", true, "teacher is now an operator"),
+                tagged("7:2", true, "alice was muted by teacher for 5 minutes"),
+                tagged("7:3", true, "carol was kicked by teacher (spam)"),
+            ]),
+        );
+        let kinds: Vec<LineKind> = s.history.iter().skip(1).map(|l| l.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![LineKind::Rename, LineKind::Rename, LineKind::Leave]
+        );
+        assert!(s.history.iter().all(|l| l.earlier));
+        assert!(s.notice.is_empty(), "an old mute is no notice now");
+        assert_eq!(online(&s), vec!["alice", "bob"]);
+    }
+
+    /// MOD-4: a kicked user sees the notice, then why, and the client stays off.
+    #[test]
+    fn mod_4_when_we_are_kicked_we_say_why_and_do_not_retry() {
+        let mut s = chatting("alice", &["teacher"]);
+        feed(
+            &mut s,
+            vec![
+                tagged("7:9", false, "alice was kicked by teacher (off topic)"),
+                line("ERR kicked You were kicked by teacher"),
+                NetEvent::Disconnected {
+                    reason: "You were kicked by teacher".into(),
+                    retry_in: None,
+                },
+            ],
+        );
+        assert_eq!(
+            texts(&s),
+            vec![
+                "alice was kicked by teacher (off topic)",
+                "Disconnected: You were kicked by teacher"
+            ]
+        );
+        assert!(s.notice_is_error && s.notice.contains("not reconnect"));
+    }
+
+    #[test]
+    fn a_history_gap_is_told_before_the_backlog() {
+        let mut s = chatting("alice", &["bob"]);
+        let mut events = vec![
+            NetEvent::Disconnected {
+                reason: "the server closed the connection".into(),
+                retry_in: Some(Duration::from_secs(1)),
+            },
+            NetEvent::Opened,
+            tagged("9:3", false, "alice has joined the chat"),
+            NetEvent::Welcome {
+                nick: nick("alice"),
+            },
+            line("ERR history-gap Events after 7:5 are not available"),
+        ];
+        events.extend(block(vec![tagged("9:1", true, "bob: after the restart")]));
+        feed(&mut s, events);
+        let t = texts(&s);
+        assert_eq!(
+            &t[t.len() - 4..],
+            &[
+                "Connected to 127.0.0.1:9090 as alice",
+                HISTORY_GAP_NOTE,
+                "Earlier in the chat:",
+                "bob: after the restart"
+            ]
+        );
+        let gap = s.history.iter().find(|l| l.plain() == HISTORY_GAP_NOTE);
+        assert_eq!(gap.map(|l| l.kind), Some(LineKind::Error));
     }
 
     #[test]
@@ -783,7 +1097,13 @@ mod tests {
             .unwrap()
             .to_utc();
         let msg = ServerMessage::parse("bob: from yesterday").unwrap();
-        apply(&mut s, NetEvent::Timed { at, msg }, stamp("10:00"));
+        let ev = NetEvent::Timed {
+            at,
+            id: None,
+            earlier: false,
+            msg,
+        };
+        apply(&mut s, ev, stamp("10:00"));
         let line = s.history.back().unwrap();
         assert_eq!(line.at, at.with_timezone(&chrono::Local).naive_local());
         assert_eq!(line.body(), "from yesterday");

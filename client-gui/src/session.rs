@@ -50,20 +50,25 @@ pub struct Session {
     /// The text of the last `ERR` whose code closes the connection (ERR-2), to say why
     /// the server went away.
     closing_error: Option<(ErrorCode, String)>,
-    /// Answers still due to our own `/caps tags` and `/caps history`, sent with the
-    /// nickname.
+    /// Answers still due to the `/caps` lines sent with the nickname (`/caps tags`,
+    /// then `/caps history`: two lines, so that a server without history still enables
+    /// tags, CAPS-3).
     caps_pending: u8,
+    /// The id to resume after (RESUME-1), sent ahead of the nickname at the first prompt.
+    resume: Option<EventId>,
+    /// `/resume` went out: a 1.0 server answers it with `ERR nick-invalid` before its
+    /// `NICK` (CAPS-5), which is not about the user's nickname.
+    resume_sent: bool,
+    /// The id of the last live event received (a tagged line without `history`): what
+    /// the next connection resumes after (RESUME-1).
+    last_live: Option<EventId>,
+    /// The server enabled `history` (spec §17): a backlog block follows the join.
+    history: bool,
     /// `NICK` prompts already answered by a line sent ahead (CAPS-4: the answer to
     /// `/caps` is followed by `NICK` again, which the nickname sent with it answers).
     answered_ahead: u8,
     /// The server enabled `tags` (spec §14): its events come with their time.
     tags: bool,
-    /// The server enabled `history` (spec §17): a backlog follows the join.
-    history: bool,
-    /// The id to hand back with `/resume` (RESUME-1) at this connection's handshake.
-    resume: Option<EventId>,
-    /// The id of the last live event received: what the next connection resumes from.
-    last_live_id: Option<EventId>,
     /// The last bytes of the stream (at most 4): a prompt read while they are `NICK`
     /// is the seed server's bare greeting, not an LF-terminated line.
     tail: Vec<u8>,
@@ -80,30 +85,37 @@ impl Session {
             prompt_pending: false,
             closing_error: None,
             caps_pending: 0,
+            resume: None,
+            resume_sent: false,
+            last_live: None,
+            history: false,
             answered_ahead: 0,
             tags: false,
-            history: false,
-            resume: None,
-            last_live_id: None,
             tail: Vec::new(),
         }
     }
 
-    /// Resume after `id` (the last live event of the previous connection to the same
-    /// server): sent as `/resume` before the nickname (RESUME-1).
-    pub fn resume_from(&mut self, id: Option<EventId>) {
-        self.resume = id;
-    }
-
-    /// The id of the last live event received, once the server enabled `history` (only
-    /// then can a later connection resume from it).
-    pub fn resume_point(&self) -> Option<&EventId> {
-        self.last_live_id.as_ref().filter(|_| self.history)
+    /// A fresh connection that also asks to resume after event `id` (RESUME-1), so that
+    /// the events missed since that one come after the join.
+    pub fn resuming(nick: Option<Nickname>, id: Option<EventId>) -> Self {
+        let mut s = Session::new(nick);
+        s.resume = id;
+        s
     }
 
     /// True once the server enabled `tags`.
     pub fn tags(&self) -> bool {
         self.tags
+    }
+
+    /// True once the server enabled `history`.
+    pub fn history(&self) -> bool {
+        self.history
+    }
+
+    /// The id of the last live event received on this connection, if any (RESUME-1).
+    pub fn last_live(&self) -> Option<&EventId> {
+        self.last_live.as_ref()
     }
 
     /// Where the connection is.
@@ -131,7 +143,6 @@ impl Session {
         let bare_prompt = self.tail == b"NICK";
         for e in incoming {
             match e {
-                // Tags come only after `/caps tags`, which this client does not send yet.
                 Incoming::Message(msg) => self.on_message(msg, None, bare_prompt, out, &mut events),
                 Incoming::Tagged(tags, msg) => {
                     self.on_message(msg, Some(tags), bare_prompt, out, &mut events)
@@ -165,34 +176,64 @@ impl Session {
             if let Some(answer) = CapsAnswer::judge(&msg) {
                 // The answer to our own `/caps`: not for the user. From a 1.0 server it
                 // is `ERR nick-invalid` (CAPS-5), not a refusal of their nickname; a
-                // server without history refuses only that one.
+                // refusal of `history` (a server with `--history 0`) keeps `tags`.
                 self.caps_pending -= 1;
                 if let CapsAnswer::Enabled(names) = &answer {
                     let has = |c: CapName| names.iter().any(|n| n.as_str() == c.as_str());
-                    self.tags |= has(CapName::tags());
-                    self.history |= has(CapName::history());
+                    self.tags = has(CapName::tags());
+                    self.history = has(CapName::history());
                 }
                 return;
+            }
+        }
+        if self.phase == Phase::Handshake
+            && self.resume_sent
+            && self.caps_pending == 0
+            && self.answered_ahead == 1
+        {
+            // The answer to `/resume` comes before its `NICK`: a 1.1 server sends none,
+            // a 1.0 server takes the line for an invalid nickname (CAPS-5), and an id
+            // the server cannot read is `ERR bad-arguments` (RESUME-1). Either way the
+            // outcome the user sees is the gap notice or nothing, not a nickname error.
+            if let ServerMessage::Error {
+                code: ErrorCode::NickInvalid | ErrorCode::BadArguments,
+                ..
+            } = &msg
+            {
+                self.resume_sent = false;
+                return;
+            }
+        }
+        if let Some(t) = &tags {
+            if !t.is_earlier() {
+                if let Some(id) = &t.id {
+                    self.last_live = Some(id.clone());
+                }
             }
         }
         match (self.phase, msg) {
             (Phase::Handshake, ServerMessage::NickPrompt) if self.answered_ahead > 0 => {
                 self.answered_ahead -= 1;
+                if self.answered_ahead == 0 {
+                    self.resume_sent = false;
+                }
             }
             (Phase::Handshake, ServerMessage::NickPrompt) => match self.nick_to_send.take() {
                 Some(nick) => {
                     // The first prompt of a server that ends its lines (not the seed
                     // server's bare `NICK`, whose server would take `/caps tags` for a
-                    // nickname): ask for tags, pipelined with the nickname (CAPS-4).
+                    // nickname): ask for tags and history, and resume after the last
+                    // event of the previous connection, pipelined with the nickname
+                    // (CAPS-4, HIST-5, RESUME-1).
                     if self.sent_nick.is_none() && !bare_prompt {
                         ClientMessage::Caps(vec![CapName::tags()]).encode(out);
                         ClientMessage::Caps(vec![CapName::history()]).encode(out);
                         self.caps_pending = 2;
                         self.answered_ahead = 2;
-                        // Spec RESUME-1: answered by `NICK` alone.
                         if let Some(id) = self.resume.take() {
                             ClientMessage::Resume(id).encode(out);
-                            self.answered_ahead += 1;
+                            self.resume_sent = true;
+                            self.answered_ahead = 3;
                         }
                     }
                     self.send_nick(nick, out);
@@ -224,24 +265,28 @@ impl Session {
                     }
                 }
                 // With tags, an event carries the server's time (TAG-4): shown instead
-                // of the time it arrived. An event marked `history` is an earlier one
-                // (HIST-3); a live one is where the next connection resumes from.
+                // of the time it arrived, with its id (to spot a repeat) and whether it
+                // is an earlier event of a block (HIST-3).
                 let earlier = tags.as_ref().is_some_and(Tags::is_earlier);
-                if !earlier {
-                    if let Some(id) = tags.as_ref().and_then(|t| t.id.clone()) {
-                        self.last_live_id = Some(id);
-                    }
-                }
-                match (tags.and_then(|t| t.time), earlier) {
-                    (Some(at), true) => events.push(NetEvent::Earlier {
+                match (tags, msg) {
+                    (_, ServerMessage::Earlier { time, event }) => events.push(NetEvent::Timed {
+                        at: time.as_datetime(),
+                        id: None,
+                        earlier: true,
+                        msg: *event,
+                    }),
+                    (
+                        Some(Tags {
+                            id, time: Some(at), ..
+                        }),
+                        msg,
+                    ) => events.push(NetEvent::Timed {
                         at: at.as_datetime(),
+                        id,
+                        earlier,
                         msg,
                     }),
-                    (Some(at), false) => events.push(NetEvent::Timed {
-                        at: at.as_datetime(),
-                        msg,
-                    }),
-                    (None, _) => events.push(NetEvent::Line(msg)),
+                    (_, msg) => events.push(NetEvent::Line(msg)),
                 }
             }
         }
@@ -309,13 +354,14 @@ mod tests {
         let mut s = Session::new(Some(nick("alice")));
         let (ev, out) = feed(&mut s, b"NICK\n");
         assert!(ev.is_empty());
-        // Tags and history are asked for, pipelined with the nickname (CAPS-4).
+        // Tags are asked for, pipelined with the nickname (CAPS-4).
         assert_eq!(out, b"/caps tags\n/caps history\nalice\n");
         // A 1.0 server takes each `/caps` for a bad nickname, asks again, and the
         // nickname sent with them answers: nothing of that reaches the user (CAPS-5).
         let (ev, out) = feed(
             &mut s,
-            b"ERR nick-invalid Invalid nickname\nNICK\nERR nick-invalid Invalid nickname\nNICK\nalice has joined the chat\nConnected to the server\n",
+            b"ERR nick-invalid Invalid nickname\nNICK\nERR nick-invalid Invalid nickname\nNICK\n\
+              alice has joined the chat\nConnected to the server\n",
         );
         assert!(!s.tags());
         assert!(out.is_empty());
@@ -336,12 +382,10 @@ mod tests {
         let mut s = Session::new(Some(nick("bob")));
         let (_, out) = feed(&mut s, b"NICK\n");
         assert_eq!(out, b"/caps tags\n/caps history\nbob\n");
-        // A server without history refuses only that one.
         let (ev, _) = feed(
             &mut s,
-            b"Capabilities enabled: tags\nNICK\nERR unknown-capability x\nNICK\n",
+            b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\n",
         );
-        assert!(s.tags());
         assert!(ev.is_empty(), "{ev:?}");
         let (ev, out) = feed(
             &mut s,
@@ -378,50 +422,13 @@ mod tests {
         assert_eq!(out, b"/caps tags\n/caps history\ncarol\n");
     }
 
-    /// Spec §17: earlier events come apart from live ones; the last live id is where the
-    /// next connection resumes from, sent as `/resume` before the nickname (RESUME-1).
-    #[test]
-    fn history_earlier_events_and_resume_point() {
-        let mut s = Session::new(Some(nick("alice")));
-        feed(&mut s, b"NICK\n");
-        let (ev, _) = feed(
-            &mut s,
-            b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\n\
-              @id=7:5;t=2026-12-02T08:52:04.123Z alice has joined the chat\n\
-              Connected to the server\nEarlier events: 1\n\
-              @id=7:4;t=2026-12-01T20:00:00.000Z;history bob: yesterday\nEnd of earlier events\n",
-        );
-        assert!(
-            ev.iter().any(|e| matches!(
-                e,
-                NetEvent::Earlier {
-                    msg: ServerMessage::Chat { .. },
-                    ..
-                }
-            )),
-            "{ev:?}"
-        );
-        // The live join is the resume point, not the earlier line after it.
-        assert_eq!(s.resume_point().map(|i| i.as_str()), Some("7:5"));
-        let mut next = Session::new(Some(nick("alice")));
-        next.resume_from(s.resume_point().cloned());
-        let (_, out) = feed(&mut next, b"NICK\n");
-        assert_eq!(out, b"/caps tags\n/caps history\n/resume 7:5\nalice\n");
-        // `NICK` after each of the three is answered ahead: no prompt reaches the user.
-        let (ev, out) = feed(
-            &mut next,
-            b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\nNICK\n",
-        );
-        assert!(ev.is_empty() && out.is_empty(), "{ev:?}");
-    }
-
     #[test]
     fn with_tags_events_carry_the_server_time() {
         let mut s = Session::new(Some(nick("alice")));
         feed(&mut s, b"NICK\n");
         let (ev, out) = feed(
             &mut s,
-            b"Capabilities enabled: tags\nNICK\n\
+            b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\n\
               @id=7:1;t=2026-12-01T23:59:30.250Z alice has joined the chat\n\
               Connected to the server\n\
               @id=7:2;t=2026-12-02T00:00:01.000Z;later=x bob: hi\n\
@@ -429,12 +436,13 @@ mod tests {
         );
         assert!(out.is_empty());
         assert!(s.tags());
-        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
         assert_eq!(
             ev,
             vec![
                 NetEvent::Timed {
                     at: at("2026-12-01T23:59:30.250Z"),
+                    id: Some(EventId::memory(7, 1)),
+                    earlier: false,
                     msg: ServerMessage::Joined(nick("alice"))
                 },
                 NetEvent::Welcome {
@@ -442,6 +450,8 @@ mod tests {
                 },
                 NetEvent::Timed {
                     at: at("2026-12-02T00:00:01Z"),
+                    id: Some(EventId::memory(7, 2)),
+                    earlier: false,
                     msg: ServerMessage::Chat {
                         from: nick("bob"),
                         text: Text::new("hi").unwrap()
@@ -453,6 +463,144 @@ mod tests {
                     text: Text::new("untagged private").unwrap()
                 }),
             ]
+        );
+    }
+
+    fn at(t: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc()
+    }
+
+    #[test]
+    fn resume_goes_ahead_of_the_nickname_and_the_missed_events_come_as_earlier() {
+        let mut s = Session::resuming(Some(nick("alice")), Some(EventId::memory(7, 5)));
+        let (ev, out) = feed(&mut s, b"NICK\n");
+        assert!(ev.is_empty());
+        assert_eq!(out, b"/caps tags\n/caps history\n/resume 7:5\nalice\n");
+        // A 1.1 server: two capability answers, each with `NICK`, and `/resume`'s `NICK`.
+        let (ev, out) = feed(
+            &mut s,
+            b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\nNICK\n\
+              @id=7:9;t=2026-12-02T10:00:00.000Z alice has joined the chat\n\
+              Connected to the server\n\
+              Earlier events: 2\n\
+              @id=7:6;t=2026-12-02T09:59:00.000Z;history alice has left the chat\n\
+              @id=7:8;t=2026-12-02T09:59:30.000Z;history bob: missed\n\
+              End of earlier events\n",
+        );
+        assert!(out.is_empty(), "the nickname was sent ahead");
+        assert!(s.tags() && s.history());
+        assert_eq!(
+            ev,
+            vec![
+                NetEvent::Timed {
+                    at: at("2026-12-02T10:00:00Z"),
+                    id: Some(EventId::memory(7, 9)),
+                    earlier: false,
+                    msg: ServerMessage::Joined(nick("alice"))
+                },
+                NetEvent::Welcome {
+                    nick: nick("alice")
+                },
+                NetEvent::Line(ServerMessage::HistoryStart(2)),
+                NetEvent::Timed {
+                    at: at("2026-12-02T09:59:00Z"),
+                    id: Some(EventId::memory(7, 6)),
+                    earlier: true,
+                    msg: ServerMessage::Left(nick("alice"))
+                },
+                NetEvent::Timed {
+                    at: at("2026-12-02T09:59:30Z"),
+                    id: Some(EventId::memory(7, 8)),
+                    earlier: true,
+                    msg: ServerMessage::Chat {
+                        from: nick("bob"),
+                        text: Text::new("missed").unwrap()
+                    }
+                },
+                NetEvent::Line(ServerMessage::HistoryEnd),
+            ]
+        );
+        // The last *live* event is the one to resume after next time, not the newest
+        // earlier one (RESUME-1).
+        assert_eq!(s.last_live(), Some(&EventId::memory(7, 9)));
+        feed(&mut s, b"@id=7:10;t=2026-12-02T10:00:01.000Z bob: live\n");
+        assert_eq!(s.last_live(), Some(&EventId::memory(7, 10)));
+    }
+
+    #[test]
+    fn resume_to_a_server_that_became_1_0_is_no_nickname_error() {
+        let mut s = Session::resuming(Some(nick("alice")), Some(EventId::memory(7, 5)));
+        feed(&mut s, b"NICK\n");
+        let err = b"ERR nick-invalid Invalid nickname\nNICK\n";
+        let mut bytes = err.repeat(3);
+        bytes.extend_from_slice(b"alice has joined the chat\nConnected to the server\n");
+        let (ev, out) = feed(&mut s, &bytes);
+        assert!(out.is_empty());
+        assert!(!s.tags() && !s.history());
+        assert_eq!(
+            ev,
+            vec![
+                NetEvent::Line(ServerMessage::Joined(nick("alice"))),
+                NetEvent::Welcome {
+                    nick: nick("alice")
+                }
+            ]
+        );
+        assert_eq!(s.last_live(), None);
+    }
+
+    #[test]
+    fn a_server_without_history_still_enables_tags() {
+        let mut s = Session::resuming(Some(nick("alice")), Some(EventId::memory(7, 5)));
+        feed(&mut s, b"NICK\n");
+        let (ev, _) = feed(
+            &mut s,
+            b"Capabilities enabled: tags\nNICK\n\
+              ERR unknown-capability Not offered: history\nNICK\nNICK\n\
+              @id=8:1;t=2026-12-02T10:00:00.000Z alice has joined the chat\n\
+              Connected to the server\n\
+              ERR history-gap Events after 7:5 are not kept\n",
+        );
+        assert!(s.tags() && !s.history());
+        assert_eq!(ev.len(), 3, "{ev:?}");
+        assert!(matches!(
+            &ev[2],
+            NetEvent::Line(ServerMessage::Error {
+                code: ErrorCode::HistoryGap,
+                ..
+            })
+        ));
+        // A nickname refused after the resume's `NICK` is the user's to fix, not hidden.
+        let mut s = Session::resuming(Some(nick("alice")), Some(EventId::memory(7, 5)));
+        feed(&mut s, b"NICK\n");
+        let (ev, _) = feed(
+            &mut s,
+            b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\nNICK\n\
+              ERR nick-invalid Reserved\nNICK\n",
+        );
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert_eq!(ev[1], NetEvent::NickWanted);
+    }
+
+    #[test]
+    fn readable_earlier_events_carry_their_time() {
+        let mut s = Session::new(Some(nick("g")));
+        feed(
+            &mut s,
+            b"NICK\ng has joined the chat\nConnected to the server\n",
+        );
+        let (ev, _) = feed(&mut s, b"[2026-12-02 08:51:10 UTC] bob: hello\n");
+        assert_eq!(
+            ev,
+            vec![NetEvent::Timed {
+                at: at("2026-12-02T08:51:10Z"),
+                id: None,
+                earlier: true,
+                msg: ServerMessage::Chat {
+                    from: nick("bob"),
+                    text: Text::new("hello").unwrap()
+                }
+            }]
         );
     }
 

@@ -107,7 +107,8 @@ pub struct Line {
     pub kind: LineKind,
     /// It names us (someone else's line that says our nickname as a word).
     pub mention: bool,
-    /// An earlier event from the server's history (spec §17), shown dimmed.
+    /// An earlier event from a history block (backlog, resume, `/history`), not seen
+    /// live: drawn dimmed, with its date.
     pub earlier: bool,
     /// Bytes of `text` that are the sender (`alice`, `alice -> bob`); 0 for notices.
     who_len: u16,
@@ -226,6 +227,26 @@ impl Status {
     }
 }
 
+/// A history block (HIST-2) being received.
+#[derive(Debug, Clone, PartialEq, Eq, Data)]
+pub struct Block {
+    /// What asked for it.
+    pub cause: BlockCause,
+    /// Earlier events the header announced.
+    pub count: u32,
+    /// Of them, those shown now (the others were on screen already).
+    pub added: u32,
+}
+
+/// Why a block came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Data)]
+pub enum BlockCause {
+    /// The backlog after a join (HIST-5), or what was missed while away (RESUME-2).
+    Join,
+    /// The user typed `/history` (HIST-4).
+    Asked,
+}
+
 /// The search bar's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Data, Lens)]
 pub struct Search {
@@ -292,6 +313,18 @@ pub struct AppState {
     pub history_cap: usize,
     /// The id the next history line gets.
     pub next_line_id: u64,
+    /// Event ids (TAG-3) of the lines shown, to the line's id: an event that comes again
+    /// (a backlog after a reconnect, `/history`) is not shown twice. Entries of lines
+    /// gone past the cap are dropped from time to time (see [`AppState::note_event`]).
+    pub event_ids: OrdMap<Arc<str>, u64>,
+    /// `/history` commands sent whose block has not come yet: a block is theirs, not
+    /// the backlog or resume block that follows a join.
+    pub history_asked: u32,
+    /// The block (HIST-2) being received, if any.
+    pub block: Option<Block>,
+    /// The connection dropped while chatting and the block after the next join has not
+    /// come yet: that block is what was missed while away.
+    pub away: bool,
     /// Who is online: case-folded nickname to nickname as spelled (a set, NICK-3).
     pub online: OrdMap<Arc<str>, Arc<str>>,
     /// A `/who` answer being collected over several lines (CMD-WHO-2).
@@ -350,6 +383,10 @@ impl AppState {
             history: Vector::new(),
             history_cap: HISTORY_CAP,
             next_line_id: 1,
+            event_ids: OrdMap::new(),
+            history_asked: 0,
+            block: None,
+            away: false,
             online: OrdMap::new(),
             who_partial: None,
             silent_who: 0,
@@ -397,7 +434,32 @@ impl AppState {
         }
     }
 
-    /// Appends an earlier event (spec §17), dimmed; it counts as neither unread nor new.
+    /// True when event `id` (TAG-3) is already shown.
+    pub fn shows_event(&self, id: &str) -> bool {
+        self.event_ids.contains_key(id)
+    }
+
+    /// Records that the newest line shows event `id`. Ids of lines gone past the cap
+    /// are dropped once the map holds twice the cap, so it stays within the history's
+    /// bound at an amortised constant cost per line.
+    pub fn note_event(&mut self, id: &str) {
+        let Some(line) = self.history.back().map(|l| l.id) else {
+            return;
+        };
+        self.event_ids.insert(id.into(), line);
+        if self.event_ids.len() > 2 * self.history_cap.max(1) {
+            let first = self.history.front().map_or(0, |l| l.id);
+            self.event_ids = self
+                .event_ids
+                .iter()
+                .filter(|(_, l)| **l >= first)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+        }
+    }
+
+    /// Appends an earlier event (HIST-3) to the history: dimmed and dated when drawn,
+    /// never counted as unread or as a mention, since the user is not being called now.
     pub fn push_earlier(&mut self, at: Stamp, kind: LineKind, who: &str, text: &str) {
         let mut line = Line::new(self.next_line_id, at, kind, who, text);
         line.earlier = true;
@@ -405,6 +467,19 @@ impl AppState {
         self.history.push_back(line);
         while self.history.len() > self.history_cap.max(1) {
             self.history.pop_front();
+        }
+    }
+
+    /// Whether history line `index` gets a day separator (its date) above it: the first
+    /// line, the first of each day, and the first of a run of earlier events, whose
+    /// date is not that of the live lines around it.
+    pub fn starts_day(&self, index: usize) -> bool {
+        let Some(line) = self.history.get(index) else {
+            return false;
+        };
+        match index.checked_sub(1).and_then(|i| self.history.get(i)) {
+            Some(prev) => prev.at.date() != line.at.date() || (line.earlier && !prev.earlier),
+            None => true,
         }
     }
 

@@ -74,15 +74,17 @@ impl Peer {
         self.reader.read_to_end(&mut rest).is_ok()
     }
 
-    /// The start of a 1.1 server's handshake (one without history): `NICK`, then
-    /// `/caps tags`, `/caps history` and `name` pipelined by the client (CAPS-4), tags
-    /// enabled, history refused, `NICK` again after each.
+    /// The start of a 1.1 server's handshake: `NICK`, then `/caps tags`,
+    /// `/caps history` and `name` pipelined by the client (CAPS-4); this server offers
+    /// no history (`--history 0`), so only tags are enabled; `NICK` after each answer.
     fn greet(&mut self, name: &str) {
         self.send(b"NICK\n");
         assert_eq!(self.line(), "/caps tags\n");
         assert_eq!(self.line(), "/caps history\n");
         assert_eq!(self.line(), format!("{name}\n"));
-        self.send(b"Capabilities enabled: tags\nNICK\nERR unknown-capability no\nNICK\n");
+        self.send(
+            b"Capabilities enabled: tags\nNICK\nERR unknown-capability Not offered: history\nNICK\n",
+        );
     }
 
     /// The standard handshake for `name`, as a 1.1 server: the client asks for tags
@@ -287,8 +289,16 @@ fn reconnect_after_a_rename_uses_the_new_name() {
               ERR server-shutdown Server is shutting down\n",
         );
         drop(p);
+        // The Reconnect button resumes after the last live event (RESUME-1).
         let mut p = Peer::accept(&l);
-        p.handshake("ally");
+        p.send(b"NICK\n");
+        assert_eq!(p.line(), "/caps tags\n");
+        assert_eq!(p.line(), "/caps history\n");
+        assert_eq!(p.line(), "/resume 1:9\n");
+        assert_eq!(p.line(), "ally\n");
+        p.send(b"Capabilities enabled: tags\nNICK\nERR unknown-capability Not offered: history\nNICK\nNICK\n");
+        p.send(b"ally has joined the chat\nConnected to the server\n");
+        assert_eq!(p.line(), "/who\n");
         assert!(p.closed());
     });
     let (cmd, handle, rx) = client();
@@ -489,49 +499,335 @@ fn a_burst_of_lines_reaches_the_ui_in_a_few_batches_in_order() {
     srv.join().unwrap();
 }
 
-/// Spec §17: on a server with history, every reconnection resumes after the last live
-/// event (RESUME-1); the missed events come as earlier ones, and a gap is told.
-#[test]
-fn reconnect_resumes_after_the_last_live_event() {
-    let (addr, srv) = server(|l| {
+/// The server ends a chatting connection with `err` (a closing code) and closes.
+fn closed_with(err: &'static [u8]) -> Option<Duration> {
+    let (addr, srv) = server(move |l| {
         let mut p = Peer::accept(&l);
-        p.send(b"NICK\n");
-        assert_eq!(p.line(), "/caps tags\n");
-        assert_eq!(p.line(), "/caps history\n");
-        assert_eq!(p.line(), "alice\n");
-        p.send(b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\n");
-        p.send(b"@id=9:1;t=2026-12-02T08:00:00.000Z alice has joined the chat\nConnected to the server\n");
-        assert_eq!(p.line(), "/who\n");
-        p.send(b"Users online: alice\n@id=9:2;t=2026-12-02T08:00:01.000Z bob: last seen\n");
+        p.handshake("alice");
+        p.send(err);
         drop(p);
-        let mut p = Peer::accept(&l);
-        p.send(b"NICK\n");
-        assert_eq!(p.line(), "/caps tags\n");
-        assert_eq!(p.line(), "/caps history\n");
-        assert_eq!(p.line(), "/resume 9:2\n");
-        assert_eq!(p.line(), "alice\n");
-        p.send(
-            b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\nNICK\n",
-        );
-        p.send(b"@id=9:4;t=2026-12-02T08:00:03.000Z alice has joined the chat\nConnected to the server\n");
-        p.send(b"Earlier events: 1\n@id=9:3;t=2026-12-02T08:00:02.000Z;history bob: while away\nEnd of earlier events\n");
-        assert_eq!(p.line(), "/who\n");
-        p.send(b"Users online: alice, bob\n");
-        assert!(p.closed());
     });
     let (cmd, handle, rx) = client();
     cmd.send(NetCommand::Connect {
         addr,
         nick: nick("alice"),
     });
-    let evs = until(&rx, |e| matches!(e, NetEvent::Earlier { .. }));
-    assert!(matches!(
-        evs.last(),
-        Some(NetEvent::Earlier {
-            msg: ServerMessage::Chat { .. },
-            ..
-        })
-    ));
-    handle.shutdown();
+    let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
     srv.join().unwrap();
+    let Some(NetEvent::Disconnected { reason, retry_in }) = evs.last() else {
+        unreachable!()
+    };
+    // The server's own words say why.
+    let text = std::str::from_utf8(err).unwrap();
+    let words = text.split_once(' ').unwrap().1.split_once(' ').unwrap().1;
+    assert_eq!(reason, words.trim_end(), "{evs:#?}");
+    handle.shutdown();
+    *retry_in
+}
+
+#[test]
+fn an_idle_timeout_is_not_undone_by_reconnecting() {
+    assert_eq!(
+        closed_with(b"ERR idle-timeout No input for 300 s; disconnected\n"),
+        None
+    );
+}
+
+/// MOD-4, MOD-6: removed by an operator, the client does not come back by itself.
+#[test]
+fn a_kick_or_a_ban_is_not_undone_by_reconnecting() {
+    assert_eq!(
+        closed_with(b"ERR kicked You were kicked by teacher\n"),
+        None
+    );
+    assert_eq!(
+        closed_with(b"ERR banned Your address was banned by teacher\n"),
+        None
+    );
+}
+
+#[test]
+fn too_many_connections_backs_off_longer() {
+    let retry = closed_with(b"ERR too-many-connections Too many connections from 127.0.0.1\n");
+    assert!(
+        retry.is_some_and(|d| d >= net::CROWDED_BACKOFF),
+        "{retry:?}"
+    );
+}
+
+/// The real server, in process, on a free loopback port (or `port` again after a
+/// restart), with `store` if given.
+fn real_server(port: u16, store: Option<&std::path::Path>) -> chat_server::ServerHandle {
+    let mut config = chat_server::Config::loopback_ephemeral();
+    config.listen.set_port(port);
+    config.store = store.map(|p| p.to_path_buf());
+    chat_server::Server::bind(config).unwrap().spawn().unwrap()
+}
+
+/// A plain client of the real server, as `nc` would be.
+struct Raw {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Raw {
+    fn join(addr: std::net::SocketAddr, name: &str) -> Raw {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut raw = Raw {
+            writer: s.try_clone().unwrap(),
+            reader: BufReader::new(s),
+        };
+        raw.say(name);
+        raw.wait_for("Connected to the server");
+        raw
+    }
+
+    fn say(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+    }
+
+    /// Reads lines until `want` (bounded by the read timeout and a line count).
+    fn wait_for(&mut self, want: &str) {
+        for _ in 0..1000 {
+            let mut s = String::new();
+            assert!(self.reader.read_line(&mut s).unwrap() > 0, "closed");
+            if s.trim_end() == want {
+                return;
+            }
+        }
+        panic!("never got {want}");
+    }
+}
+
+/// A loopback relay to the server whose connections the test cuts, as a laptop that
+/// loses its Wi-Fi: the client sees a reset, the server a close.
+struct Relay {
+    addr: String,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl Relay {
+    /// Relays the first `most` connections to `to`.
+    fn to(to: std::net::SocketAddr, most: usize) -> Relay {
+        let (l, addr) = listen();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = conns.clone();
+        thread::spawn(move || {
+            for c in l.incoming().take(most) {
+                let (Ok(c), Ok(s)) = (c, TcpStream::connect(to)) else {
+                    continue;
+                };
+                let mut list = kept.lock().unwrap();
+                for (mut from, mut into) in [
+                    (c.try_clone().unwrap(), s.try_clone().unwrap()),
+                    (s.try_clone().unwrap(), c.try_clone().unwrap()),
+                ] {
+                    thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut into);
+                        let _ = into.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                list.extend([c, s]);
+            }
+        });
+        Relay { addr, conns }
+    }
+
+    fn cut(&self) {
+        for s in self.conns.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// The window's transcript after `events`, as the UI would show it.
+fn show(state: &mut chat_client_gui::state::AppState, events: Vec<NetEvent>) {
+    for e in events {
+        chat_client_gui::reduce::apply(state, e, chat_client_gui::state::stamp("12:00"));
+    }
+}
+
+fn is_block_end(e: &NetEvent) -> bool {
+    matches!(e, NetEvent::Line(ServerMessage::HistoryEnd))
+}
+
+fn is_chat(e: &NetEvent, want: &str) -> bool {
+    matches!(e, NetEvent::Timed { msg: ServerMessage::Chat { text, .. }, earlier: false, .. }
+        if text.as_str() == want)
+}
+
+/// Bob's chat lines in the transcript, in order, each with whether it is dimmed.
+fn bobs_lines(state: &chat_client_gui::state::AppState) -> Vec<(String, bool)> {
+    state
+        .history
+        .iter()
+        .filter(|l| l.who() == "bob")
+        .map(|l| (l.body().to_owned(), l.earlier))
+        .collect()
+}
+
+#[test]
+fn real_server_backlog_then_resume_after_a_dropped_connection_leaves_no_hole() {
+    let srv = real_server(0, None);
+    let relay = Relay::to(srv.local_addr(), 2);
+    let mut bob = Raw::join(srv.local_addr(), "bob");
+    bob.say("early");
+    bob.wait_for("bob: early");
+    let mut window = chat_client_gui::state::AppState::new(
+        &relay.addr,
+        "alice",
+        chat_client_gui::state::ThemeChoice::Dark,
+    );
+    window.active_server = relay.addr.clone();
+    let (cmd, handle, rx) = client();
+    cmd.send(NetCommand::Connect {
+        addr: relay.addr.clone(),
+        nick: nick("alice"),
+    });
+    // The backlog comes after the join (HIST-5); then a live line.
+    show(&mut window, until(&rx, is_block_end));
+    bob.say("one");
+    show(&mut window, until(&rx, |e| is_chat(e, "one")));
+    relay.cut();
+    let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
+    assert!(
+        matches!(
+            evs.last(),
+            Some(NetEvent::Disconnected {
+                retry_in: Some(_),
+                ..
+            })
+        ),
+        "{evs:#?}"
+    );
+    show(&mut window, evs);
+    // While alice is away (the retry is a second off), bob talks.
+    bob.wait_for("alice has left the chat");
+    bob.say("two");
+    bob.say("three");
+    bob.wait_for("bob: three");
+    // Back: the missed lines come in a block after the join (RESUME-2), then live.
+    let evs = until(&rx, is_block_end);
+    assert!(
+        !evs.iter().any(|e| matches!(
+            e,
+            NetEvent::Line(ServerMessage::Error {
+                code: ErrorCode::HistoryGap,
+                ..
+            })
+        )),
+        "{evs:#?}"
+    );
+    show(&mut window, evs);
+    bob.say("four");
+    show(&mut window, until(&rx, |e| is_chat(e, "four")));
+    assert_eq!(
+        bobs_lines(&window),
+        vec![
+            ("early".to_owned(), true),
+            ("one".to_owned(), false),
+            ("two".to_owned(), true),
+            ("three".to_owned(), true),
+            ("four".to_owned(), false),
+        ]
+    );
+    let texts: Vec<&str> = window.history.iter().map(|l| l.plain()).collect();
+    assert!(texts.contains(&"While you were away:"), "{texts:#?}");
+    assert!(
+        !texts.contains(&chat_client_gui::reduce::HISTORY_GAP_NOTE),
+        "{texts:#?}"
+    );
+    handle.shutdown();
+    srv.shutdown();
+}
+
+/// Restarts the server on the same port while the window is connected, bob talking
+/// in between; returns the window and whether the client was told of a gap.
+fn across_a_restart(store: Option<&std::path::Path>) -> (chat_client_gui::state::AppState, bool) {
+    let srv = real_server(0, store);
+    let addr = srv.local_addr();
+    let mut window = chat_client_gui::state::AppState::new(
+        &addr.to_string(),
+        "alice",
+        chat_client_gui::state::ThemeChoice::Dark,
+    );
+    window.active_server = addr.to_string();
+    let (cmd, handle, rx) = client();
+    cmd.send(NetCommand::Connect {
+        addr: addr.to_string(),
+        nick: nick("alice"),
+    });
+    show(&mut window, until(&rx, is_block_end));
+    let mut bob = Raw::join(addr, "bob");
+    bob.say("before");
+    show(&mut window, until(&rx, |e| is_chat(e, "before")));
+    srv.shutdown();
+    show(
+        &mut window,
+        until(&rx, |e| matches!(e, NetEvent::Disconnected { .. })),
+    );
+    drop(bob);
+    let srv = real_server(addr.port(), store);
+    let mut bob = Raw::join(addr, "bob");
+    bob.say("during");
+    bob.wait_for("bob: during");
+    let evs = until(&rx, is_block_end);
+    let gap = evs.iter().any(|e| {
+        matches!(
+            e,
+            NetEvent::Line(ServerMessage::Error {
+                code: ErrorCode::HistoryGap,
+                ..
+            })
+        )
+    });
+    show(&mut window, evs);
+    bob.say("after");
+    show(&mut window, until(&rx, |e| is_chat(e, "after")));
+    handle.shutdown();
+    srv.shutdown();
+    (window, gap)
+}
+
+#[test]
+fn real_server_restart_with_a_store_resumes_without_a_gap() {
+    let dir = std::env::temp_dir().join(format!("chat-gui-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("chat.db");
+    let (window, gap) = across_a_restart(Some(&file));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!gap);
+    assert_eq!(
+        bobs_lines(&window),
+        vec![
+            ("before".to_owned(), false),
+            ("during".to_owned(), true),
+            ("after".to_owned(), false),
+        ]
+    );
+}
+
+#[test]
+fn real_server_restart_without_a_store_says_there_is_a_gap() {
+    let (window, gap) = across_a_restart(None);
+    assert!(gap);
+    let texts: Vec<&str> = window.history.iter().map(|l| l.plain()).collect();
+    let note = texts
+        .iter()
+        .position(|t| *t == chat_client_gui::reduce::HISTORY_GAP_NOTE)
+        .expect("the gap is told");
+    // The backlog of the new run follows the note: bob's line said while away is in
+    // it (dimmed), then the live one.
+    assert!(texts[note..].contains(&"bob: during"), "{texts:#?}");
+    assert_eq!(
+        bobs_lines(&window),
+        vec![
+            ("before".to_owned(), false),
+            ("during".to_owned(), true),
+            ("after".to_owned(), false),
+        ]
+    );
 }

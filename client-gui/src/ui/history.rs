@@ -146,10 +146,7 @@ impl Lines<'_> {
     /// The laid-out row of history line `index`, from the cache or made now.
     fn row(&mut self, index: usize) -> Option<&Row> {
         let line = self.data.history.get(index)?;
-        let day = match index.checked_sub(1).and_then(|i| self.data.history.get(i)) {
-            Some(prev) => prev.at.date() != line.at.date(),
-            None => true,
-        };
+        let day = self.data.starts_day(index);
         let divider = self.data.divider == Some(line.id);
         let fresh = self
             .cache
@@ -173,6 +170,7 @@ impl Lines<'_> {
     }
 }
 
+/// The colour of a line's text, by kind.
 fn text_color(kind: LineKind) -> druid::Key<Color> {
     match kind {
         LineKind::Own => theme::OWN_TEXT,
@@ -204,7 +202,8 @@ fn lay_out(
         .into_iter()
         .map(|r| r.start + body_start..r.end + body_start)
         .collect::<Vec<_>>();
-    // Earlier events (spec §17) are dimmed: history, not what is being said now.
+    // Earlier events (spec §17) are dimmed but keep their kind's colour: the past
+    // stands apart from what is said now, and a join still reads as a join.
     let dim = |c: Color| if line.earlier { c.with_alpha(0.55) } else { c };
     let mut b = text
         .new_text_layout(line.shared())

@@ -13,7 +13,8 @@
 #   6. close alice's window the way a window manager does (WM_DELETE_WINDOW) and check
 #      that it exits with status 0, that the server saw /quit, and that bob and carol see
 #      `alice has left the chat`;
-#   7. restart the server and check that bob's window reconnects by itself, as bobby.
+#   7. restart the server and check that bob's window reconnects by itself, as bobby,
+#      resumes, and says that what was missed could not be recovered (no --store).
 #
 # The history view and the comforts (issue 16), between 4 and 5:
 #   - Ctrl+V logs no `failed to borrow WinHandler`;
@@ -460,6 +461,9 @@ wait_for "$art/bob.txt" "Disconnected: "
 pids+=($!)
 # (as bobby: the name he had when the connection was lost)
 wait_for "$art/bob.txt" "Connected to 127.0.0.1:$port as bobby" 30
+# It resumed after the last line it saw (RESUME-1); a server restarted without --store
+# cannot give what was missed, and the window says so (RESUME-3).
+wait_for "$art/bob.txt" "Some messages while you were away could not be recovered" 10
 sleep 0.5
 import -window "$wid_bob" "$art/bob-after-restart.png"
 
