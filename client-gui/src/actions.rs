@@ -8,17 +8,22 @@ use chat_proto::limits::MAX_LINE_BYTES;
 use chat_proto::{ClientError, ClientMessage, Nickname};
 
 use crate::effect::Effect;
+use crate::failover::ServerList;
 use crate::net::NetCommand;
+use crate::reduce::capitalize;
 use crate::selection::{TextPos, TextSelection};
 use crate::state::{AppState, LineKind, RECALL_CAP, Stamp, Status};
 
 /// The connect screen's Connect button (or Enter there).
 pub fn connect(state: &mut AppState) -> Vec<Effect> {
-    let server = state.server.trim().to_owned();
-    if server.is_empty() {
-        state.connect_error = "Enter the server's address, like 127.0.0.1:9090".into();
-        return vec![];
-    }
+    // One server, or the chat's servers separated by commas (issue 15's failover).
+    let server = match ServerList::parse(&state.server) {
+        Ok(list) => list.to_string(),
+        Err(e) => {
+            state.connect_error = capitalize(&e.to_string());
+            return vec![];
+        }
+    };
     // Checked here with the spec's own rule, so no handshake attempt is wasted on it.
     let nick = match Nickname::new(&state.nick) {
         Ok(n) => n,
@@ -35,6 +40,7 @@ pub fn connect(state: &mut AppState) -> Vec<Effect> {
         return vec![Effect::Net(NetCommand::Nick(nick))];
     }
     state.active_server = server.clone();
+    state.node.clear();
     state.awaiting_nick = false;
     state.status = Status::Connecting {
         addr: server.as_str().into(),
@@ -461,6 +467,42 @@ mod tests {
             })]
         );
         assert!(s.connect_error.is_empty());
+    }
+
+    /// Issue 15: the server field takes the chat's servers separated by commas; the
+    /// list is tidied (what is remembered) and a bad one is said on the screen.
+    #[test]
+    fn connect_takes_a_list_of_servers() {
+        let mut s = AppState::new(" a:9090 , b:9090,", "alice", ThemeChoice::Dark);
+        let fx = connect(&mut s);
+        assert_eq!(
+            fx,
+            vec![Effect::Net(NetCommand::Connect {
+                addr: "a:9090,b:9090".into(),
+                nick: Nickname::new("alice").unwrap()
+            })]
+        );
+        assert_eq!(s.server, "a:9090,b:9090");
+        // The node the connection goes to names the server once known.
+        crate::reduce::apply(
+            &mut s,
+            crate::net::NetEvent::Connecting {
+                addr: "b:9090".into(),
+                attempt: 1,
+            },
+            crate::state::stamp("10:00"),
+        );
+        assert_eq!(s.server_shown(), "b:9090");
+        assert!(s.title().starts_with("b:9090"), "{}", s.title());
+        s.server = "a:9090 b:9090".into();
+        assert!(connect(&mut s).is_empty());
+        assert!(s.connect_error.contains("separate servers with commas"));
+        s.server = " , ".into();
+        assert!(connect(&mut s).is_empty());
+        assert_eq!(
+            s.connect_error,
+            "Enter the server's address, like 127.0.0.1:9090"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`session`] is one connection's protocol state, sans I/O: bytes in, events out.
 //! - [`net`] runs sessions on a background thread (connect, read, write, back-off) and
 //!   reports [`net::NetEvent`]s to the UI; the UI never blocks on the network.
+//!   [`failover`] decides which of the chat's servers comes next and after what pause.
 //! - [`state`] is the whole UI state as druid `Data`; [`reduce`] applies a network event
 //!   to it and [`actions`] applies a user action; both are pure and return the
 //!   [`effect::Effect`]s (bytes to send, settings to save) for the caller to carry out.
@@ -16,6 +17,7 @@ pub mod actions;
 pub mod complete;
 pub mod config;
 pub mod effect;
+pub mod failover;
 pub mod links;
 pub mod mention;
 pub mod net;

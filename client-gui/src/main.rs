@@ -3,12 +3,14 @@
 //! ```sh
 //! chat-gui                                        # connect screen, last server and nick
 //! chat-gui --server 127.0.0.1:9090 --nick alice   # connect at once
+//! chat-gui --server a:9090,b:9090 --nick alice     # a chat on two servers: failover
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chat_client_gui::config::Store;
+use chat_client_gui::failover::ServerList;
 use chat_client_gui::net;
 use chat_client_gui::state::{self, AppState, ThemeChoice};
 use chat_client_gui::transcript::Transcript;
@@ -21,8 +23,10 @@ use druid::{AppLauncher, Env, WindowDesc};
 #[command(name = "chat-gui", version)]
 struct Cli {
     /// Server address as host:port (default: the last one used, else 127.0.0.1:9090).
-    #[arg(long, value_name = "ADDR")]
-    server: Option<String>,
+    /// A chat served by several servers: give them all, separated by commas or with
+    /// several --server; when one is lost the client goes on with the next.
+    #[arg(long, value_name = "ADDR[,ADDR...]")]
+    server: Vec<String>,
     /// Nickname; when given, the client connects at once.
     #[arg(long, value_name = "NAME")]
     nick: Option<String>,
@@ -70,10 +74,17 @@ fn main() -> ExitCode {
             }
         }
     }
-    let server = cli
-        .server
-        .clone()
-        .unwrap_or_else(|| settings.server.clone());
+    let server = if cli.server.is_empty() {
+        settings.server.clone()
+    } else {
+        match ServerList::parse(&cli.server.join(",")) {
+            Ok(list) => list.to_string(),
+            Err(e) => {
+                eprintln!("chat-gui: --server: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
     let nick = cli.nick.clone().unwrap_or_else(|| settings.nick.clone());
     let transcript = match &cli.transcript {
         Some(path) => match Transcript::open(path) {
@@ -128,6 +139,20 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_servers_by_commas_or_repeated_option() {
+        let cli = Cli::try_parse_from(["chat-gui"]).unwrap();
+        assert!(cli.server.is_empty());
+        let cli =
+            Cli::try_parse_from(["chat-gui", "--server", "a:1,b:2", "--server", "c:3"]).unwrap();
+        assert_eq!(
+            ServerList::parse(&cli.server.join(","))
+                .unwrap()
+                .to_string(),
+            "a:1,b:2,c:3"
+        );
+    }
 
     #[test]
     fn history_cap_defaults_to_100_000_and_refuses_zero() {

@@ -13,8 +13,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use chat_proto::{ClientMessage, ErrorCode, EventId, Nickname, ServerMessage};
+use chat_proto::{ClientMessage, EventId, Nickname, ServerMessage};
 
+use crate::failover::{RetryPolicy, Rotation, ServerList};
 use crate::session::{Phase, Session};
 
 /// How long one TCP connect may take.
@@ -26,12 +27,6 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// hundreds per second is shown in at most 20 updates a second; a line after a quiet
 /// moment goes out at once.
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(50);
-/// Longest pause between automatic reconnect attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Least pause before a retry after `ERR too-many-connections` (ADDR-1, ADDR-2): the
-/// address's other connections (a classroom behind one NAT, the user's other windows)
-/// must end first, so hammering the server sooner only gets refused again.
-pub const CROWDED_BACKOFF: Duration = Duration::from_secs(15);
 
 /// What the network tells the UI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +79,8 @@ pub enum NetEvent {
 pub enum NetCommand {
     /// Drop any connection and connect to `addr` as `nick`.
     Connect {
-        /// `host:port`.
+        /// `host:port`, or the chat's servers as `a:9090,b:9090` (tried in turn, see
+        /// [`crate::failover`]).
         addr: String,
         /// Nickname to answer `NICK` with.
         nick: Nickname,
@@ -219,7 +215,8 @@ struct Conn {
 
 /// Where to connect and as whom.
 struct Target {
-    addr: String,
+    /// The chat's servers and which one is next (issue 15's failover).
+    servers: Rotation,
     nick: Nickname,
 }
 
@@ -234,7 +231,6 @@ struct Worker<S: EventSink> {
     auto: bool,
     /// The user typed `/quit`: the coming close is expected.
     quitting: bool,
-    attempt: u32,
     retry_at: Option<Instant>,
     /// The id of the last live event seen, on any connection to the target: the next
     /// connection resumes after it (RESUME-1), so the transcript has no hole. Cleared
@@ -258,7 +254,6 @@ impl<S: EventSink> Worker<S> {
             target: None,
             auto: false,
             quitting: false,
-            attempt: 0,
             retry_at: None,
             resume_from: None,
             outbox: Vec::new(),
@@ -316,7 +311,6 @@ impl<S: EventSink> Worker<S> {
             }
             if self.retry_at.is_some_and(|at| at <= now) {
                 self.retry_at = None;
-                self.attempt = self.attempt.saturating_add(1);
                 self.open();
             }
             if let Some(input) = input {
@@ -337,15 +331,31 @@ impl<S: EventSink> Worker<S> {
                 return false;
             }
             Input::Cmd(NetCommand::Connect { addr, nick }) => {
-                self.target = Some(Target { addr, nick });
+                self.close();
+                self.retry_at = None;
                 self.auto = false;
+                // A new chat (maybe other servers): nothing to resume.
                 self.resume_from = None;
-                self.attempt = 0;
-                self.open();
+                match ServerList::parse(&addr) {
+                    Ok(list) => {
+                        self.target = Some(Target {
+                            servers: Rotation::new(list),
+                            nick,
+                        });
+                        self.open();
+                    }
+                    Err(e) => {
+                        self.target = None;
+                        self.emit([NetEvent::Disconnected {
+                            reason: e.to_string(),
+                            retry_in: None,
+                        }]);
+                    }
+                }
             }
             Input::Cmd(NetCommand::Reconnect) => {
-                if self.target.is_some() {
-                    self.attempt = 0;
+                if let Some(t) = self.target.as_mut() {
+                    t.servers.restart();
                     self.open();
                 } else {
                     self.emit([NetEvent::NotSent("no server to reconnect to".into())]);
@@ -363,8 +373,8 @@ impl<S: EventSink> Worker<S> {
                     }
                     _ => {
                         // The server gave up on us (too many attempts, time): start over.
-                        if self.target.is_some() {
-                            self.attempt = 0;
+                        if let Some(t) = self.target.as_mut() {
+                            t.servers.restart();
                             self.open();
                         }
                     }
@@ -409,14 +419,10 @@ impl<S: EventSink> Worker<S> {
                         (None, None, None) => "the server closed the connection".into(),
                     };
                     let code = conn.session.closing_error().map(|(code, _)| *code);
-                    let retry = RetryPolicy::after(code);
-                    if retry == RetryPolicy::Never {
-                        self.auto = false;
-                    }
                     if let Some(s) = conn.stream.take() {
                         let _ = s.shutdown(Shutdown::Both);
                     }
-                    self.lost_with(reason, retry);
+                    self.lost_with(reason, RetryPolicy::after(code));
                 }
             }
         }
@@ -442,9 +448,9 @@ impl<S: EventSink> Worker<S> {
             match &event {
                 NetEvent::Welcome { nick } => {
                     self.auto = true;
-                    self.attempt = 0;
                     if let Some(t) = self.target.as_mut() {
                         t.nick = nick.clone();
+                        t.servers.joined();
                     }
                     batch.push(event);
                     self.emit(std::mem::take(&mut batch));
@@ -521,10 +527,10 @@ impl<S: EventSink> Worker<S> {
             stream: None,
             session: Session::resuming(Some(target.nick.clone()), self.resume_from.clone()),
         });
-        let addr = target.addr.clone();
+        let addr = target.servers.current().to_owned();
         let event = NetEvent::Connecting {
             addr: addr.clone(),
-            attempt: self.attempt,
+            attempt: target.servers.attempt(),
         };
         self.emit([event]);
         let tx = self.tx.clone();
@@ -551,67 +557,25 @@ impl<S: EventSink> Worker<S> {
         self.lost_with(reason, RetryPolicy::Backoff);
     }
 
-    /// As [`Self::lost`], with the pause that `retry` asks for.
+    /// As [`Self::lost`], with the pause that `retry` asks for: a retry, maybe on
+    /// the next server of the list ([`Rotation::after_loss`]), unless the user quit.
     fn lost_with(&mut self, reason: String, retry: RetryPolicy) {
-        let reason = if self.quitting {
-            self.quitting = false;
+        let quit = std::mem::take(&mut self.quitting);
+        let reason = if quit {
             "you left the chat".to_owned()
         } else {
             reason
         };
-        let retry_in = match retry {
-            RetryPolicy::Never => None,
-            RetryPolicy::Backoff => self.auto.then(|| backoff(self.attempt)),
-            RetryPolicy::Crowded => self
-                .auto
-                .then(|| backoff(self.attempt).max(CROWDED_BACKOFF)),
+        if retry == RetryPolicy::Never {
+            self.auto = false;
+        }
+        let retry_in = match self.target.as_mut() {
+            Some(t) if !quit => t.servers.after_loss(retry, self.auto),
+            _ => None,
         };
         self.retry_at = retry_in.map(|d| Instant::now() + d);
         self.emit([NetEvent::Disconnected { reason, retry_in }]);
     }
-}
-
-/// Whether and how soon to connect again after the server closed with an `ERR`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryPolicy {
-    /// Not by itself: the server ended the connection on purpose and would do the same
-    /// again (a handshake given up on; an idle limit, IDLE-1: reconnecting by itself
-    /// would keep an absent user online forever; an operator's kick or ban, MOD-4,
-    /// MOD-6: a loop would be refused again or look like defiance). The user
-    /// reconnects with the button.
-    Never,
-    /// The usual growing pause ([`backoff`]).
-    Backoff,
-    /// Too many connections from this address (ADDR-1, ADDR-2): at least
-    /// [`CROWDED_BACKOFF`], since retrying sooner is refused again.
-    Crowded,
-}
-
-impl RetryPolicy {
-    /// The policy after a close whose last closing `ERR` had `code` (`None`: no `ERR`,
-    /// the connection just dropped).
-    pub fn after(code: Option<ErrorCode>) -> RetryPolicy {
-        match code {
-            Some(
-                ErrorCode::TooManyAttempts
-                | ErrorCode::HandshakeTimeout
-                | ErrorCode::IdleTimeout
-                | ErrorCode::Kicked
-                | ErrorCode::Banned,
-            ) => RetryPolicy::Never,
-            Some(ErrorCode::TooManyConnections) => RetryPolicy::Crowded,
-            _ => RetryPolicy::Backoff,
-        }
-    }
-}
-
-/// The pause before retry number `attempt + 1`: 1 s doubling to [`MAX_BACKOFF`], with
-/// up to a fifth added at random so that clients of a restarted server do not all come
-/// back in the same instant.
-pub fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_secs(1u64 << attempt.min(5)).min(MAX_BACKOFF);
-    let jitter = base.mul_f64(fastrand::f64() * 0.2);
-    base + jitter
 }
 
 /// The reader thread of connection `id`: connect, then forward every read.
@@ -719,44 +683,5 @@ mod tests {
             io_reason(&other)
         );
         assert!(!io_reason(&other).is_empty());
-    }
-
-    #[test]
-    fn idle_timeout_is_not_retried_and_a_crowded_address_waits_longer() {
-        assert_eq!(
-            RetryPolicy::after(Some(ErrorCode::IdleTimeout)),
-            RetryPolicy::Never
-        );
-        assert_eq!(
-            RetryPolicy::after(Some(ErrorCode::TooManyAttempts)),
-            RetryPolicy::Never
-        );
-        for code in [ErrorCode::Kicked, ErrorCode::Banned] {
-            assert_eq!(RetryPolicy::after(Some(code)), RetryPolicy::Never);
-        }
-        assert_eq!(
-            RetryPolicy::after(Some(ErrorCode::TooManyConnections)),
-            RetryPolicy::Crowded
-        );
-        assert_eq!(RetryPolicy::after(None), RetryPolicy::Backoff);
-        assert_eq!(
-            RetryPolicy::after(Some(ErrorCode::ServerShutdown)),
-            RetryPolicy::Backoff
-        );
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let b0 = backoff(0);
-        assert!(b0 >= Duration::from_secs(1) && b0 <= Duration::from_millis(1200));
-        let b3 = backoff(3);
-        assert!(b3 >= Duration::from_secs(8) && b3 <= Duration::from_millis(9600));
-        for a in [5, 6, 40, u32::MAX] {
-            let b = backoff(a);
-            assert!(
-                b >= MAX_BACKOFF && b <= MAX_BACKOFF.mul_f64(1.2),
-                "{a}: {b:?}"
-            );
-        }
     }
 }

@@ -17,6 +17,7 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
     let mut effects = Vec::new();
     match event {
         NetEvent::Connecting { addr, attempt } => {
+            state.node = addr.clone();
             state.status = Status::Connecting {
                 addr: addr.into(),
                 attempt,
@@ -53,13 +54,15 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
             // A new connection: no `/history` of ours is pending on it.
             state.history_asked = 0;
             state.block = None;
-            let server = state.active_server.clone();
+            // The node, when the chat has several (failover moves along the list); the
+            // list is what is remembered.
             state.push_line(
                 now,
                 LineKind::Info,
                 "",
-                &format!("Connected to {server} as {nick}"),
+                &format!("Connected to {} as {nick}", state.server_shown()),
             );
+            let server = state.active_server.clone();
             effects.push(Effect::Remember {
                 server,
                 nick: nick.to_owned(),
@@ -385,7 +388,7 @@ fn notify_if_named(
     }
 }
 
-fn capitalize(s: &str) -> String {
+pub(crate) fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),

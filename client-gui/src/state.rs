@@ -297,8 +297,12 @@ pub struct AppState {
     pub server: String,
     /// The connect screen's nickname field.
     pub nick: String,
-    /// The server address of the current connection (the form's field may differ).
+    /// The server address of the current connection (the form's field may differ); a
+    /// comma-separated list when the chat has several servers.
     pub active_server: String,
+    /// The server of `active_server`'s list that the current (or last) connection
+    /// attempt went to (issue 15's failover moves it along the list).
+    pub node: String,
     /// Why the last attempt on the connect screen failed (empty when it did not).
     pub connect_error: String,
     /// A connection is open and its server waits for a nickname from the user.
@@ -376,6 +380,7 @@ impl AppState {
             server: server.to_owned(),
             nick: nick.to_owned(),
             active_server: String::new(),
+            node: String::new(),
             connect_error: String::new(),
             awaiting_nick: false,
             status: Status::Idle,
@@ -495,14 +500,24 @@ impl AppState {
         (i < self.history.len()).then_some(i)
     }
 
+    /// The server to name in the title and the status line: the node connected to
+    /// (one of a list), else the list, else the connect screen's field.
+    pub fn server_shown(&self) -> &str {
+        [&self.node, &self.active_server, &self.server]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .map_or("", String::as_str)
+    }
+
+    /// The status line's text.
+    pub fn status_text(&self) -> String {
+        self.status.describe(self.server_shown())
+    }
+
     /// The window title: nickname (once the server accepted it), server, and unread
     /// lines while unfocused.
     pub fn title(&self) -> String {
-        let server = if self.active_server.is_empty() {
-            &self.server
-        } else {
-            &self.active_server
-        };
+        let server = self.server_shown();
         let base = if self.me.is_empty() {
             format!("{server} \u{2014} chat")
         } else {

@@ -176,7 +176,7 @@ fn notice_row() -> impl Widget<AppState> {
 
 /// The status line, with Copy, Reconnect and the theme button.
 pub fn status_bar() -> impl Widget<AppState> {
-    let status = Label::new(|d: &AppState, _env: &Env| d.status.describe(&d.active_server))
+    let status = Label::new(|d: &AppState, _env: &Env| d.status_text())
         .with_text_size(12.0)
         .with_line_break_mode(LineBreaking::WordWrap)
         .expand_width();

@@ -56,7 +56,7 @@ pub fn build() -> impl Widget<AppState> {
         if !d.connect_error.is_empty() && !matches!(d.status, Status::Connecting { .. }) {
             String::new()
         } else {
-            d.status.describe(&d.active_server)
+            d.status_text()
         }
     })
     .with_text_color(theme::TIME)
@@ -72,7 +72,9 @@ pub fn build() -> impl Widget<AppState> {
         .cross_axis_alignment(CrossAxisAlignment::Start)
         .with_child(heading)
         .with_spacer(18.0)
-        .with_child(Label::new("Server").with_text_color(theme::TIME))
+        .with_child(
+            Label::new("Server (several: separate with commas)").with_text_color(theme::TIME),
+        )
         .with_spacer(4.0)
         .with_child(server)
         .with_spacer(12.0)
