@@ -13,8 +13,11 @@
 #   6. close alice's window the way a window manager does (WM_DELETE_WINDOW) and check
 #      that it exits with status 0, that the server saw /quit, and that bob and carol see
 #      `alice has left the chat`;
-#   7. restart the server and check that bob's window reconnects by itself, as bobby,
-#      resumes, and says that what was missed could not be recovered (no --store).
+#   7. failover (issue 15): bob's window was started with two servers
+#      (--server A,B; B is a second, independent chat-server): stop A and check that
+#      bob's window moves to B by itself, as bobby, resumes there, and says that what
+#      was missed could not be recovered (B does not share A's log); then restart A,
+#      kill -9 B, and check that the window comes back to A (round-robin) the same way.
 #
 # The history view and the comforts (issue 16), between 4 and 5:
 #   - Ctrl+V logs no `failed to borrow WinHandler`;
@@ -147,11 +150,20 @@ exits_within() {
     [[ $status -eq 0 ]] || fail "process $pid exited with status $status"
 }
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port="$(free_port)"
 "$CHAT_SERVER_BIN" --listen "127.0.0.1:$port" >"$art/server.log" 2>&1 &
 server_pid=$!
 pids+=("$server_pid")
 wait_for "$art/server.log" "listening" 20
+# The second server of bob's list (failover, step 7).
+port_b="$(free_port)"
+"$CHAT_SERVER_BIN" --listen "127.0.0.1:$port_b" >"$art/server-b.log" 2>&1 &
+server_b_pid=$!
+pids+=("$server_b_pid")
+wait_for "$art/server-b.log" "listening" 20
 
 msg="hello from alice, e2e $$"
 whisper="whisper from carol $$"
@@ -169,10 +181,10 @@ pids+=($!)
 wait_for "$art/dave.txt" "dave has joined the chat"
 
 start_gui() {
-    local nick="$1" theme="$2"
+    local nick="$1" theme="$2" servers="${3:-127.0.0.1:$port}"
     # The history view logs where its rows, links and button are (to click them).
     RUST_LOG="warn,chat_client_gui::ui::history=debug" NO_COLOR=1 \
-        XDG_CONFIG_HOME="$art/config-$nick" "$CHAT_GUI_BIN" --server "127.0.0.1:$port" --nick "$nick" \
+        XDG_CONFIG_HOME="$art/config-$nick" "$CHAT_GUI_BIN" --server "$servers" --nick "$nick" \
         --theme "$theme" --transcript "$art/$nick.txt" >"$art/$nick.log" 2>&1 &
 }
 wait_for "$art/notify-stub.log" "ready" 15
@@ -181,7 +193,7 @@ start_gui alice dark
 alice=$!
 pids+=("$alice")
 wait_for "$art/alice.txt" "Connected to 127.0.0.1:$port as alice"
-start_gui bob light
+start_gui bob light "127.0.0.1:$port,127.0.0.1:$port_b"
 bob=$!
 pids+=("$bob")
 wait_for "$art/bob.txt" "Connected to 127.0.0.1:$port as bob"
@@ -452,18 +464,38 @@ exits_within "$carol" 30
 sed 's/\x1b\[[0-9;]*m//g' "$art/server.log" | grep 'left' | grep 'nick=alice' | grep -q 'quit' ||
     fail "the server did not see alice's /quit"
 
-# The server restarts: bob's window says why it lost the connection, reconnects by
-# itself (back-off) and keeps its history.
+# Failover (issue 15): the first server of bob's list stops; bob's window says why it
+# lost the connection, moves to the second by itself (back-off) and keeps its history,
+# as bobby (the name he had when the connection was lost). It resumed after the last
+# line it saw (RESUME-1); the second server is not a node of the same chat, so what
+# was missed cannot be had, and the window says so (RESUME-3).
 kill -INT "$server_pid"
 exits_within "$server_pid" 15
 wait_for "$art/bob.txt" "Disconnected: "
+wait_for "$art/bob.txt" "Connected to 127.0.0.1:$port_b as bobby" 30
+wait_for "$art/bob.txt" "Some messages while you were away could not be recovered" 10
+for ((i = 0; i < 50; i++)); do
+    title_bob="$(xdotool getwindowname "$wid_bob")"
+    [[ "$title_bob" == "bobby @ 127.0.0.1:$port_b"* ]] && break
+    sleep 0.1
+done
+[[ "$title_bob" == "bobby @ 127.0.0.1:$port_b"* ]] ||
+    fail "bob's title does not name the server he moved to: '$title_bob'"
+sleep 0.5
+import -window "$wid_bob" "$art/bob-after-failover.png"
+# The first server comes back, the second dies without a word (kill -9): round-robin
+# brings the window back to the first.
 "$CHAT_SERVER_BIN" --listen "127.0.0.1:$port" >"$art/server2.log" 2>&1 &
 pids+=($!)
-# (as bobby: the name he had when the connection was lost)
+wait_for "$art/server2.log" "listening" 20
+{ kill -KILL "$server_b_pid" && wait "$server_b_pid"; } 2>/dev/null || true
 wait_for "$art/bob.txt" "Connected to 127.0.0.1:$port as bobby" 30
-# It resumed after the last line it saw (RESUME-1); a server restarted without --store
-# cannot give what was missed, and the window says so (RESUME-3).
-wait_for "$art/bob.txt" "Some messages while you were away could not be recovered" 10
+for ((i = 0; i < 100; i++)); do
+    (($(grep -cF "Some messages while you were away could not be recovered" "$art/bob.txt") >= 2)) && break
+    sleep 0.1
+done
+(($(grep -cF "Some messages while you were away could not be recovered" "$art/bob.txt") >= 2)) ||
+    fail "bob's window did not say the second gap"
 sleep 0.5
 import -window "$wid_bob" "$art/bob-after-restart.png"
 
