@@ -21,6 +21,12 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const CROWDED_BACKOFF: Duration = Duration::from_secs(15);
 /// Most servers in one list: a list is typed by a person; a longer one is a mistake.
 pub const MAX_SERVERS: usize = 16;
+/// Automatic attempts, since the last join, on which a refused nickname
+/// (`ERR nick-taken`) is taken for the client's own lost connection and retried by
+/// itself. A vanished peer leaves within about a minute (§16.4), and a dead cluster
+/// node's users when its lease ends; with one server the pauses add up to 1 + 2 + 4 +
+/// 8 + 16 + 30 + 30 s, about two minutes, after which the user is asked.
+pub const NICK_HELD_RETRIES: u32 = 7;
 
 /// The servers of one chat, in the order the user gave them: at least one, at most
 /// [`MAX_SERVERS`], no address twice.
@@ -167,6 +173,13 @@ impl Rotation {
     /// Attempts that failed since the last success: 0 for a first try.
     pub fn attempt(&self) -> u32 {
         self.failures
+    }
+
+    /// An automatic reconnection was refused the nickname it had: may it try again by
+    /// itself (the holder is most likely the client's own lost connection), or is it
+    /// time to ask the user ([`NICK_HELD_RETRIES`])?
+    pub fn may_wait_for_nick(&self) -> bool {
+        self.failures < NICK_HELD_RETRIES
     }
 
     /// The handshake on the current server succeeded: the count starts again, and the
@@ -354,6 +367,26 @@ mod tests {
         let p = r.after_loss(RetryPolicy::Crowded, true).unwrap();
         assert!(p < CROWDED_BACKOFF, "{p:?}: b counts its own connections");
         assert_eq!(r.current(), "b:2");
+    }
+
+    #[test]
+    fn a_held_nickname_is_waited_for_a_bounded_number_of_times() {
+        let mut r = Rotation::new(list("a:1"));
+        r.joined();
+        let mut waited = Duration::ZERO;
+        let mut tries = 0;
+        while r.may_wait_for_nick() {
+            waited += r.after_loss(RetryPolicy::Backoff, true).unwrap();
+            tries += 1;
+        }
+        assert_eq!(tries, NICK_HELD_RETRIES);
+        // Longer than a vanished peer takes to leave (about a minute), not forever.
+        assert!(
+            waited >= Duration::from_secs(90) && waited <= Duration::from_secs(110),
+            "{waited:?}"
+        );
+        r.joined();
+        assert!(r.may_wait_for_nick());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use chat_proto::{ClientMessage, EventId, Nickname, ServerMessage};
+use chat_proto::{ClientMessage, ErrorCode, EventId, Nickname, ServerMessage};
 
 use crate::failover::{RetryPolicy, Rotation, ServerList};
 use crate::session::{Phase, Session};
@@ -468,12 +468,44 @@ impl<S: EventSink> Worker<S> {
                         t.nick = new.clone();
                     }
                 }
-                NetEvent::NickWanted => self.auto = false,
+                NetEvent::NickWanted => {
+                    if let Some(text) = self.nick_held(&batch) {
+                        // Not the user's to fix yet: go away and come back later.
+                        batch.pop();
+                        self.emit(batch);
+                        self.close();
+                        self.lost(format!(
+                            "{text} (likely by this client's lost connection, not yet gone)"
+                        ));
+                        return;
+                    }
+                    self.auto = false;
+                }
                 _ => {}
             }
             batch.push(event);
         }
         self.emit(batch);
+    }
+
+    /// The text of the `ERR nick-taken` that ends `batch` when it refused the nickname
+    /// of an automatic reconnection that may still wait for it: after a drop (or, in a
+    /// cluster, a dead node) the server holds the name for the lost connection until it
+    /// notices it is gone, so the name comes free by itself
+    /// ([`Rotation::may_wait_for_nick`]). Asking the user for another name then would
+    /// rename them for nothing.
+    fn nick_held(&self, batch: &[NetEvent]) -> Option<String> {
+        let target = self.target.as_ref()?;
+        if !self.auto || !target.servers.may_wait_for_nick() {
+            return None;
+        }
+        match batch.last()? {
+            NetEvent::Line(ServerMessage::Error {
+                code: ErrorCode::NickTaken,
+                text,
+            }) => Some(text.as_str().to_owned()),
+            _ => None,
+        }
     }
 
     fn send_line(&mut self, msg: &ClientMessage) {

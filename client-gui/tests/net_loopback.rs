@@ -1033,3 +1033,50 @@ fn failover_to_a_node_of_the_same_chat_leaves_no_gap() {
     handle.shutdown();
     srv.shutdown();
 }
+
+/// After a drop, the server may still hold the nickname for the lost connection (it has
+/// not noticed yet; in a cluster, until the dead node's lease ends): the automatic
+/// reconnection waits and tries again by itself instead of asking the user for another
+/// name.
+#[test]
+fn a_nickname_still_held_by_the_lost_connection_is_waited_for() {
+    let (addr, srv) = server(|l| {
+        let mut p = Peer::accept(&l);
+        p.handshake("alice");
+        drop(p);
+        let mut p = Peer::accept(&l);
+        p.greet("alice");
+        p.send(b"ERR nick-taken Nickname alice is already in use\nNICK\n");
+        assert!(p.closed(), "the client goes away to come back later");
+        let mut p = Peer::accept(&l);
+        p.handshake("alice");
+        assert!(p.closed());
+    });
+    let (cmd, handle, rx) = client();
+    cmd.send(NetCommand::Connect {
+        addr,
+        nick: nick("alice"),
+    });
+    until(&rx, |e| matches!(e, NetEvent::Welcome { .. }));
+    let evs = until(&rx, |e| matches!(e, NetEvent::Welcome { .. }));
+    assert!(
+        !evs.iter().any(|e| matches!(
+            e,
+            NetEvent::NickWanted
+                | NetEvent::Line(ServerMessage::Error {
+                    code: ErrorCode::NickTaken,
+                    ..
+                })
+        )),
+        "the user is not asked: {evs:#?}"
+    );
+    assert!(
+        evs.iter().any(|e| matches!(
+            e,
+            NetEvent::Disconnected { reason, retry_in: Some(_) } if reason.contains("already in use")
+        )),
+        "{evs:#?}"
+    );
+    handle.shutdown();
+    srv.join().unwrap();
+}
