@@ -1080,3 +1080,71 @@ fn a_nickname_still_held_by_the_lost_connection_is_waited_for() {
     handle.shutdown();
     srv.join().unwrap();
 }
+
+/// Issue 14 against the real server: an operator mutes, then kicks the window's user.
+/// The window says the mute where it cannot be missed, shows the kick notice, says why
+/// the connection ended and does not reconnect by itself (MOD-4, MOD-5).
+#[test]
+fn real_server_mute_and_kick_are_shown_and_a_kick_is_not_undone() {
+    let mut config = chat_server::Config::loopback_ephemeral();
+    config.op_password = Some(chat_proto::Password::for_server("sesame").unwrap());
+    let srv = chat_server::Server::bind(config).unwrap().spawn().unwrap();
+    let addr = srv.local_addr().to_string();
+    let mut window = chat_client_gui::state::AppState::new(
+        &addr,
+        "alice",
+        chat_client_gui::state::ThemeChoice::Dark,
+    );
+    window.active_server = addr.clone();
+    let (cmd, handle, rx) = client();
+    cmd.send(NetCommand::Connect {
+        addr,
+        nick: nick("alice"),
+    });
+    show(&mut window, until(&rx, is_block_end));
+    let mut teacher = Raw::join(srv.local_addr(), "teacher");
+    teacher.say("/op sesame");
+    teacher.wait_for("teacher is now an operator");
+    teacher.say("/mute alice 2");
+    show(
+        &mut window,
+        until(&rx, |e| {
+            matches!(
+                e,
+                NetEvent::Timed {
+                    msg: ServerMessage::Moderated { .. },
+                    ..
+                }
+            )
+        }),
+    );
+    assert!(window.notice_is_error, "{}", window.notice);
+    assert!(
+        window.notice.contains("muted for 2 minutes"),
+        "{}",
+        window.notice
+    );
+    teacher.say("/kick alice off topic");
+    let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
+    assert!(
+        matches!(
+            evs.last(),
+            Some(NetEvent::Disconnected { retry_in: None, .. })
+        ),
+        "{evs:#?}"
+    );
+    show(&mut window, evs);
+    let texts: Vec<&str> = window.history.iter().map(|l| l.plain()).collect();
+    assert!(
+        texts.contains(&"alice was kicked by teacher (off topic)"),
+        "{texts:#?}"
+    );
+    assert!(
+        window.notice.contains("will not reconnect"),
+        "{}",
+        window.notice
+    );
+    teacher.wait_for("alice has left the chat");
+    handle.shutdown();
+    srv.shutdown();
+}
