@@ -101,6 +101,8 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
         }
         NetEvent::Disconnected { reason, retry_in } => {
             let was_chatting = state.status.is_connected();
+            // The connection never came up (not a close after the server answered).
+            let unreachable = matches!(state.status, Status::Connecting { .. });
             let retry_in = retry_in.map(|d| d.as_secs_f64().round() as u64);
             state.status = Status::Disconnected {
                 reason: reason.as_str().into(),
@@ -112,7 +114,13 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
             if state.screen == Screen::Connect {
                 if state.connect_error.is_empty() {
                     state.connect_error = capitalize(&reason);
-                } else if !state.connect_error.contains(reason.as_str()) {
+                } else if state.connect_error.contains(reason.as_str()) {
+                    // Said already (the closing `ERR` that ended the handshake).
+                } else if unreachable {
+                    // Each server of a list that could not be reached, on its own line.
+                    state.connect_error =
+                        format!("{}\n{}", state.connect_error, capitalize(&reason));
+                } else {
                     // Keep the nickname reason and add why the connection ended.
                     state.connect_error = format!("{} ({reason})", state.connect_error);
                 }
@@ -1167,6 +1175,41 @@ mod tests {
             "Cannot connect to 127.0.0.1:9090: Connection refused"
         );
         assert!(s.history.is_empty());
+    }
+
+    /// Issue 15: connecting to a list of servers none of which answers says why for
+    /// each, one per line.
+    #[test]
+    fn every_unreachable_server_of_a_list_is_told() {
+        let mut s = AppState::new("a:1,b:2", "alice", ThemeChoice::Dark);
+        let fx = crate::actions::connect(&mut s);
+        assert_eq!(fx.len(), 1);
+        feed(
+            &mut s,
+            vec![
+                NetEvent::Connecting {
+                    addr: "a:1".into(),
+                    attempt: 0,
+                },
+                NetEvent::Disconnected {
+                    reason: "cannot connect to a:1: refused".into(),
+                    retry_in: Some(Duration::ZERO),
+                },
+                NetEvent::Connecting {
+                    addr: "b:2".into(),
+                    attempt: 1,
+                },
+                NetEvent::Disconnected {
+                    reason: "cannot connect to b:2: refused".into(),
+                    retry_in: None,
+                },
+            ],
+        );
+        assert_eq!(s.screen, Screen::Connect);
+        assert_eq!(
+            s.connect_error,
+            "Cannot connect to a:1: refused\nCannot connect to b:2: refused"
+        );
     }
 
     #[test]
