@@ -25,6 +25,7 @@ use crate::connection::{self, Settings};
 use crate::hub::{AttachError, Hub, Slot};
 use crate::per_address::{Admission, PerAddress};
 use crate::tls::{self, TlsTransport};
+use crate::transport::Transport as _;
 use crate::writer::{Outbox, encode};
 
 /// Pause after `accept` fails for lack of descriptors or memory.
@@ -186,11 +187,8 @@ fn admit(
     last_warning: &mut Option<Instant>,
 ) {
     let accepted = Instant::now();
-    let turn_away = |stream: &Async<TcpStream>, line: &[u8]| match tls {
-        Some(_) => {
-            info!(peer = %peer, "refused on the TLS listener; closed before the TLS handshake");
-            let _ = stream.get_ref().shutdown(Shutdown::Both);
-        }
+    let turn_away = |stream: &Arc<Async<TcpStream>>, line: &[u8]| match tls {
+        Some(acceptor) => tls_turn_away(ex, acceptor, stream, line, settings, peer),
         None => turn_away(stream, line),
     };
     if let Err(e) = tune(stream.get_ref()) {
@@ -323,6 +321,59 @@ async fn tls_handshake(
     // per-address places are freed as they drop.
     outbox.kill();
     let _ = stream.get_ref().shutdown(Shutdown::Both);
+}
+
+/// TLS refusals in their handshake at once, all servers of the process together (TLS-5).
+pub const TLS_REFUSALS_MAX: usize = 32;
+
+static TLS_REFUSALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// TLS-5: a connection turned away on the TLS listener gets its `ERR` line inside TLS,
+/// after a handshake bounded by the handshake time limit. A refusal holds no slot, so
+/// at most [`TLS_REFUSALS_MAX`] of them are in their handshake at once; beyond that a
+/// refused connection is closed without a handshake.
+fn tls_turn_away(
+    ex: &Executor<'static>,
+    acceptor: &TlsAcceptor,
+    stream: &Arc<Async<TcpStream>>,
+    line: &[u8],
+    settings: &Settings,
+    peer: SocketAddr,
+) {
+    use std::sync::atomic::Ordering;
+    if TLS_REFUSALS.fetch_add(1, Ordering::Relaxed) >= TLS_REFUSALS_MAX {
+        TLS_REFUSALS.fetch_sub(1, Ordering::Relaxed);
+        debug!(peer = %peer, "refused on the TLS listener; closed without a handshake");
+        let _ = stream.get_ref().shutdown(Shutdown::Both);
+        return;
+    }
+    let (acceptor, stream, line) = (acceptor.clone(), stream.clone(), line.to_vec());
+    let within = settings.handshake_timeout;
+    ex.spawn(async move {
+        struct Release;
+        impl Drop for Release {
+            fn drop(&mut self) {
+                TLS_REFUSALS.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _release = Release;
+        let handshake = async { Some(tls::accept(&acceptor, stream.clone()).await) };
+        let late = async {
+            Timer::after(within).await;
+            None
+        };
+        match future::or(handshake, late).await {
+            Some(Ok(transport)) => {
+                transport.write_now(&[io::IoSlice::new(&line)]);
+                transport.shutdown(Shutdown::Write);
+            }
+            _ => {
+                debug!(peer = %peer, "refused on the TLS listener; its handshake failed");
+                let _ = stream.get_ref().shutdown(Shutdown::Both);
+            }
+        }
+    })
+    .detach();
 }
 
 /// Sends a connection its one `ERR` line instead of `NICK` and closes our side.

@@ -225,11 +225,21 @@ fn tls_4_unfinished_handshakes_are_bounded_in_time_and_number() {
     eventually("two handshakes held", || {
         server.hub().open_connections() == 2
     });
-    // A third handshake from the same address is turned away at once, on either port.
-    let mut third = TcpStream::connect(tls_addr).unwrap();
-    assert!(closed_within(&mut third, Duration::from_secs(2)));
+    // A third handshake from the same address is turned away, on either port: over TLS
+    // with its ERR line inside TLS (TLS-5), holding no slot.
+    let mut third = TlsClient::connect(tls_addr, Trust::Pinned(fp)).unwrap();
+    assert!(
+        third
+            .next()
+            .is_some_and(|l| l.starts_with("ERR too-many-connections"))
+    );
+    assert_eq!(third.next(), None);
     let mut plain = Client::connect(server.local_addr());
     plain.expect_err(ErrorCode::TooManyConnections);
+    assert_eq!(server.hub().open_connections(), 2);
+    // A refused client that never finishes its TLS handshake is closed at the limit too.
+    let mut silent = TcpStream::connect(tls_addr).unwrap();
+    assert!(closed_within(&mut silent, limit + Duration::from_secs(2)));
     // The stalled ones are closed by the handshake time limit.
     let started = Instant::now();
     for t in &mut stalled {
