@@ -29,6 +29,12 @@
 //! the shared line bytes; connections that did not opt in keep the one-slice-per-segment
 //! path and pay nothing for the feature. Private lines carry no prefix. The wire format
 //! of the prefix is the protocol's business, not this module's.
+//!
+//! **Plain TCP or TLS.** The writer is generic over its [`Transport`]. Over TLS the slices
+//! of one plan are handed to rustls in one call (it encrypts them into records, up to
+//! its buffer limit, and sends those in one vectored write), and when nothing more is
+//! planned the writer flushes what rustls still holds before it parks: one flush for the
+//! whole queue. Plain TCP's flush is a no-op that the compiler removes.
 
 use std::collections::VecDeque;
 use std::future::Future;
