@@ -18,6 +18,7 @@ summed over perf's 20 ms intervals that fall in the send window; without perf, f
     scripts/compare.py --runs 3 --quick --no-write
     BEFORE_BIN=/path/to/old/chat-server scripts/compare.py --servers ours,before --no-write
     scripts/compare.py --servers ours --store --no-write   # the cost of --store (issue 13)
+    scripts/compare.py --servers ours --tls --no-write     # the cost of TLS (issue 14)
 
 Loopback only. Needs `ngircd` (apt-get install ngircd); without it that column is skipped.
 """
@@ -101,11 +102,16 @@ PAM = no
 def start(server, port, workdir):
     """Starts one server on `port`; returns (process, dialect)."""
     devnull = subprocess.DEVNULL
-    if server in ("ours", "before", "ours+store"):
+    if server in ("ours", "before", "ours+store", "ours+tls"):
         # The flood limit off, as a benchmark should (the other two have none). "before"
         # is another build of ours (BEFORE_BIN), for before/after comparisons.
-        binary = SERVER if server in ("ours", "ours+store") else Path(os.environ["BEFORE_BIN"])
+        binary = SERVER if server != "before" else Path(os.environ["BEFORE_BIN"])
         cmd = [str(binary), "--listen", f"127.0.0.1:{port}", "--max-clients", "20000", "--flood-rate", "0"]
+        if server == "ours+tls":
+            # The same server, its clients on the TLS listener (spec §19): a certificate
+            # made at start-up, the plain listener on a port of its own.
+            cmd[2] = "127.0.0.1:0"
+            cmd += ["--tls-listen", f"127.0.0.1:{port}", "--tls-self-signed"]
         if server != "before":
             # chat-load's clients all come from 127.0.0.1: no per-address limits (ADDR-1;
             # a "before" build may predate them).
@@ -204,6 +210,8 @@ def run_once(server, scenario, workdir, use_perf):
                "--messages", str(scenario["messages"]), "--size", "50",
                "--timeout", str(scenario.get("timeout", 120)), "--settle", "2",
                "--write-batch", os.environ.get("WRITE_BATCH", "0")]
+        if server == "ours+tls":
+            cmd.append("--tls")
         if scenario.get("rate"):
             cmd += ["--rate", str(scenario["rate"])]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=scenario.get("timeout", 120) + 60)
@@ -243,6 +251,8 @@ def main():
     ap.add_argument("--no-perf", action="store_true", help="count write calls from /proc only")
     ap.add_argument("--store", action="store_true",
                     help="also run ours with --store (history in SQLite), as the server `ours+store`")
+    ap.add_argument("--tls", action="store_true",
+                    help="also run ours with its clients over TLS, as the server `ours+tls`")
     args = ap.parse_args()
     use_perf = not args.no_perf and perf_usable()
 
@@ -251,6 +261,8 @@ def main():
     servers = [s for s in args.servers.split(",") if s != "ngircd" or shutil.which("ngircd")]
     if args.store and "ours+store" not in servers:
         servers.insert(servers.index("ours") + 1 if "ours" in servers else 0, "ours+store")
+    if args.tls and "ours+tls" not in servers:
+        servers.insert(servers.index("ours") + 1 if "ours" in servers else 0, "ours+tls")
     scale = 10 if args.quick else 1
     scenarios = [
         {"name": "200 clients, 1 sender, 2,000 msgs", "clients": 200, "senders": 1, "messages": 2000 // scale},

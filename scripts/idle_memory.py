@@ -3,7 +3,10 @@
 with `chat-load --idle-hold`, wait until every join notice has been read (READY), note the
 RSS again. Prints the growth in total and per client.
 
-    scripts/idle_memory.py [--clients 10000]
+    scripts/idle_memory.py [--clients 10000] [--tls]
+
+With --tls the clients connect to the server's TLS listener (spec §19; a certificate made
+at start-up): the figure then includes each connection's rustls state.
 """
 
 import argparse
@@ -35,10 +38,14 @@ def main():
     ap.add_argument("--clients", type=int, default=10000)
     ap.add_argument("--server", default=str(ROOT / "target" / "release" / "chat-server"))
     ap.add_argument("--load", default=str(ROOT / "target" / "release" / "chat-load"))
+    ap.add_argument("--tls", action="store_true", help="clients connect over TLS")
     args = ap.parse_args()
     port = free_port()
+    listen = ["--listen", f"127.0.0.1:{port}"]
+    if args.tls:
+        listen = ["--listen", "127.0.0.1:0", "--tls-listen", f"127.0.0.1:{port}", "--tls-self-signed"]
     # Every client comes from 127.0.0.1: no per-address limits (ADDR-1).
-    server = subprocess.Popen([args.server, "--listen", f"127.0.0.1:{port}", "--max-clients", str(args.clients + 100),
+    server = subprocess.Popen([args.server, *listen, "--max-clients", str(args.clients + 100),
                                "--max-per-address", "0", "--max-handshakes-per-address", "0"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
     try:
@@ -51,7 +58,8 @@ def main():
         time.sleep(0.5)
         before = rss_kib(server.pid)
         load = subprocess.Popen([args.load, "--target", f"127.0.0.1:{port}", "--clients", str(args.clients),
-                                 "--idle-hold", "5", "--timeout", "180"], stdout=subprocess.PIPE, text=True)
+                                 "--idle-hold", "5", "--timeout", "180", *(["--tls"] if args.tls else [])],
+                                stdout=subprocess.PIPE, text=True)
         ready = load.stdout.readline().strip()
         if not ready.startswith("READY"):
             load.wait(timeout=30)
@@ -61,7 +69,7 @@ def main():
         load.wait(timeout=60)
         grow = after - before
         per = grow * 1024 / args.clients
-        print(f"idle clients: {args.clients}")
+        print(f"idle clients: {args.clients}{' over TLS' if args.tls else ''}")
         print(f"server RSS before: {before / 1024:.1f} MiB, after: {after / 1024:.1f} MiB")
         print(f"growth: {grow / 1024:.1f} MiB, {per:.0f} bytes per client")
     finally:

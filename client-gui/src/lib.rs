@@ -12,6 +12,8 @@
 //! - [`selection`], [`scroll`], [`search`], [`links`], [`mention`] and [`complete`] are
 //!   the history view's and the input's rules (what is selected, where the view is,
 //!   what a search finds, what is a link or a mention, what Tab gives), also toolkit-free.
+//! - [`tls`] opens plain or TLS connections for [`net`]; [`pin`] keeps the TLS
+//!   certificates pinned on first use.
 //! - [`ui`] holds the widgets; [`config`] and [`transcript`] the files the client writes.
 pub mod actions;
 pub mod complete;
@@ -21,11 +23,13 @@ pub mod failover;
 pub mod links;
 pub mod mention;
 pub mod net;
+pub mod pin;
 pub mod reduce;
 pub mod scroll;
 pub mod search;
 pub mod selection;
 pub mod session;
 pub mod state;
+pub mod tls;
 pub mod transcript;
 pub mod ui;

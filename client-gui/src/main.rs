@@ -22,11 +22,16 @@ use druid::{AppLauncher, Env, WindowDesc};
 #[derive(Debug, Parser)]
 #[command(name = "chat-gui", version)]
 struct Cli {
-    /// Server address as host:port (default: the last one used, else 127.0.0.1:9090).
-    /// A chat served by several servers: give them all, separated by commas or with
-    /// several --server; when one is lost the client goes on with the next.
+    /// Server address as host:port, or tls://host:port for an encrypted connection
+    /// (default: the last one used, else 127.0.0.1:9090). A chat served by several
+    /// servers: give them all, separated by commas or with several --server; when one is
+    /// lost the client goes on with the next.
     #[arg(long, value_name = "ADDR[,ADDR...]")]
     server: Vec<String>,
+    /// Trust this certificate fingerprint (SHA256:...) for the tls:// --server from now
+    /// on, replacing the pinned one: after its owner confirmed that it changed.
+    #[arg(long, value_name = "FINGERPRINT", requires = "server")]
+    trust: Option<chat_proto::Fingerprint>,
     /// Nickname; when given, the client connects at once.
     #[arg(long, value_name = "NAME")]
     nick: Option<String>,
@@ -86,6 +91,31 @@ fn main() -> ExitCode {
         }
     };
     let nick = cli.nick.clone().unwrap_or_else(|| settings.nick.clone());
+    if let Some(fp) = cli.trust {
+        let tls: Vec<String> = server
+            .split(',')
+            .map(str::trim)
+            .filter_map(chat_client_gui::tls::tls_server)
+            .collect();
+        let [key] = tls.as_slice() else {
+            eprintln!("chat-gui: --trust needs exactly one tls:// address in --server");
+            return ExitCode::FAILURE;
+        };
+        match chat_client_gui::pin::store().map(|s| (s.pin(key, fp), s)) {
+            Some((Ok(()), _)) => eprintln!("chat-gui: {key} is now trusted with {fp}"),
+            Some((Err(e), s)) => {
+                eprintln!(
+                    "chat-gui: cannot save the pin in {}: {e}",
+                    s.path().display()
+                );
+                return ExitCode::FAILURE;
+            }
+            None => {
+                eprintln!("chat-gui: no config directory to keep the pin in");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let transcript = match &cli.transcript {
         Some(path) => match Transcript::open(path) {
             Ok(t) => Some(t),

@@ -17,6 +17,7 @@ use chat_proto::{ClientMessage, ErrorCode, EventId, Nickname, ServerMessage};
 
 use crate::failover::{RetryPolicy, Rotation, ServerList};
 use crate::session::{Phase, Session};
+use crate::tls::Link;
 
 /// How long one TCP connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,6 +41,9 @@ pub enum NetEvent {
     },
     /// The TCP connection is up; the handshake starts.
     Opened,
+    /// The connection is TLS (spec §19) with this certificate, pinned now (first use) or
+    /// earlier (TLS-7).
+    Secure(crate::tls::Secure),
     /// The server asks for a nickname and the one we had was rejected: ask the user.
     NickWanted,
     /// The handshake is done: we are `nick`.
@@ -199,7 +203,7 @@ pub fn spawn(sink: impl EventSink) -> (CommandSender, NetHandle) {
 /// Everything the worker reacts to, in one channel.
 enum Input {
     Cmd(NetCommand),
-    Opened { id: u64, stream: TcpStream },
+    Opened { id: u64, stream: Link },
     ConnectFailed { id: u64, reason: String },
     Data { id: u64, bytes: Vec<u8> },
     Closed { id: u64, error: Option<String> },
@@ -209,7 +213,7 @@ enum Input {
 struct Conn {
     id: u64,
     /// The write side; `None` until the reader thread has connected.
-    stream: Option<TcpStream>,
+    stream: Option<Link>,
     session: Session,
 }
 
@@ -391,8 +395,9 @@ impl<S: EventSink> Worker<S> {
                 if let Some(conn) = self.conn.as_mut().filter(|c| c.id == id) {
                     let _ = stream.set_nodelay(true);
                     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+                    let secure = stream.secure().cloned().map(NetEvent::Secure);
                     conn.stream = Some(stream);
-                    self.emit([NetEvent::Opened]);
+                    self.emit([NetEvent::Opened].into_iter().chain(secure));
                 } else {
                     // A connection we gave up on while it was connecting: end its reader.
                     let _ = stream.shutdown(Shutdown::Both);
@@ -612,26 +617,16 @@ impl<S: EventSink> Worker<S> {
 
 /// The reader thread of connection `id`: connect, then forward every read.
 fn read_loop(id: u64, addr: &str, tx: &Sender<Input>) {
-    let mut stream = match connect(addr) {
-        Ok(s) => s,
+    // Plain TCP, or TLS for a `tls://` address (crate::tls).
+    let (mut stream, writer) = match crate::tls::open(addr, CONNECT_TIMEOUT) {
+        Ok(pair) => pair,
         Err(reason) => {
             let _ = tx.send(Input::ConnectFailed { id, reason });
             return;
         }
     };
-    match stream.try_clone() {
-        Ok(w) => {
-            if tx.send(Input::Opened { id, stream: w }).is_err() {
-                return;
-            }
-        }
-        Err(e) => {
-            let _ = tx.send(Input::ConnectFailed {
-                id,
-                reason: io_reason(&e),
-            });
-            return;
-        }
+    if tx.send(Input::Opened { id, stream: writer }).is_err() {
+        return;
     }
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -660,7 +655,7 @@ fn read_loop(id: u64, addr: &str, tx: &Sender<Input>) {
 
 /// Resolves `addr` (`host:port`, or a bare host meaning the default port) and connects
 /// to the first address that answers.
-fn connect(addr: &str) -> Result<TcpStream, String> {
+pub(crate) fn connect(addr: &str) -> Result<TcpStream, String> {
     let addrs: Vec<SocketAddr> = match addr.to_socket_addrs() {
         Ok(a) => a.collect(),
         Err(_) => (addr, chat_proto::limits::DEFAULT_PORT)

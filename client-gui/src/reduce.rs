@@ -88,6 +88,23 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
                 }
             }
         }
+        // TLS-7: the user sees which certificate the connection is encrypted with.
+        NetEvent::Secure(secure) => {
+            let how = if secure.first_use {
+                "first connection to this server: fingerprint pinned; you will be warned if it changes"
+            } else {
+                "matches the pinned fingerprint"
+            };
+            state.push_line(
+                now,
+                LineKind::Info,
+                "",
+                &format!(
+                    "Encrypted (TLS) with {}: certificate {} ({how})",
+                    secure.server, secure.fingerprint
+                ),
+            );
+        }
         NetEvent::Garbled(line) => {
             state.push_line(
                 now,

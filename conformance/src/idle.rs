@@ -7,30 +7,34 @@
 //! its own leave notice is behind it too. All lines go through `chat-proto`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use chat_proto::{ClientMessage, Nickname, ServerMessage};
 
+use crate::wire::{Trust, Wire};
+
 /// Waits until the server at `addr` has no user but the probe, at most `timeout`.
 /// `Err` says why it could not tell (e.g. the server does not speak the protocol); the
 /// caller then just waits a moment.
-pub fn wait_until_idle(addr: SocketAddr, round: u32, timeout: Duration) -> Result<(), String> {
+pub fn wait_until_idle(
+    addr: SocketAddr,
+    tls: Option<Trust>,
+    round: u32,
+    timeout: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let nick = Nickname::new(&format!("zz-idle-probe-{}", round % 1_000_000))
         .map_err(|e| e.to_string())?;
-    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    let stream = Wire::connect(addr, tls, timeout)?;
     stream
+        .tcp()
         .set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(stream);
-    let mut read = || -> Result<Option<ServerMessage>, String> {
+    fn read_msg(reader: &mut BufReader<Wire>) -> Result<Option<ServerMessage>, String> {
         let mut line = Vec::new();
-        let n = (&mut reader)
+        let n = reader
             .take(4096)
             .read_until(b'\n', &mut line)
             .map_err(|e| e.to_string())?;
@@ -44,16 +48,20 @@ pub fn wait_until_idle(addr: SocketAddr, round: u32, timeout: Duration) -> Resul
         ServerMessage::parse(&text)
             .map(Some)
             .map_err(|_| format!("not a server line: {text:?}"))
-    };
-    if read()? != Some(ServerMessage::NickPrompt) {
+    }
+
+    if read_msg(&mut reader)? != Some(ServerMessage::NickPrompt) {
         return Err("no NICK prompt".into());
     }
     let mut out = Vec::new();
     nick.encode_line(&mut out);
-    writer.write_all(&out).map_err(|e| e.to_string())?;
+    reader
+        .get_mut()
+        .write_all(&out)
+        .map_err(|e| e.to_string())?;
     // Bounded: every line read takes time, and the deadline stops the loop.
     while Instant::now() < deadline {
-        match read()? {
+        match read_msg(&mut reader)? {
             Some(ServerMessage::Connected) => break,
             Some(_) => {}
             None => return Err("closed during the handshake".into()),
@@ -63,10 +71,13 @@ pub fn wait_until_idle(addr: SocketAddr, round: u32, timeout: Duration) -> Resul
     while Instant::now() < deadline {
         out.clear();
         ClientMessage::Who.encode(&mut out);
-        writer.write_all(&out).map_err(|e| e.to_string())?;
+        reader
+            .get_mut()
+            .write_all(&out)
+            .map_err(|e| e.to_string())?;
         names.clear();
         loop {
-            match read()? {
+            match read_msg(&mut reader)? {
                 Some(ServerMessage::Users { names: n, more }) => {
                     names.extend(n);
                     if !more {
@@ -80,9 +91,12 @@ pub fn wait_until_idle(addr: SocketAddr, round: u32, timeout: Duration) -> Resul
         if names.len() == 1 {
             out.clear();
             ClientMessage::Quit.encode(&mut out);
-            writer.write_all(&out).map_err(|e| e.to_string())?;
+            reader
+                .get_mut()
+                .write_all(&out)
+                .map_err(|e| e.to_string())?;
             while Instant::now() < deadline {
-                if read()?.is_none() {
+                if read_msg(&mut reader)?.is_none() {
                     return Ok(());
                 }
             }

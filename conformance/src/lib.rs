@@ -6,7 +6,7 @@
 //! session against an address; [`runner`] runs a suite against a [`target::Target`] (a
 //! running server, or a fresh one spawned per session); [`report`] prints the table and
 //! the Markdown report; [`record`] is the proxy that turns a live conversation into a
-//! session; [`coverage`] ties the suite to the spec's IDs. Protocol lines are
+//! session; [`wire`] is a client's plain or TLS connection; [`coverage`] ties the suite to the spec's IDs. Protocol lines are
 //! interpreted only through `chat-proto`.
 #![warn(missing_docs)]
 
@@ -22,3 +22,4 @@ pub mod runner;
 pub mod session;
 pub mod target;
 pub mod variant;
+pub mod wire;

@@ -44,7 +44,8 @@ struct SessionsArg {
 
 #[derive(Args)]
 struct RunArgs {
-    /// A running server, HOST:PORT. Sessions that need other limits are skipped.
+    /// A running server, HOST:PORT, or tls://HOST:PORT for its TLS listener (then give
+    /// --fingerprint or --insecure). Sessions that need other limits are skipped.
     #[arg(
         long,
         conflicts_with = "spawn",
@@ -52,6 +53,18 @@ struct RunArgs {
         value_name = "HOST:PORT"
     )]
     target: Option<String>,
+    /// Connect with TLS (implied by a tls:// target; with --spawn, {port} must then be
+    /// the server's TLS port).
+    #[arg(long)]
+    tls: bool,
+    /// The server certificate's SHA-256 fingerprint, as the server's banner prints it
+    /// (`SHA256:AB:CD:...`): any other certificate is refused.
+    #[arg(long, value_name = "FP", conflicts_with = "insecure")]
+    fingerprint: Option<chat_tls::Fingerprint>,
+    /// With TLS, accept whatever certificate the server presents (for test servers with a
+    /// certificate made at start-up).
+    #[arg(long)]
+    insecure: bool,
     /// Start a fresh server per session: a command line with `{port}`, and optionally
     /// `{handshake_timeout}`, `{handshake_attempts}`, `{max_clients}`, `{sendq}`,
     /// `{flood_burst}`, `{flood_rate}`, `{flood_excess}` (the spec's defaults unless a
@@ -160,10 +173,29 @@ fn run(args: RunArgs) -> Result<bool> {
             bail!("no session matches --only {}", args.only.join(" "));
         }
     }
-    let (target, shown) = match (&args.target, &args.spawn) {
+    let (tls_target, target_addr) = match &args.target {
+        Some(t) => {
+            let (tls, rest) = chat_tls::split_scheme(t);
+            (tls, Some(rest))
+        }
+        None => (false, None),
+    };
+    let tls = match (args.tls || tls_target, args.fingerprint, args.insecure) {
+        (false, None, false) => None,
+        (false, _, _) => bail!("--fingerprint and --insecure need TLS: a tls:// target or --tls"),
+        (true, Some(fp), _) => Some(chat_tls::Trust::Pinned(fp)),
+        (true, None, true) => Some(chat_tls::Trust::Any),
+        (true, None, false) => bail!(
+            "TLS needs --fingerprint SHA256:... (the server prints it at start-up) or --insecure"
+        ),
+    };
+    let (target, shown) = match (target_addr, &args.spawn) {
         (Some(t), _) => (
             Target::address(t).map_err(anyhow::Error::msg)?,
-            format!("--target {t}"),
+            match tls {
+                Some(_) => format!("--target tls://{t}"),
+                None => format!("--target {t}"),
+            },
         ),
         (None, Some(cmd)) => {
             if !cmd.contains("{port}") {
@@ -196,6 +228,7 @@ fn run(args: RunArgs) -> Result<bool> {
         seed: args.seed,
         step_timeout: args.step_timeout,
         jobs: args.jobs,
+        tls,
     };
     println!(
         "chat-conformance: {} sessions against {shown}; chunked seed {}",

@@ -14,13 +14,14 @@
 //! and it does that through `chat-proto`'s parser.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::escape;
 use crate::matcher::{Expect, check_users, grammar_note};
 use crate::session::{Action, Session, Step, format_duration, format_step};
 use crate::variant::{SplitMix64, Variant};
+use crate::wire::{Trust, Wire};
 
 /// Most bytes a client buffers while waiting for an LF. Far above the longest server
 /// line (SRV-3), so only a server that sends garbage hits it.
@@ -36,6 +37,8 @@ pub struct ReplayOptions {
     /// How long to wait after the last step before checking that no client got anything
     /// the session did not expect.
     pub settle: Duration,
+    /// Connect with TLS, trusting the server's certificate as this says (spec §19).
+    pub tls: Option<Trust>,
 }
 
 impl Default for ReplayOptions {
@@ -44,6 +47,7 @@ impl Default for ReplayOptions {
             variant: Variant::Whole,
             step_timeout: Duration::from_secs(2),
             settle: Duration::from_millis(100),
+            tls: None,
         }
     }
 }
@@ -137,7 +141,7 @@ enum Next {
 
 struct Conn {
     name: String,
-    stream: Option<TcpStream>,
+    stream: Option<Wire>,
     buf: Vec<u8>,
     end: Option<End>,
     /// Closed or reset by the session itself.
@@ -162,7 +166,7 @@ impl Conn {
             return false;
         }
         let wait = (deadline - now).max(Duration::from_millis(1));
-        if let Err(e) = stream.set_read_timeout(Some(wait)) {
+        if let Err(e) = stream.tcp().set_read_timeout(Some(wait)) {
             self.end = Some(End::Error(e.to_string()));
             return true;
         }
@@ -358,13 +362,7 @@ impl Engine<'_> {
         match &step.action {
             Action::Connect(name) => {
                 self.log(name, "connect");
-                let stream = TcpStream::connect_timeout(&self.addr, timeout)
-                    .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
-                // Nagle would merge the pieces of a split write; the point is not to.
-                let _ = stream.set_nodelay(true);
-                stream
-                    .set_write_timeout(Some(timeout))
-                    .map_err(|e| e.to_string())?;
+                let stream = Wire::connect(self.addr, self.opts.tls, timeout)?;
                 let view = ClientView {
                     name: name.clone(),
                     lines: vec![],
@@ -550,14 +548,14 @@ impl Engine<'_> {
                 let conn = self.conns.get_mut(i).ok_or("no such client")?;
                 match &step.action {
                     Action::CloseWrite(_) => {
-                        if let Some(s) = conn.stream.as_ref() {
+                        if let Some(s) = conn.stream.as_mut() {
                             // The server may already have closed: not this step's concern.
                             let _ = s.shutdown(how);
                         }
                     }
                     Action::Reset(_) => {
                         if let Some(s) = conn.stream.take() {
-                            socket2::SockRef::from(&s)
+                            socket2::SockRef::from(s.tcp())
                                 .set_linger(Some(Duration::ZERO))
                                 .map_err(|e| format!("cannot set SO_LINGER: {e}"))?;
                             drop(s);
@@ -565,7 +563,7 @@ impl Engine<'_> {
                         conn.by_us = Some("reset by the client");
                     }
                     _ => {
-                        if let Some(s) = conn.stream.take() {
+                        if let Some(mut s) = conn.stream.take() {
                             let _ = s.shutdown(how);
                         }
                         conn.by_us = Some("closed by the client");
@@ -663,7 +661,7 @@ impl Engine<'_> {
             }
             // Only what is already there: a deadline in the past reads nothing new.
             if conn.end.is_none() {
-                let _ = conn.stream.as_ref().map(|s| s.set_nonblocking(true));
+                let _ = conn.stream.as_ref().map(|s| s.tcp().set_nonblocking(true));
                 let mut chunk = [0u8; 16 * 1024];
                 // Bounded: at most a few reads of whatever is already queued.
                 for _ in 0..8 {

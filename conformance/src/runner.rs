@@ -23,6 +23,8 @@ pub struct RunConfig {
     /// Cases run at once (spawn only; a shared `--target` server runs one at a time,
     /// since sessions reuse nicknames).
     pub jobs: usize,
+    /// Connect with TLS, trusting the server as this says (spec §19).
+    pub tls: Option<crate::wire::Trust>,
 }
 
 /// How one case ended.
@@ -120,6 +122,7 @@ fn run_case(session: &Session, variant: Variant, config: &RunConfig, round: u32)
     let opts = ReplayOptions {
         variant,
         step_timeout: config.step_timeout,
+        tls: config.tls,
         ..Default::default()
     };
     let r = match &config.target {
@@ -130,7 +133,13 @@ fn run_case(session: &Session, variant: Variant, config: &RunConfig, round: u32)
             // The first case finds the server as it was started: no probe.
             let probed = round == 0
                 || (PROBE_WORKS.load(Ordering::Relaxed)
-                    && crate::idle::wait_until_idle(*addr, round, Duration::from_secs(2)).is_ok());
+                    && crate::idle::wait_until_idle(
+                        *addr,
+                        config.tls,
+                        round,
+                        Duration::from_secs(2),
+                    )
+                    .is_ok());
             if !probed {
                 PROBE_WORKS.store(false, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(200));

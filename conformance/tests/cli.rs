@@ -98,3 +98,38 @@ fn bad_usage_exits_with_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("{port}"));
 }
+
+/// TLS-7: `--target tls://` replays over TLS with the fingerprint pinned, and refuses a
+/// server whose certificate is not the pinned one.
+#[test]
+fn tls_7_run_against_a_tls_target_pins_the_fingerprint() {
+    let identity = chat_server::tls::Identity::self_signed(None, None).unwrap();
+    let fp = identity.fingerprint().to_string();
+    let mut config = chat_server::Config::loopback_ephemeral();
+    config.tls = Some(chat_server::tls::TlsConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        identity,
+    });
+    let server = chat_server::Server::bind(config).unwrap();
+    let target = format!("tls://{}", server.tls_addr().unwrap());
+    let handle = server.spawn().unwrap();
+    let run = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["run", "--target", &target, "--only", "chat"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&["--fingerprint", &fp]);
+    let stdout = String::from_utf8_lossy(&ok.stdout).into_owned();
+    assert_eq!(ok.status.code(), Some(0), "{stdout}");
+    assert!(stdout.ends_with("1 passed, 0 failed\n"), "{stdout}");
+    let wrong = format!("SHA256:{}", ["00"; 32].join(":"));
+    let refused = run(&["--fingerprint", &wrong]);
+    let stdout = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{stdout}");
+    let needs_trust = run(&[]);
+    assert_eq!(needs_trust.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&needs_trust.stderr).contains("--insecure"));
+    handle.shutdown();
+}

@@ -49,12 +49,32 @@ fn config_for(session: &Session) -> Result<chat_server::Config, String> {
 }
 
 fn run(session: &Session, variant: Variant) -> Replay {
-    let server = chat_server::Server::bind(config_for(session).unwrap()).unwrap();
-    let addr = server.local_addr();
+    run_over(session, variant, false)
+}
+
+/// Replays `session` against a fresh in-process server, over its TLS listener (with the
+/// certificate pinned) when `tls`.
+fn run_over(session: &Session, variant: Variant, tls: bool) -> Replay {
+    let mut config = config_for(session).unwrap();
+    let mut trust = None;
+    if tls {
+        let identity = chat_server::tls::Identity::self_signed(None, None).unwrap();
+        trust = Some(chat_tls::Trust::Pinned(identity.fingerprint()));
+        config.tls = Some(chat_server::tls::TlsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            identity,
+        });
+    }
+    let server = chat_server::Server::bind(config).unwrap();
+    let addr = match tls {
+        true => server.tls_addr().unwrap(),
+        false => server.local_addr(),
+    };
     let handle = server.spawn().unwrap();
     let opts = ReplayOptions {
         variant,
         step_timeout: Duration::from_secs(5),
+        tls: trust,
         ..Default::default()
     };
     let result = replay(session, addr, &opts);
@@ -152,5 +172,56 @@ fn every_session_against_the_in_tree_server() {
                 session.name
             );
         }
+    }
+}
+
+/// TLS-6: the whole suite passes over TLS, and every client receives exactly what it
+/// receives over plain TCP (the same snapshots). Whole writes only: how a payload is cut
+/// into TLS records is TLS's business, and the framing variants run over plain TCP above.
+#[test]
+fn tls_6_every_session_over_tls() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sessions");
+    let mut sessions = Session::load_dir(&dir).unwrap();
+    sessions.retain(|s| config_for(s).is_ok());
+    let queue = Mutex::new((0..sessions.len()).collect::<Vec<_>>());
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                loop {
+                    let Some(i) = queue.lock().unwrap().pop() else {
+                        break;
+                    };
+                    let r = run_over(&sessions[i], Variant::Whole, true);
+                    results.lock().unwrap().push((i, r));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|(i, _)| *i);
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|(i, r)| {
+            let f = r.failure.as_ref()?;
+            Some(format!(
+                "{} over TLS: line {}: {}: {}\n{}",
+                sessions[*i].name,
+                f.line,
+                f.step,
+                f.message,
+                r.transcript.join("\n")
+            ))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} session(s) failed over TLS:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+    for (i, r) in &results {
+        let session = &sessions[*i];
+        insta::assert_snapshot!(session.name.as_str(), snapshot_body(session, r));
     }
 }

@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
+use crate::stream::Stream;
 use anyhow::{Context, Result, bail};
-use async_net::TcpStream;
 use chat_proto::limits::MAX_SERVER_LINE_BYTES;
 use chat_proto::{
     ClientMessage, Frame, Framer, Incoming, Nickname, ServerMessage, ServerReader, Text,
@@ -50,12 +50,7 @@ impl Dialect {
     }
 
     /// Joins as `nick`: returns the bytes read past the end of the handshake.
-    pub async fn join(
-        self,
-        stream: &mut TcpStream,
-        nick: &str,
-        deadline: Instant,
-    ) -> Result<Vec<u8>> {
+    pub async fn join(self, stream: &mut Stream, nick: &str, deadline: Instant) -> Result<Vec<u8>> {
         let work = async {
             match self {
                 Dialect::Spec => join_spec(stream, nick).await,
@@ -159,7 +154,7 @@ impl Dialect {
     }
 }
 
-async fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize> {
+async fn read_some(stream: &mut Stream, buf: &mut [u8]) -> Result<usize> {
     let n = stream.read(buf).await?;
     if n == 0 {
         bail!("server closed the connection during the handshake");
@@ -169,7 +164,7 @@ async fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize> {
 
 /// Reads lines until `done` says the handshake is over; returns what was read after it.
 async fn read_lines_until(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     limit: usize,
     mut on_line: impl FnMut(&str, &mut Vec<u8>) -> Result<bool>,
 ) -> Result<Vec<u8>> {
@@ -197,7 +192,7 @@ async fn read_lines_until(
     }
 }
 
-async fn join_spec(stream: &mut TcpStream, nick: &str) -> Result<Vec<u8>> {
+async fn join_spec(stream: &mut Stream, nick: &str) -> Result<Vec<u8>> {
     let name = Nickname::new(nick).map_err(|e| anyhow::anyhow!("nickname {nick}: {e}"))?;
     // chat-proto's reader also takes a bare `NICK` (a server in the seed profile).
     let mut reader = ServerReader::new();
@@ -238,7 +233,7 @@ async fn join_spec(stream: &mut TcpStream, nick: &str) -> Result<Vec<u8>> {
     }
 }
 
-async fn join_seed(stream: &mut TcpStream, nick: &str) -> Result<Vec<u8>> {
+async fn join_seed(stream: &mut Stream, nick: &str) -> Result<Vec<u8>> {
     // The greeting is the 4 bytes `NICK`, unterminated and alone.
     let mut got = Vec::new();
     let mut buf = vec![0u8; 4096];
@@ -264,7 +259,7 @@ async fn join_seed(stream: &mut TcpStream, nick: &str) -> Result<Vec<u8>> {
     }
 }
 
-async fn join_irc(stream: &mut TcpStream, nick: &str) -> Result<Vec<u8>> {
+async fn join_irc(stream: &mut Stream, nick: &str) -> Result<Vec<u8>> {
     stream
         .write_all(format!("NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n").as_bytes())
         .await?;

@@ -5,3 +5,4 @@ pub mod payload;
 pub mod run;
 pub mod server;
 pub mod stats;
+pub mod stream;

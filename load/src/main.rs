@@ -74,12 +74,19 @@ struct Args {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     json: bool,
+    /// Connect with TLS (the server's TLS listener, e.g. --target 127.0.0.1:9443 or
+    /// tls://127.0.0.1:9443); its certificate is accepted without pinning.
+    #[arg(long)]
+    tls: bool,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let target: SocketAddr = args
-        .target
+    let (tls_scheme, target_text) = chat_tls::split_scheme(&args.target);
+    let tls = (args.tls || tls_scheme)
+        .then(chat_load::stream::tls_config)
+        .transpose()?;
+    let target: SocketAddr = target_text
         .to_socket_addrs()
         .with_context(|| format!("resolve {}", args.target))?
         .next()
@@ -98,6 +105,7 @@ fn main() -> Result<()> {
         settle: Duration::from_secs_f64(args.settle.clamp(0.05, 600.0)),
         write_batch: args.write_batch,
         server_pid: args.server_pid,
+        tls,
     };
     if let Some(hold) = args.idle_hold {
         let held = run::run_idle(

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use async_net::TcpStream;
+use anyhow::{Result, bail};
 use chat_proto::Frame;
 use chat_proto::Framer;
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
@@ -16,6 +15,7 @@ use smol::Timer;
 use crate::dialect::{Delivered, Dialect};
 use crate::payload::{self, Payload};
 use crate::stats::{Report, Tally};
+use crate::stream::Stream;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -45,6 +45,8 @@ pub struct Plan {
     /// The server's process id, when it runs on this machine: its CPU time and write
     /// calls over the send window are then reported per delivery.
     pub server_pid: Option<u32>,
+    /// Connect with TLS (`--tls`), with this client configuration.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The clock payloads carry: nanoseconds since the run started.
@@ -57,15 +59,12 @@ impl Clock {
 }
 
 struct Joined {
-    stream: TcpStream,
+    stream: Stream,
     leftover: Vec<u8>,
 }
 
 async fn connect(plan: &Plan, nick: String, deadline: Instant) -> Result<Joined> {
-    let mut stream = TcpStream::connect(plan.target)
-        .await
-        .with_context(|| format!("connect {}", plan.target))?;
-    stream.set_nodelay(true)?;
+    let mut stream = Stream::connect(plan.target, plan.tls.as_ref()).await?;
     let leftover = plan.dialect.join(&mut stream, &nick, deadline).await?;
     Ok(Joined { stream, leftover })
 }
@@ -249,7 +248,7 @@ async fn send(
     }
     let finished = Finished(done);
     let Joined { stream, .. } = joined;
-    let mut reader = stream.clone();
+    let (mut reader, mut writer) = stream.split();
     let drain = smol::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = reader.read(&mut buf).await {
@@ -258,7 +257,6 @@ async fn send(
             }
         }
     });
-    let mut writer = stream;
     let mut out = Vec::with_capacity(64 * 1024);
     let mut body = Vec::with_capacity(plan.size + 64);
     let per_sender_rate = plan.rate.map(|r| r / plan.senders.max(1) as f64);

@@ -6,6 +6,9 @@ use std::time::Duration;
 /// TCP port a server listens on unless told otherwise (FRAME-1).
 pub const DEFAULT_PORT: u16 = 9090;
 
+/// TLS-1: the TLS listener's default port, beside the plain one.
+pub const DEFAULT_TLS_PORT: u16 = 9443;
+
 /// Most bytes a client line may hold before its terminator (FRAME-3). Fixed by the
 /// spec, not configurable: a client must know it without asking.
 pub const MAX_LINE_BYTES: usize = 1024;

@@ -133,6 +133,7 @@ fn loopback(c: &mut Criterion) {
                             settle: Duration::from_secs(2),
                             write_batch: 0,
                             server_pid: None,
+                            tls: None,
                         };
                         let report = run(plan, 2).expect("load run");
                         assert!(report.clean() && !report.timed_out, "{report}");

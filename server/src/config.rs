@@ -73,6 +73,8 @@ pub struct Config {
     pub flood: FloodLimit,
     /// Connections and handshakes one address may hold (ADDR-1).
     pub per_address: AddressLimits,
+    /// A TLS listener beside the plain one (spec §19), off unless configured.
+    pub tls: Option<crate::tls::TlsConfig>,
     /// A joined user from whom nothing was read for this long is disconnected (IDLE-1);
     /// `None` (the default) keeps quiet users for ever.
     pub idle_timeout: Option<Duration>,
@@ -115,6 +117,7 @@ impl Default for Config {
             compat: Compat::Standard,
             flood: FloodLimit::default(),
             per_address: AddressLimits::default(),
+            tls: None,
             idle_timeout: None,
             op_password: None,
             close_flush_timeout: Duration::from_secs(5),

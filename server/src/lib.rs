@@ -33,6 +33,8 @@ pub mod log;
 pub mod per_address;
 pub mod shutdown;
 pub mod store;
+pub mod tls;
+pub mod transport;
 pub mod writer;
 
 use std::io;
@@ -57,6 +59,8 @@ use connection::Settings;
 pub struct Server {
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
+    /// The TLS listener and its address (TLS-1), when configured.
+    tls_listener: Option<(std::net::TcpListener, SocketAddr)>,
     config: Config,
     /// The opened store (STORE-1), opened at bind so that a bad file stops start-up.
     store: Option<(store::Restored, store::StoreHandle)>,
@@ -70,6 +74,14 @@ impl Server {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let listener = listener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
+        let tls_listener = match &config.tls {
+            Some(tls) => {
+                let l = listener::bind(tls.listen)?;
+                let addr = l.local_addr()?;
+                Some((l, addr))
+            }
+            None => None,
+        };
         let store = match &config.store {
             Some(path) => Some(
                 store::open(path, config.history_len())
@@ -80,6 +92,7 @@ impl Server {
         Ok(Server {
             listener,
             local_addr,
+            tls_listener,
             config,
             store,
         })
@@ -88,6 +101,11 @@ impl Server {
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The TLS listener's address, when there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_listener.as_ref().map(|(_, a)| *a)
     }
 
     /// The settings in force.
@@ -101,6 +119,7 @@ impl Server {
         let Server {
             listener,
             local_addr,
+            tls_listener,
             config,
             store,
         } = self;
@@ -117,16 +136,37 @@ impl Server {
         let settings = Arc::new(Settings::from_config(&config));
 
         let (stop_accept, accept_stopped) = smol::channel::bounded::<()>(1);
-        let accept_task = ex.spawn(listener::accept_loop(
+        // Per-address limits count plain and TLS connections together (ADDR-1, TLS-4).
+        let addresses = per_address::PerAddress::new(config.per_address);
+        let mut accept_tasks = Vec::with_capacity(2);
+        let mut tls_addr = None;
+        if let (Some((tls_listener, addr)), Some(tls)) = (tls_listener, &config.tls) {
+            let tls_listener = async_net::TcpListener::try_from(tls_listener)?;
+            let stopped = accept_stopped.clone();
+            tls_addr = Some(addr);
+            accept_tasks.push(ex.spawn(listener::accept_loop(
+                tls_listener,
+                ex.clone(),
+                hub.clone(),
+                settings.clone(),
+                addresses.clone(),
+                Some(tls.identity.acceptor()),
+                async move {
+                    let _ = stopped.recv().await;
+                },
+            )));
+        }
+        accept_tasks.push(ex.spawn(listener::accept_loop(
             listener,
             ex.clone(),
             hub.clone(),
             settings,
-            per_address::PerAddress::new(config.per_address),
+            addresses,
+            None,
             async move {
                 let _ = accept_stopped.recv().await;
             },
-        ));
+        )));
 
         let (stop_threads, threads_stopped) = smol::channel::bounded::<()>(1);
         let mut threads = Vec::with_capacity(config.threads);
@@ -140,10 +180,11 @@ impl Server {
         }
         Ok(ServerHandle {
             local_addr,
+            tls_addr,
             hub,
             ex: Some(ex),
             stop_accept: Some(stop_accept),
-            accept_task: Some(accept_task),
+            accept_tasks,
             stop_threads: Some(stop_threads),
             threads,
             grace: config.shutdown_grace,
@@ -171,10 +212,11 @@ fn run_executor(ex: &Executor<'static>, stopped: &Receiver<()>) {
 #[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     hub: Arc<Hub>,
     ex: Option<Arc<Executor<'static>>>,
     stop_accept: Option<Sender<()>>,
-    accept_task: Option<Task<()>>,
+    accept_tasks: Vec<Task<()>>,
     stop_threads: Option<Sender<()>>,
     threads: Vec<JoinHandle<()>>,
     grace: Duration,
@@ -184,6 +226,11 @@ impl ServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the TLS listener, when there is one (TLS-1).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// The registry, e.g. to count connections and users in tests.
@@ -203,7 +250,7 @@ impl ServerHandle {
         let Some(ex) = self.ex.take() else { return };
         // 1. Stop accepting, and wait until the accept loop has really stopped.
         drop(self.stop_accept.take());
-        if let Some(task) = self.accept_task.take() {
+        for task in self.accept_tasks.drain(..) {
             async_io::block_on(futures_lite::future::or(task, async {
                 async_io::Timer::after(Duration::from_secs(1)).await;
             }));

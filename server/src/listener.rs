@@ -8,20 +8,25 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use chat_proto::{ErrorCode, ServerMessage};
-use futures_lite::future;
+use futures_lite::{FutureExt as _, future};
+use futures_rustls::TlsAcceptor;
 use smol::Executor;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::connection::{self, Settings};
-use crate::hub::{AttachError, Hub};
-use crate::per_address::PerAddress;
-use crate::writer::encode;
+use crate::hub::{AttachError, Hub, Slot};
+use crate::per_address::{Admission, PerAddress};
+use crate::tls::{self, TlsTransport};
+use crate::transport::Transport as _;
+use crate::writer::{Outbox, encode};
 
 /// Pause after `accept` fails for lack of descriptors or memory.
 pub const FD_BACKOFF: Duration = Duration::from_millis(100);
@@ -90,13 +95,17 @@ fn tune(stream: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-/// Accepts connections until `stop` resolves; then the listening socket is closed.
+/// Accepts connections until `stop` resolves; then the listening socket is closed. With
+/// `tls`, each connection first does a TLS handshake (TLS-1, TLS-4).
+// One argument per thing a listener shares with the server; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn accept_loop(
     listener: async_net::TcpListener,
     ex: Arc<Executor<'static>>,
     hub: Arc<Hub>,
     settings: Arc<Settings>,
     addresses: Arc<PerAddress>,
+    tls: Option<TlsAcceptor>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let stop = async {
@@ -117,6 +126,7 @@ pub(crate) async fn accept_loop(
                     &hub,
                     &settings,
                     &addresses,
+                    tls.as_ref(),
                     stream,
                     peer,
                     &mut last_warning,
@@ -163,16 +173,24 @@ fn should_warn(last: &mut Option<Instant>) -> bool {
     true
 }
 
-/// Gives an accepted connection a slot and its tasks, or turns it away with one `ERR`.
+/// Gives an accepted connection a slot and its tasks, or turns it away with one `ERR`
+/// (on the TLS listener, with a close: TLS-5).
+#[allow(clippy::too_many_arguments)]
 fn admit(
-    ex: &Executor<'static>,
+    ex: &Arc<Executor<'static>>,
     hub: &Arc<Hub>,
     settings: &Arc<Settings>,
     addresses: &Arc<PerAddress>,
+    tls: Option<&TlsAcceptor>,
     stream: Arc<Async<TcpStream>>,
     peer: SocketAddr,
     last_warning: &mut Option<Instant>,
 ) {
+    let accepted = Instant::now();
+    let turn_away = |stream: &Arc<Async<TcpStream>>, line: &[u8]| match tls {
+        Some(acceptor) => tls_turn_away(ex, acceptor, stream, line, settings, peer),
+        None => turn_away(stream, line),
+    };
     if let Err(e) = tune(stream.get_ref()) {
         debug!(peer = %peer, error = %e, "could not set socket options");
     }
@@ -195,16 +213,33 @@ fn admit(
         Ok(slot) => {
             info!(peer = %peer, "connected");
             hub.note_address(&outbox, peer.ip());
-            connection::spawn(
-                ex,
-                hub.clone(),
-                settings.clone(),
-                stream,
-                outbox,
-                slot,
-                admission,
-                peer,
-            );
+            match tls {
+                None => connection::spawn(
+                    ex,
+                    hub.clone(),
+                    settings.clone(),
+                    stream,
+                    outbox,
+                    slot,
+                    admission,
+                    peer,
+                    accepted,
+                ),
+                Some(acceptor) => ex
+                    .spawn(tls_handshake(
+                        ex.clone(),
+                        acceptor.clone(),
+                        hub.clone(),
+                        settings.clone(),
+                        stream,
+                        outbox,
+                        slot,
+                        admission,
+                        peer,
+                        accepted,
+                    ))
+                    .detach(),
+            }
         }
         Err(why) => {
             let line = match why {
@@ -219,6 +254,126 @@ fn admit(
             turn_away(&stream, line);
         }
     }
+}
+
+/// TLS-4: a connection's TLS handshake, holding its slot and its per-address handshake
+/// place, within the handshake time limit counted from the accept; then its tasks. A
+/// failed or late handshake, or a server shutting down, closes it (TLS-5).
+#[allow(clippy::too_many_arguments)]
+async fn tls_handshake(
+    ex: Arc<Executor<'static>>,
+    acceptor: TlsAcceptor,
+    hub: Arc<Hub>,
+    settings: Arc<Settings>,
+    stream: Arc<Async<TcpStream>>,
+    outbox: Arc<Outbox>,
+    slot: Slot,
+    admission: Admission,
+    peer: SocketAddr,
+    accepted: Instant,
+) {
+    enum Outcome {
+        Done(io::Result<Arc<TlsTransport>>),
+        Late,
+        Closed,
+        Panicked,
+    }
+    let handshake = async {
+        match AssertUnwindSafe(tls::accept(&acceptor, stream.clone()))
+            .catch_unwind()
+            .await
+        {
+            Ok(done) => Outcome::Done(done),
+            Err(_) => Outcome::Panicked,
+        }
+    };
+    let late = async {
+        Timer::at(accepted + settings.handshake_timeout).await;
+        Outcome::Late
+    };
+    let closed = future::poll_fn(|cx| {
+        if !outbox.is_open() {
+            return Poll::Ready(Outcome::Closed);
+        }
+        outbox.watch_close(cx.waker());
+        if outbox.is_open() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Outcome::Closed)
+        }
+    });
+    match future::or(handshake, future::or(late, closed)).await {
+        Outcome::Done(Ok(transport)) => {
+            debug!(peer = %peer, "TLS handshake done");
+            connection::spawn(
+                &ex, hub, settings, transport, outbox, slot, admission, peer, accepted,
+            );
+            return;
+        }
+        Outcome::Done(Err(e)) => info!(peer = %peer, error = %e, "TLS handshake failed; closed"),
+        Outcome::Late => {
+            info!(peer = %peer, "TLS handshake not finished within the handshake time limit; closed")
+        }
+        Outcome::Closed => debug!(peer = %peer, "closed during the TLS handshake"),
+        Outcome::Panicked => error!(peer = %peer, "TLS handshake panicked; closed"),
+    }
+    // Nothing was said in the protocol yet: no leave notice. The slot and the
+    // per-address places are freed as they drop.
+    outbox.kill();
+    let _ = stream.get_ref().shutdown(Shutdown::Both);
+}
+
+/// TLS refusals in their handshake at once, all servers of the process together (TLS-5).
+pub const TLS_REFUSALS_MAX: usize = 32;
+
+static TLS_REFUSALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// TLS-5: a connection turned away on the TLS listener gets its `ERR` line inside TLS,
+/// after a handshake bounded by the handshake time limit. A refusal holds no slot, so
+/// at most [`TLS_REFUSALS_MAX`] of them are in their handshake at once; beyond that a
+/// refused connection is closed without a handshake.
+fn tls_turn_away(
+    ex: &Executor<'static>,
+    acceptor: &TlsAcceptor,
+    stream: &Arc<Async<TcpStream>>,
+    line: &[u8],
+    settings: &Settings,
+    peer: SocketAddr,
+) {
+    use std::sync::atomic::Ordering;
+    if TLS_REFUSALS.fetch_add(1, Ordering::Relaxed) >= TLS_REFUSALS_MAX {
+        TLS_REFUSALS.fetch_sub(1, Ordering::Relaxed);
+        debug!(peer = %peer, "refused on the TLS listener; closed without a handshake");
+        let _ = stream.get_ref().shutdown(Shutdown::Both);
+        return;
+    }
+    let (acceptor, stream, line) = (acceptor.clone(), stream.clone(), line.to_vec());
+    let within = settings.handshake_timeout;
+    ex.spawn(async move {
+        struct Release;
+        impl Drop for Release {
+            fn drop(&mut self) {
+                TLS_REFUSALS.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        let _release = Release;
+        let handshake = async { Some(tls::accept(&acceptor, stream.clone()).await) };
+        let late = async {
+            Timer::after(within).await;
+            None
+        };
+        match future::or(handshake, late).await {
+            Some(Ok(transport)) => {
+                transport.write_now(&[io::IoSlice::new(&line)]);
+                transport.shutdown(Shutdown::Write);
+            }
+            _ => {
+                debug!(peer = %peer, "refused on the TLS listener; its handshake failed");
+                let _ = stream.get_ref().shutdown(Shutdown::Both);
+            }
+        }
+    })
+    .detach();
 }
 
 /// Sends a connection its one `ERR` line instead of `NICK` and closes our side.

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use chat_server::config::{
     AddressLimits, Compat, Config, FloodLimit, default_threads, parse_duration,
 };
+use chat_server::tls::{Identity, Origin, TlsConfig};
 use chat_server::{Server, listener, shutdown};
 use clap::Parser;
 use tracing::{info, warn};
@@ -115,6 +116,25 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     op_password_file: Option<std::path::PathBuf>,
 
+    /// Also listen for TLS here (default 127.0.0.1:9443 once --tls-cert/--tls-key or
+    /// --tls-self-signed is given); the plain listener stays on --listen.
+    #[arg(long, value_name = "ADDR")]
+    tls_listen: Option<SocketAddr>,
+
+    /// PEM certificate chain (leaf first) for the TLS listener; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+
+    /// Make a self-signed certificate for the TLS listener and print its fingerprint.
+    /// Alone, it is new at every start; with --tls-cert/--tls-key it is created in those
+    /// files on the first start and reused after (clients pin it, so keep it).
+    #[arg(long)]
+    tls_self_signed: bool,
+
     /// Compatibility profile: `seed` lets the original Python client (seed_client.py)
     /// connect unchanged; clients of the spec keep working too.
     #[arg(long, value_enum, default_value_t = CompatArg::None, value_name = "PROFILE")]
@@ -165,8 +185,28 @@ fn op_password(cli: &Cli) -> anyhow::Result<Option<chat_proto::Password>> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// The TLS listener's settings from `--tls-*`, or `None` when TLS is off.
+fn tls_config(cli: &Cli) -> anyhow::Result<Option<TlsConfig>> {
+    let files = cli.tls_cert.as_deref().zip(cli.tls_key.as_deref());
+    let listen = cli
+        .tls_listen
+        .unwrap_or_else(|| SocketAddr::new(cli.listen.ip(), chat_proto::limits::DEFAULT_TLS_PORT));
+    let identity = match (cli.tls_self_signed, files) {
+        (true, save) => Identity::self_signed(Some(listen.ip()), save)?,
+        (false, Some((cert, key))) => Identity::from_pem_files(cert, key)?,
+        (false, None) => {
+            if cli.tls_listen.is_some() {
+                anyhow::bail!("--tls-listen needs --tls-cert and --tls-key, or --tls-self-signed");
+            }
+            return Ok(None);
+        }
+    };
+    Ok(Some(TlsConfig { listen, identity }))
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     let op_password = op_password(&cli)?;
+    let tls = tls_config(&cli)?;
     let config = Config {
         op_password,
         listen: cli.listen,
@@ -192,6 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rate_bytes: cli.flood_rate_bytes,
         },
         idle_timeout: cli.idle_timeout,
+        tls,
         per_address: AddressLimits {
             connections: cli.max_per_address,
             handshakes: cli.max_handshakes_per_address,
@@ -216,10 +257,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config.listen,
             store.display()
         ),
-        None => format!("cannot listen on {}", config.listen),
+        None => match &config.tls {
+            Some(tls) => format!("cannot listen on {} and {}", config.listen, tls.listen),
+            None => format!("cannot listen on {}", config.listen),
+        },
     })?;
     let addr = server.local_addr();
     print_banner(addr, config.compat);
+    if let (Some(tls_addr), Some(tls)) = (server.tls_addr(), &config.tls) {
+        print_tls_banner(tls_addr, &tls.identity);
+    }
     let handle = server.spawn().context("cannot start the server threads")?;
     info!(%addr, threads = config.threads, max_clients = config.max_clients, sendq = config.sendq, "listening");
 
@@ -287,4 +334,31 @@ fn print_banner(addr: SocketAddr, compat: Compat) {
         println!("(from another machine, use one of the LAN addresses above)");
     }
     println!("Stop with Ctrl-C.");
+}
+
+/// The TLS listener, its certificate's fingerprint and how to connect (TLS-1, TLS-3).
+fn print_tls_banner(addr: SocketAddr, identity: &Identity) {
+    let host = if addr.ip().is_unspecified() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    let target = SocketAddr::new(host, addr.port());
+    println!("TLS listening on {addr}");
+    println!("  certificate {}", identity.fingerprint());
+    match identity.origin() {
+        Origin::Files => {}
+        Origin::Ephemeral => println!(
+            "  (self-signed, new at this start: clients that pinned another one will refuse it;\n   \
+             keep one with --tls-self-signed --tls-cert FILE --tls-key FILE)"
+        ),
+        Origin::Saved { created: true } => println!("  (self-signed, created now and saved)"),
+        Origin::Saved { created: false } => println!("  (self-signed, the saved one)"),
+    }
+    println!("Connect with TLS (check that the fingerprint shown matches the one above):");
+    println!("  cargo run --release -p chat-client-gui -- --server tls://{target} --nick NAME");
+    println!("  openssl s_client -quiet -connect {target}");
+    println!(
+        "  openssl s_client -connect {target} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+    );
 }

@@ -29,6 +29,12 @@
 //! the shared line bytes; connections that did not opt in keep the one-slice-per-segment
 //! path and pay nothing for the feature. Private lines carry no prefix. The wire format
 //! of the prefix is the protocol's business, not this module's.
+//!
+//! **Plain TCP or TLS.** The writer is generic over its [`Transport`]. Over TLS the slices
+//! of one plan are handed to rustls in one call (it encrypts them into records, up to
+//! its buffer limit, and sends those in one vectored write), and when nothing more is
+//! planned the writer flushes what rustls still holds before it parks: one flush for the
+//! whole queue. Plain TCP's flush is a no-op that the compiler removes.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -42,10 +48,10 @@ use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use chat_proto::ServerMessage;
-use futures_lite::AsyncWrite;
 
 use crate::hub::Hub;
 use crate::log::{Cursor, Entry, Log};
+use crate::transport::Transport;
 
 /// One encoded server line, LF included, shared where it is sent to several clients.
 pub type Line = Arc<[u8]>;
@@ -724,10 +730,11 @@ pub enum WriterEnd {
     Failed(io::Error),
 }
 
-/// Drains an [`Outbox`] into a socket. A future that ends when the connection is done.
-pub struct Writer {
+/// Drains an [`Outbox`] into a socket (plain or TLS, see [`Transport`]). A future that
+/// ends when the connection is done.
+pub struct Writer<S: Transport = Async<TcpStream>> {
     outbox: Arc<Outbox>,
-    stream: Arc<Async<TcpStream>>,
+    stream: Arc<S>,
     hub: Arc<Hub>,
     backlog: Backlog,
     /// Real bytes of private lines written but not yet subtracted from the outbox.
@@ -745,17 +752,17 @@ pub struct Writer {
     scratch: Vec<u8>,
 }
 
-impl Writer {
+impl<S: Transport> Writer<S> {
     /// A writer for `outbox` on `stream`. A closing connection gets `flush_timeout` to
     /// take what is queued for it; a reader whose oldest unwritten log line is older
     /// than `max_lag` is cut off (and removed from `hub`).
     pub fn new(
         outbox: Arc<Outbox>,
-        stream: Arc<Async<TcpStream>>,
+        stream: Arc<S>,
         hub: Arc<Hub>,
         flush_timeout: Duration,
         max_lag: Duration,
-    ) -> Writer {
+    ) -> Writer<S> {
         Writer {
             outbox,
             stream,
@@ -790,12 +797,11 @@ impl Writer {
         }
         let iov = [IoSlice::new(rest), IoSlice::new(notice)];
         // Best effort by definition (CONN-4): a full socket buffer means it is not sent.
-        let _ = self.stream.get_ref().write_vectored(&iov);
+        self.stream.write_now(&iov);
     }
 
     fn finish(&mut self, how: Shutdown, end: WriterEnd) -> Poll<WriterEnd> {
-        // The peer may already be gone; nothing more to do about it then.
-        let _ = self.stream.get_ref().shutdown(how);
+        self.stream.shutdown(how);
         self.backlog = Backlog::default();
         self.timer = None;
         self.outbox.writer_finished();
@@ -904,7 +910,7 @@ impl Writer {
     }
 }
 
-impl Future for Writer {
+impl<S: Transport> Future for Writer<S> {
     type Output = WriterEnd;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WriterEnd> {
@@ -932,11 +938,37 @@ impl Future for Writer {
                     None
                 } else {
                     let iov = slices(&pieces, &scratch, &mut sources);
-                    Some(Pin::new(&mut &*this.stream).poll_write_vectored(cx, &iov))
+                    Some(this.stream.poll_write_vectored(cx, &iov))
                 }
             };
             this.scratch = scratch;
             let Some(result) = result else {
+                // All planned bytes were taken; a buffering stream (TLS) sends them now,
+                // in one flush for the whole queue. Plain TCP is ready at once.
+                match this.stream.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => {
+                        this.outbox.kill();
+                        return this.finish(Shutdown::Both, WriterEnd::Failed(e));
+                    }
+                    Poll::Pending if closing => {
+                        if let Some(deadline) = &mut this.timer
+                            && Pin::new(deadline).poll(cx).is_ready()
+                        {
+                            this.outbox.kill();
+                            return this.finish(Shutdown::Both, WriterEnd::FlushTimeout);
+                        }
+                        return Poll::Pending;
+                    }
+                    // Woken by the socket, or by new lines (which then wait behind the
+                    // buffered bytes, so lag is judged on them as on plain TCP).
+                    Poll::Pending => {
+                        if this.park(cx) {
+                            return Poll::Pending;
+                        }
+                        continue;
+                    }
+                }
                 if closing {
                     return this.finish(Shutdown::Write, WriterEnd::Drained);
                 }

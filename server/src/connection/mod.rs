@@ -19,14 +19,13 @@ mod reader;
 mod state;
 
 use std::future::Future;
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use async_io::Async;
 use smol::Executor;
 use tracing::{debug, error, info};
 
@@ -36,6 +35,7 @@ use crate::config::{Compat, Config};
 use crate::flood::FloodLimit;
 use crate::hub::{Hub, Slot};
 use crate::per_address::{AddressSlot, Admission};
+use crate::transport::Transport;
 use crate::writer::{Outbox, Writer, WriterEnd};
 use reader::Reader;
 use state::{Core, Flow, Phase};
@@ -74,26 +74,29 @@ impl Settings {
 
 /// What both tasks of a connection share. The socket closes, and the slot under
 /// `max_clients` is freed, when both have ended.
-struct Shared {
-    stream: Arc<Async<TcpStream>>,
+struct Shared<S> {
+    stream: Arc<S>,
     outbox: Arc<Outbox>,
     peer: SocketAddr,
     _slot: Slot,
     _address: AddressSlot,
 }
 
-/// Starts the reader and writer tasks of an accepted, attached connection.
+/// Starts the reader and writer tasks of an accepted, attached connection, over plain
+/// TCP or TLS. `accepted` is when the TCP connection was accepted: the handshake's time
+/// limit (NICK-6) counts from then, a TLS handshake included (TLS-4).
 // Each argument is one thing the listener hands over; a struct would only rename them.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn spawn(
+pub(crate) fn spawn<S: Transport>(
     ex: &Executor<'static>,
     hub: Arc<Hub>,
     settings: Arc<Settings>,
-    stream: Arc<Async<TcpStream>>,
+    stream: Arc<S>,
     outbox: Arc<Outbox>,
     slot: Slot,
     admission: Admission,
     peer: SocketAddr,
+    accepted: Instant,
 ) {
     let shared = Arc::new(Shared {
         stream,
@@ -133,6 +136,7 @@ pub(crate) fn spawn(
         shared.outbox.clone(),
         shared.peer,
         admission.handshake,
+        accepted,
     );
     let reader = Reader {
         core,
@@ -159,20 +163,20 @@ pub(crate) fn spawn(
 /// block keeps room for the half twice (once as the captured variable, once as the
 /// future being awaited), and every idle connection pays for that room in both of its
 /// tasks (`tests::connection_tasks_stay_small`).
-struct Task<F: Future> {
+struct Task<F: Future, S: Transport> {
     /// `None` once it has ended: it is dropped before `end` runs (a reader's user has
     /// left by then), as when it was awaited.
     half: Option<F>,
-    guard: StopOnDrop,
-    end: fn(&StopOnDrop, std::thread::Result<F::Output>),
+    guard: StopOnDrop<S>,
+    end: fn(&StopOnDrop<S>, std::thread::Result<F::Output>),
 }
 
-impl<F: Future + Unpin> Task<F> {
+impl<F: Future + Unpin, S: Transport> Task<F, S> {
     fn new(
         half: F,
-        guard: StopOnDrop,
-        end: fn(&StopOnDrop, std::thread::Result<F::Output>),
-    ) -> Task<F> {
+        guard: StopOnDrop<S>,
+        end: fn(&StopOnDrop<S>, std::thread::Result<F::Output>),
+    ) -> Task<F, S> {
         Task {
             half: Some(half),
             guard,
@@ -181,7 +185,7 @@ impl<F: Future + Unpin> Task<F> {
     }
 }
 
-impl<F: Future + Unpin> Future for Task<F> {
+impl<F: Future + Unpin, S: Transport> Future for Task<F, S> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -236,6 +240,7 @@ impl Detached {
                 outbox,
                 peer,
                 Admission::unlimited().handshake,
+                std::time::Instant::now(),
             ),
             _slot: slot,
         })
@@ -277,16 +282,16 @@ impl Detached {
 /// Makes sure the other half of a connection stops when one half ends, however it ends
 /// (including a panic): the reader's end lets the writer flush and close; the writer's
 /// end (or crash) shuts the socket so the reader wakes up and ends too.
-struct StopOnDrop {
-    shared: Arc<Shared>,
+struct StopOnDrop<S: Transport> {
+    shared: Arc<Shared<S>>,
     kill: bool,
 }
 
-impl Drop for StopOnDrop {
+impl<S: Transport> Drop for StopOnDrop<S> {
     fn drop(&mut self) {
         if self.kill {
             self.shared.outbox.kill();
-            let _ = self.shared.stream.get_ref().shutdown(Shutdown::Both);
+            self.shared.stream.shutdown(Shutdown::Both);
         } else {
             self.shared.outbox.close();
         }
@@ -296,6 +301,8 @@ impl Drop for StopOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_io::Async;
+    use std::net::TcpStream;
 
     /// Every idle connection holds both of its tasks (async-task adds a header of about
     /// 40 bytes to each) and its outbox; docs/reliability.md's per-connection cost `C`
@@ -303,10 +310,11 @@ mod tests {
     /// added to the reader or the writer that is needed only rarely belongs in a box.
     #[test]
     fn connection_tasks_stay_small() {
-        let reader = std::mem::size_of::<Task<Reader>>();
-        let writer = std::mem::size_of::<Task<Writer>>();
+        type Plain = Async<TcpStream>;
+        let reader = std::mem::size_of::<Task<Reader<Plain>, Plain>>();
+        let writer = std::mem::size_of::<Task<Writer<Plain>, Plain>>();
         let outbox = std::mem::size_of::<Outbox>();
-        let shared = std::mem::size_of::<Shared>();
+        let shared = std::mem::size_of::<Shared<Plain>>();
         println!(
             "reader task {reader} B, writer task {writer} B, outbox {outbox} B, shared {shared} B"
         );

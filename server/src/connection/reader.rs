@@ -11,16 +11,15 @@
 
 use std::future::Future;
 use std::io;
-use std::net::TcpStream;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_io::{Async, Timer};
-use futures_lite::AsyncRead;
+use async_io::Timer;
 use tracing::debug;
 
 use super::state::{Core, Flow, Phase};
+use crate::transport::Transport;
 
 /// Bytes read per `read` call, into a buffer on the stack (not kept while idle).
 const READ_CHUNK: usize = 8 * 1024;
@@ -33,14 +32,14 @@ const READS_PER_POLL: usize = 8;
 pub const CLOSE_DISCARD: usize = chat_proto::limits::CLOSE_LINGER_MAX_BYTES;
 
 /// The reading task.
-pub(super) struct Reader {
+pub(super) struct Reader<S> {
     pub(super) core: Core,
-    pub(super) stream: Arc<Async<TcpStream>>,
+    pub(super) stream: Arc<S>,
     /// Its place among the senders paused while the log is congested.
     pub(super) pause_ticket: crate::log::Ticket,
 }
 
-impl Reader {
+impl<S: Transport> Reader<S> {
     /// Discards input while closing; ready when the connection can be let go: end of
     /// stream, [`CLOSE_DISCARD`] bytes, or the linger time after the writer finished.
     fn poll_closing(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -57,7 +56,7 @@ impl Reader {
                     return Poll::Ready(());
                 }
             }
-            match Pin::new(&mut &*self.stream).poll_read(cx, &mut buf) {
+            match self.stream.poll_read(cx, &mut buf) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
                 Poll::Ready(Ok(n)) => {
                     *discarded += n;
@@ -111,7 +110,7 @@ impl Reader {
     }
 }
 
-impl Future for Reader {
+impl<S: Transport> Future for Reader<S> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -168,7 +167,7 @@ impl Future for Reader {
                 reader.suspend_idle();
                 return Poll::Pending;
             }
-            let read = Pin::new(&mut &*reader.stream).poll_read(cx, &mut buf);
+            let read = reader.stream.poll_read(cx, &mut buf);
             match read {
                 Poll::Pending => {
                     if reader.idle_expired(cx) {

@@ -102,9 +102,11 @@ impl Core {
         outbox: Arc<Outbox>,
         peer: SocketAddr,
         address: HandshakeSlot,
+        accepted: Instant,
     ) -> Core {
         let now = Instant::now();
-        let deadline = Timer::at(now + settings.handshake_timeout);
+        // NICK-6 (and TLS-4): the limit counts from the accept, a TLS handshake included.
+        let deadline = Timer::at(accepted + settings.handshake_timeout);
         let bucket = Bucket::new(settings.flood, now);
         Core {
             framer: Framer::new(),

@@ -1,0 +1,81 @@
+//! What a connection's reader and writer tasks need of the byte stream under them, so that
+//! the connection code (`connection/`, `writer.rs`) is written once and runs over plain TCP
+//! and over TLS (`tls.rs`, spec §17).
+//!
+//! Both tasks hold the same `Arc<T>` and call it through `&self`: the reader only reads,
+//! the writer only writes, so each registers its own waker for its own direction of the
+//! socket. The plain implementation is the socket itself ([`Async<TcpStream>`]), with the
+//! exact calls the tasks made before this trait existed (one `read`, one `writev`); the
+//! generic code is monomorphised, so plain connections pay nothing for TLS.
+
+use std::io::{self, IoSlice, Write};
+use std::net::{Shutdown, TcpStream};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_io::Async;
+use futures_lite::{AsyncRead, AsyncWrite};
+
+/// A connection's byte stream, shared by its reading and its writing task.
+pub trait Transport: Send + Sync + 'static {
+    /// Reads what has arrived (0 at the end of the stream).
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+
+    /// Hands `bufs` (in order) to the stream; returns how many bytes it took. A stream
+    /// that buffers (TLS) may keep some of them until [`Transport::poll_flush`].
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+
+    /// Sends what earlier writes left buffered. Ready at once for a stream that buffers
+    /// nothing (plain TCP).
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// One non-blocking attempt to send `bufs` and whatever is buffered (the last words of
+    /// a client that is cut off, CONN-4). Never waits; what does not fit is lost.
+    fn write_now(&self, bufs: &[IoSlice<'_>]);
+
+    /// Shuts the stream down (for TLS, after a best-effort `close_notify`). Wakes a task
+    /// waiting to read it.
+    fn shutdown(&self, how: Shutdown);
+
+    /// The TCP socket under the stream.
+    fn socket(&self) -> &TcpStream;
+}
+
+impl Transport for Async<TcpStream> {
+    #[inline]
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_read(cx, buf)
+    }
+
+    #[inline]
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self).poll_write_vectored(cx, bufs)
+    }
+
+    #[inline]
+    fn poll_flush(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn write_now(&self, bufs: &[IoSlice<'_>]) {
+        // Best effort by definition (CONN-4): a full socket buffer means it is not sent.
+        let _ = self.get_ref().write_vectored(bufs);
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        // The peer may already be gone; nothing more to do about it then.
+        let _ = self.get_ref().shutdown(how);
+    }
+
+    fn socket(&self) -> &TcpStream {
+        self.get_ref()
+    }
+}
