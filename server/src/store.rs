@@ -33,7 +33,8 @@
 //!   the first layout (a row per entry, `user_version` 0) is migrated in one transaction
 //!   when it is opened; a version this server does not know is a start-up error.
 //!
-//! WAL mode with `synchronous = NORMAL`: a commit is in the operating system's hands
+//! WAL mode with `synchronous = NORMAL` and an exclusive lock held while the server runs
+//! (one server per file): a commit is in the operating system's hands
 //! when it returns, which survives a crash of the process (kill -9); a power cut may
 //! lose the commits since the last checkpoint too.
 
@@ -94,6 +95,14 @@ pub enum StoreError {
         path: PathBuf,
         /// What the check said.
         why: String,
+    },
+    /// Another process (another server) has the file open.
+    #[error(
+        "the store {path} is in use by another process (is another chat-server running with it?)"
+    )]
+    InUse {
+        /// The file.
+        path: PathBuf,
     },
     /// A database of some other program.
     #[error("{path} is a database of another program, not a chat store")]
@@ -216,11 +225,26 @@ pub fn open(path: &Path, keep: usize) -> Result<(Restored, StoreHandle), StoreEr
         source,
     })?;
     let corrupt = |why: String| StoreError::Corrupt { path: owned(), why };
+    // One server per file: the first access takes a lock that is held until the store
+    // closes (and without per-transaction locking, nor a shared-memory index beside
+    // the file); a second server on the same file is refused at once, not after a wait.
+    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")
+        .and_then(|()| conn.busy_timeout(Duration::ZERO))
+        .map_err(|source| StoreError::Open {
+            path: owned(),
+            source,
+        })?;
     // Reading the header is the first real access: a file that is not a database
-    // fails here.
+    // fails here, and so does one that another server holds.
     let check: String = conn
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|e| corrupt(e.to_string()))?;
+        .map_err(|e| {
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+                StoreError::InUse { path: owned() }
+            } else {
+                corrupt(e.to_string())
+            }
+        })?;
     if check != "ok" {
         return Err(corrupt(check));
     }
@@ -527,12 +551,24 @@ impl Drop for StoreHandle {
     }
 }
 
+/// How the store thread last waited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rhythm {
+    /// It parked on the log (idle), or has not waited yet.
+    Parked,
+    /// It just committed a batch.
+    Committed,
+    /// It slept one window after a commit.
+    Slept,
+}
+
 /// The store thread: waits for entries, lets a batch window pass, commits a batch.
 fn run(mut conn: Connection, shared: &Shared, keep: u64, path: &Path) {
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut ticket = None;
     let mut failed = false;
     let mut buf = Vec::new();
+    let mut rhythm = Rhythm::Parked;
     loop {
         let closing = shared.closing.load(Ordering::SeqCst);
         let mut place = lock(&shared.place);
@@ -549,18 +585,29 @@ fn run(mut conn: Connection, shared: &Shared, keep: u64, path: &Path) {
         }
         let epoch = p.log.epoch();
         let Some(since) = p.cursor.entry(epoch).map(|e| e.time_ms) else {
-            // Nothing pending: park until the next entry is published (or the close).
             let (log, next) = (p.log.clone(), p.cursor.next_seq());
             drop(place);
             if closing {
                 break;
             }
+            if rhythm == Rhythm::Committed {
+                // Busy: one window on the clock, then whatever came meanwhile is the next
+                // batch (one wake-up per batch, not one for the first entry and one for
+                // its window).
+                rhythm = Rhythm::Slept;
+                std::thread::park_timeout(BATCH_WINDOW);
+                continue;
+            }
+            // Idle: park until the next entry is published (or the close).
+            rhythm = Rhythm::Parked;
             if log.park(next, &waker, &mut ticket) && !shared.closing.load(Ordering::SeqCst) {
                 std::thread::park();
             }
             continue;
         };
-        if !closing {
+        // After a window on the clock the pending entries are younger than a window:
+        // they go now. Otherwise the batch waits for its first entry's window.
+        if !closing && rhythm != Rhythm::Slept {
             let due = p.log.instant_at(since) + BATCH_WINDOW;
             let now = Instant::now();
             if now < due {
@@ -599,6 +646,7 @@ fn run(mut conn: Connection, shared: &Shared, keep: u64, path: &Path) {
         if moved {
             log.trim();
         }
+        rhythm = Rhythm::Committed;
         if let Err(e) = commit(&mut conn, first, last, &buf, keep) {
             // The entries stay in memory; the file misses them, and is therefore not
             // marked clean at the end (the next run takes a new epoch).
@@ -701,8 +749,16 @@ mod tests {
         );
         assert_eq!(r2.entries[0].line, b"a: 3\n");
         assert_eq!(r2.next_seq, 6);
-        // Not closed: as after kill -9.
-        std::mem::forget(h2);
+        // Another server on the same file is refused while this one has it.
+        let err = open(&path, 3).unwrap_err();
+        assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+        assert!(err.to_string().contains("chat.db"), "{err}");
+        // Not closed: as after kill -9, the file still says "in use" (what `open` wrote).
+        drop(h2);
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE meta SET value = 0 WHERE key = 'clean'", [])
+            .unwrap();
         let (r3, _h3) = open(&path, 3).unwrap();
         assert!(!r3.clean);
         assert!(r3.epoch > r2.epoch);
