@@ -26,8 +26,8 @@
 //!   clock step).
 //!
 //! The engine seam: [`Log`] is the in-memory engine every writer reads from. The SQLite
-//! store (`store.rs`, `--store`) sits behind the hub's one append path: each entry is
-//! handed to a store thread after [`Appender::append`], and at start-up the stored
+//! store (`store.rs`, `--store`) is one more reader: its thread holds a [`Cursor`] and
+//! parks like a writer, and at start-up the stored
 //! entries are appended again with [`Appender::append_at`] into a log made by
 //! [`Log::with_origin`] (their seqs and times, the epoch kept after a clean stop). History
 //! (`history.rs`) is a cursor that pins the last `--history` entries. A Redis Stream engine makes
