@@ -38,7 +38,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED = ROOT.parent / "shared" / "reference" / "seed_server.py"
+# The original Python server, beside the checkout (or SEED_SERVER=path, e.g. from a git
+# worktree one level deeper).
+SEED = Path(os.environ.get("SEED_SERVER", ROOT.parent / "shared" / "reference" / "seed_server.py"))
 LOAD = ROOT / "target" / "release" / "chat-load"
 SERVER = ROOT / "target" / "release" / "chat-server"
 
@@ -332,20 +334,23 @@ def main():
     lines.append("")
     lines.append("Server CPU time per delivery (utime + stime over the send window) and write calls per delivery:")
     lines.append("")
+    # CPU ratios against ours, and against ours+store when it ran (issue 13: the fan-out
+    # figures must hold with the store on).
+    pairs = [(srv, "ours") for srv in servers if srv != "ours"]
+    if "ours+store" in servers:
+        pairs += [(srv, "ours+store") for srv in servers if srv not in ("ours", "ours+store")]
     lines.append("| scenario | " + " | ".join(f"{s} CPU" for s in servers) + " | "
                  + " | ".join(f"{s} writes" for s in servers) + " | "
-                 + " | ".join(f"{s} CPU / ours" for s in servers if s != "ours") + " |")
-    lines.append("|" + "---|" * (1 + 2 * len(servers) + sum(1 for s in servers if s != "ours")))
+                 + " | ".join(f"{s} CPU / {base}" for s, base in pairs) + " |")
+    lines.append("|" + "---|" * (1 + 2 * len(servers) + len(pairs)))
     for sc in scenarios:
         if sc.get("paced"):
             continue
         cpu = {srv: med(results[(sc["name"], srv)], "server_cpu_ns_per_delivery") for srv in servers}
         wr = {srv: med(results[(sc["name"], srv)], "server_writes_per_delivery") for srv in servers}
         ratio = []
-        for srv in servers:
-            if srv == "ours":
-                continue
-            a, b = cpu.get("ours"), cpu.get(srv)
+        for srv, base in pairs:
+            a, b = cpu.get(base), cpu.get(srv)
             ratio.append(f"{b / a:.1f}x" if a and b else "-")
         lines.append(f"| {sc['name']} | " + " | ".join(f"{fmt_num(cpu[s], 1)} ns" for s in servers) + " | "
                      + " | ".join(fmt_num(wr[s], 4) for s in servers) + " | " + " | ".join(ratio) + " |")

@@ -234,6 +234,10 @@ impl Hub {
             let a = appender.append_at(&e.line, e.time_ms);
             retention.appended(&appender, a.id.seq, e.public);
         }
+        if let Some(store) = &store {
+            // The store reads what comes next from the log itself (STORE-2).
+            store.attach(&appender);
+        }
         Arc::new(Hub {
             registry: Mutex::new(Registry {
                 members: Vec::new(),
@@ -550,18 +554,22 @@ impl Hub {
 }
 
 impl Registry {
-    /// Every append goes through here: the entry goes into the log, history moves its
-    /// pin (HIST-1), and the store gets a copy (STORE-2).
+    /// Every append goes through here: the entry goes into the log and history moves its
+    /// pin (HIST-1). The store reads the log on its own thread (STORE-2): it is told
+    /// only which entries are not public, and when the log evicted entries.
     fn push_entry(&mut self, bytes: &[u8], public: bool) -> Appended {
+        if !public && let Some(store) = &self.store {
+            store.not_public(self.appender.log().head() + 1);
+        }
         let appended = self.appender.append(bytes);
         self.retention
             .appended(&self.appender, appended.id.seq, public);
         if let Some(below) = appended.evicted_below {
             let log = self.appender.log().clone();
             self.retention.evicted(&log, below);
-        }
-        if let Some(store) = &self.store {
-            store.save(appended.id.seq, appended.time_ms, public, bytes);
+            if let Some(store) = &self.store {
+                store.evicted(below);
+            }
         }
         appended
     }

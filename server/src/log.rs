@@ -26,8 +26,8 @@
 //!   clock step).
 //!
 //! The engine seam: [`Log`] is the in-memory engine every writer reads from. The SQLite
-//! store (`store.rs`, `--store`) sits behind the hub's one append path: each entry is
-//! handed to a store thread after [`Appender::append`], and at start-up the stored
+//! store (`store.rs`, `--store`) is one more reader: its thread holds a [`Cursor`] and
+//! parks like a writer, and at start-up the stored
 //! entries are appended again with [`Appender::append_at`] into a log made by
 //! [`Log::with_origin`] (their seqs and times, the epoch kept after a clean stop). History
 //! (`history.rs`) is a cursor that pins the last `--history` entries. A Redis Stream engine makes
@@ -345,12 +345,16 @@ impl Log {
     /// [`Log::publish`].
     pub fn park(&self, next_seq: u64, waker: &Waker, ticket: &mut Ticket) -> bool {
         let mut inner = self.lock();
-        if self.head() >= next_seq {
+        // The flag goes up before the head is looked at, both sequentially consistent,
+        // and `publish` puts a fence between its append and its look at the flag: either
+        // this sees the new entry or that publish sees the flag. (Setting the flag after
+        // the look could miss an entry published in between, and sleep past it.)
+        self.any_parked.store(true, Ordering::SeqCst);
+        if self.head.load(Ordering::SeqCst) >= next_seq {
             return false;
         }
         let round = inner.parked_round;
         enlist(&mut inner.parked, round, waker, ticket);
-        self.any_parked.store(true, Ordering::Release);
         true
     }
 
@@ -359,8 +363,10 @@ impl Log {
     /// once per batch, however many lines the batch holds.
     pub fn publish(&self) {
         // A plain load first: readers call this after every chunk, and most of the time
-        // nobody is parked; a swap would bounce the cache line between cores.
-        if !self.any_parked.load(Ordering::Acquire)
+        // nobody is parked; a swap would bounce the cache line between cores. The fence
+        // orders the entries appended before it against that load (see `park`).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if !self.any_parked.load(Ordering::Relaxed)
             || !self.any_parked.swap(false, Ordering::AcqRel)
         {
             return;

@@ -95,6 +95,13 @@ fn join_many(addr: SocketAddr, prefix: &str, n: usize) -> Vec<Client> {
         .collect()
 }
 
+/// The documented store term of the bound (`docs/reliability.md`, `--store`): SQLite's
+/// page cache, the batch being written and SQLite's copy of it, and 1 MiB for SQLite's
+/// own structures (schema, statements, the WAL index).
+const STORE_MEMORY: u64 = (chat_server::store::CACHE_KIB as u64) * 1024
+    + 2 * chat_server::store::BATCH_BYTES as u64
+    + (1 << 20);
+
 /// Issue 12: "1,000 joined non-readers sending 200 lines each". Every client joins, then
 /// all of them write 200 short lines at once and never read a byte. The old design held
 /// each line once per recipient (2.3 GiB at 1,000 clients); with the shared log the
@@ -102,11 +109,31 @@ fn join_many(addr: SocketAddr, prefix: &str, n: usize) -> Vec<Client> {
 /// baseline once they are gone.
 #[test]
 fn non_readers_bursting_stay_under_the_memory_bound() {
+    non_readers_bursting(&[], 0);
+}
+
+/// Issue 13: the same with history kept in a store (`--store`): the entries wait for
+/// the disk in the log itself, so the bound only gains the store's own term.
+#[test]
+fn non_readers_bursting_with_a_store_stay_under_the_memory_bound() {
+    let dir = std::env::temp_dir().join(format!("chat-attacks-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("chat.db");
+    non_readers_bursting(
+        &["--store", path.to_str().expect("utf-8 path")],
+        STORE_MEMORY,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn non_readers_bursting(extra_args: &[&str], extra_bound: u64) {
     let n = env_or("CHAT_ATTACK_CLIENTS", 200);
     let lines = 200;
     let max_clients = (n + 10).to_string();
     let mut args = vec!["--max-clients", &max_clients];
     args.extend(NO_PER_ADDRESS);
+    args.extend(extra_args);
     let (mut server, addr) = spawn_binary(&args);
     let pid = server.id();
     std::thread::sleep(Duration::from_millis(200));
@@ -141,10 +168,10 @@ fn non_readers_bursting_stay_under_the_memory_bound() {
         defaults.log_budget as u64,
         defaults.sendq as u64,
         2,
-    );
+    ) + extra_bound;
     let grew = peak.saturating_sub(baseline);
     eprintln!(
-        "{n} non-readers x {lines} lines: baseline {:.1} MiB, peak {:.1} MiB (+{:.1} MiB), documented bound +{:.1} MiB",
+        "{n} non-readers x {lines} lines {extra_args:?}: baseline {:.1} MiB, peak {:.1} MiB (+{:.1} MiB), documented bound +{:.1} MiB",
         baseline as f64 / 1048576.0,
         peak as f64 / 1048576.0,
         grew as f64 / 1048576.0,
