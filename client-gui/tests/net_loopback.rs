@@ -255,7 +255,10 @@ fn server_closing_mid_line_is_reported_and_the_client_reconnects_by_itself() {
         nick: nick("alice"),
     });
     let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
-    let Some(NetEvent::Disconnected { reason, retry_in }) = evs.last() else {
+    let Some(NetEvent::Disconnected {
+        reason, retry_in, ..
+    }) = evs.last()
+    else {
         unreachable!()
     };
     assert!(reason.contains("middle of a line"), "{reason}");
@@ -307,7 +310,10 @@ fn reconnect_after_a_rename_uses_the_new_name() {
         nick: nick("alice"),
     });
     let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
-    let Some(NetEvent::Disconnected { reason, retry_in }) = evs.last() else {
+    let Some(NetEvent::Disconnected {
+        reason, retry_in, ..
+    }) = evs.last()
+    else {
         unreachable!()
     };
     assert_eq!(reason, "Server is shutting down");
@@ -343,7 +349,8 @@ fn handshake_given_up_by_the_server_is_not_retried_until_the_user_acts() {
         evs.last(),
         Some(&NetEvent::Disconnected {
             reason: "Too many nickname attempts; goodbye".into(),
-            retry_in: None
+            retry_in: None,
+            next: None,
         })
     );
     cmd.send(NetCommand::Nick(nick("eve2")));
@@ -374,7 +381,8 @@ fn typed_quit_closes_without_reconnecting() {
         evs.last(),
         Some(&NetEvent::Disconnected {
             reason: "you left the chat".into(),
-            retry_in: None
+            retry_in: None,
+            next: None,
         })
     );
     srv.join().unwrap();
@@ -391,7 +399,10 @@ fn connection_refused_is_reported_without_retry() {
         nick: nick("zed"),
     });
     let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
-    let Some(NetEvent::Disconnected { reason, retry_in }) = evs.last() else {
+    let Some(NetEvent::Disconnected {
+        reason, retry_in, ..
+    }) = evs.last()
+    else {
         unreachable!()
     };
     assert!(
@@ -514,7 +525,10 @@ fn closed_with(err: &'static [u8]) -> Option<Duration> {
     });
     let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
     srv.join().unwrap();
-    let Some(NetEvent::Disconnected { reason, retry_in }) = evs.last() else {
+    let Some(NetEvent::Disconnected {
+        reason, retry_in, ..
+    }) = evs.last()
+    else {
         unreachable!()
     };
     // The server's own words say why.
@@ -886,10 +900,11 @@ fn failover_to_the_next_server_when_one_is_lost() {
             e,
             NetEvent::Disconnected {
                 retry_in: Some(_),
+                next: Some(n),
                 ..
-            }
+            } if *n == next
         )),
-        "{evs:#?}"
+        "the loss names the server tried next: {evs:#?}"
     );
     assert!(
         evs.iter()
@@ -929,6 +944,11 @@ fn failover_to_the_next_server_when_one_is_lost() {
     );
     assert_eq!(rest.last(), Some(&"carol: on b after"));
     assert!(texts[..at].contains(&"bob: on a"));
+    assert!(
+        texts[..at].iter().any(|t| t.starts_with("Disconnected: ")
+            && t.ends_with(&format!("; reconnecting to {next} in 1 s"))),
+        "{texts:#?}"
+    );
     assert_eq!(window.node, next);
     assert!(window.title().contains(&next), "{}", window.title());
     handle.shutdown();
@@ -1073,7 +1093,7 @@ fn a_nickname_still_held_by_the_lost_connection_is_waited_for() {
     assert!(
         evs.iter().any(|e| matches!(
             e,
-            NetEvent::Disconnected { reason, retry_in: Some(_) } if reason.contains("already in use")
+            NetEvent::Disconnected { reason, retry_in: Some(_), .. } if reason.contains("already in use")
         )),
         "{evs:#?}"
     );

@@ -298,6 +298,7 @@ fn reconnect_button_works_only_when_disconnected() {
         h.submit_command(net_event(NetEvent::Disconnected {
             reason: "Server is shutting down".into(),
             retry_in: Some(Duration::from_secs(1)),
+            next: None,
         }));
         settle(h, Size::new(700.0, 40.0));
         click(h, at);
@@ -356,6 +357,7 @@ fn a_refused_connection_is_told_once_without_os_codes() {
                      (connection refused)"
                 .into(),
             retry_in: None,
+            next: None,
         }));
         settle(h, Size::new(800.0, 500.0));
         let mut shown = Vec::new();
