@@ -220,11 +220,7 @@ fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut V
             state.push_line(now, LineKind::Rename, "", &msg.to_string());
         }
         ServerMessage::Chat { from, text } => {
-            let kind = if from.as_str().eq_ignore_ascii_case(&state.me) {
-                LineKind::Own
-            } else {
-                LineKind::Other
-            };
+            let kind = chat_kind(state, from.as_str());
             state.push_line(now, kind, from.as_str(), text.as_str());
             notify_if_named(state, from.as_str(), text.as_str(), false, effects);
         }
@@ -332,11 +328,7 @@ fn on_earlier(state: &mut AppState, msg: ServerMessage, id: Option<&str>, at: St
     }
     match &msg {
         ServerMessage::Chat { from, text } => {
-            let kind = if from.as_str().eq_ignore_ascii_case(&state.me) {
-                LineKind::Own
-            } else {
-                LineKind::Other
-            };
+            let kind = chat_kind(state, from.as_str());
             state.push_earlier(at, kind, from.as_str(), text.as_str());
         }
         // Joins, leaves, renames and moderation notices (MOD-7) read as they did live.
@@ -403,6 +395,16 @@ fn notify_if_named(
     }
 }
 
+/// A chat line is ours when it is from our nickname (compared as the server does,
+/// NICK-3), live or earlier.
+fn chat_kind(state: &AppState, from: &str) -> LineKind {
+    if from.eq_ignore_ascii_case(&state.me) {
+        LineKind::Own
+    } else {
+        LineKind::Other
+    }
+}
+
 pub(crate) fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -460,6 +462,9 @@ mod tests {
     }
     fn texts(state: &AppState) -> Vec<String> {
         state.history.iter().map(|l| l.plain().to_owned()).collect()
+    }
+    fn last_text(state: &AppState) -> Option<&str> {
+        state.history.back().map(|l| l.plain())
     }
     fn online(state: &AppState) -> Vec<String> {
         state.online_names().iter().map(|s| s.to_string()).collect()
@@ -954,15 +959,12 @@ mod tests {
             ]),
         );
         assert_eq!(
-            texts(&s).last().map(String::as_str),
+            last_text(&s),
             Some("All 2 earlier messages asked for are shown already")
         );
         s.history_asked = 1;
         feed(&mut s, block(vec![]));
-        assert_eq!(
-            texts(&s).last().map(String::as_str),
-            Some("The server keeps no earlier messages")
-        );
+        assert_eq!(last_text(&s), Some("The server keeps no earlier messages"));
     }
 
     #[test]
@@ -999,7 +1001,7 @@ mod tests {
         feed(&mut s, back);
         feed(&mut s, block(vec![]));
         assert_eq!(
-            texts(&s).last().map(String::as_str),
+            last_text(&s),
             Some("Nothing was missed while you were away")
         );
     }
@@ -1215,7 +1217,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            texts(&s).last().map(String::as_str),
+            last_text(&s),
             Some("Disconnected: You were kicked by teacher")
         );
     }
