@@ -373,3 +373,47 @@ fn a_refused_connection_is_told_once_without_os_codes() {
         );
     });
 }
+
+/// The connect screen opens with the nickname field focused: Enter connects without a
+/// click (the Enter handler acts only in a focused field).
+#[test]
+fn connect_screen_opens_with_the_nickname_focused() {
+    let (services, rx) = services();
+    let data = AppState::new(DEFAULT_SERVER, "alice", ThemeChoice::Dark);
+    Harness::create_simple(data, ui::root(services), |h| {
+        h.set_initial_size(Size::new(800.0, 500.0));
+        h.send_initial_events();
+        settle(h, Size::new(800.0, 500.0));
+        assert_eq!(h.data().screen, Screen::Connect);
+        h.event(key(Key::Enter));
+    });
+    assert_eq!(
+        sent(&rx),
+        vec![NetCommand::Connect {
+            addr: DEFAULT_SERVER.into(),
+            nick: Nickname::new("alice").unwrap(),
+        }]
+    );
+}
+
+/// Ctrl+F opens the search bar, and its field takes the focus when told (the harness
+/// runs the focus command opening sends before the bar is shown, so the test sends it
+/// again once it is): Escape, a key of that field, then closes it without a click.
+#[test]
+fn the_search_field_takes_the_focus() {
+    let (services, _rx) = services();
+    Harness::create_simple(chatting(), ui::root(services), |h| {
+        h.set_initial_size(Size::new(800.0, 500.0));
+        h.send_initial_events();
+        settle(h, Size::new(800.0, 500.0));
+        h.event(Event::KeyDown(KeyEvent::for_test(
+            Modifiers::CONTROL,
+            Key::Character("f".into()),
+        )));
+        settle(h, Size::new(800.0, 500.0));
+        assert!(h.data().search.open);
+        h.submit_command(ui::FOCUS_SEARCH);
+        h.event(key(Key::Escape));
+        assert!(!h.data().search.open);
+    });
+}
