@@ -170,6 +170,12 @@ impl Rotation {
         self.servers.get(self.current)
     }
 
+    /// The server the next connection goes to, when the chat has several: worth naming
+    /// (with one server there is nothing to choose, and the line says no more than before).
+    pub fn next_of_several(&self) -> Option<&str> {
+        (self.servers.len() > 1).then(|| self.current())
+    }
+
     /// Attempts that failed since the last success: 0 for a first try.
     pub fn attempt(&self) -> u32 {
         self.failures
@@ -322,6 +328,7 @@ mod tests {
             .collect();
         assert_eq!(pauses, [1, 2, 4, 8, 16, 30, 30].map(Some).to_vec());
         assert_eq!(r.current(), "a:1");
+        assert_eq!(r.next_of_several(), None, "one server: nothing to name");
         assert_eq!(r.attempt(), 7);
         r.joined();
         assert_eq!(secs(r.after_loss(RetryPolicy::Backoff, true)), Some(1));
@@ -350,10 +357,11 @@ mod tests {
         .map(|(s, p)| ((*s).to_owned(), Some(*p)))
         .collect();
         assert_eq!(seen, want);
-        // Joined on b: the next loss tries c after a second.
+        // Joined on b: the next loss tries c after a second, and c is the one named.
         r.joined();
         assert_eq!(secs(r.after_loss(RetryPolicy::Backoff, true)), Some(1));
         assert_eq!(r.current(), "c:3");
+        assert_eq!(r.next_of_several(), Some("c:3"));
     }
 
     #[test]

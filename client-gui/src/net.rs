@@ -75,6 +75,9 @@ pub enum NetEvent {
         reason: String,
         /// When the next automatic attempt is, if one is planned.
         retry_in: Option<Duration>,
+        /// The server that attempt goes to, when the chat has several servers (a list):
+        /// the user sees where the client is going before the status line says so.
+        next: Option<String>,
     },
 }
 
@@ -353,6 +356,7 @@ impl<S: EventSink> Worker<S> {
                         self.emit([NetEvent::Disconnected {
                             reason: e.to_string(),
                             retry_in: None,
+                            next: None,
                         }]);
                     }
                 }
@@ -611,7 +615,15 @@ impl<S: EventSink> Worker<S> {
             _ => None,
         };
         self.retry_at = retry_in.map(|d| Instant::now() + d);
-        self.emit([NetEvent::Disconnected { reason, retry_in }]);
+        let next = match (&self.target, retry_in) {
+            (Some(t), Some(_)) => t.servers.next_of_several().map(str::to_owned),
+            _ => None,
+        };
+        self.emit([NetEvent::Disconnected {
+            reason,
+            retry_in,
+            next,
+        }]);
     }
 }
 

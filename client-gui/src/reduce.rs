@@ -116,7 +116,11 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
         NetEvent::NotSent(reason) => {
             state.set_notice(format!("Not sent: {reason}"), true);
         }
-        NetEvent::Disconnected { reason, retry_in } => {
+        NetEvent::Disconnected {
+            reason,
+            retry_in,
+            next,
+        } => {
             let was_chatting = state.status.is_connected();
             // The connection never came up (not a close after the server answered).
             let unreachable = matches!(state.status, Status::Connecting { .. });
@@ -143,9 +147,12 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
                 }
             } else if was_chatting {
                 state.away = true;
-                let note = match retry_in {
-                    Some(s) => format!("Disconnected: {reason}; reconnecting in {s} s"),
-                    None => format!("Disconnected: {reason}"),
+                let note = match (retry_in, next) {
+                    (Some(s), Some(next)) => {
+                        format!("Disconnected: {reason}; reconnecting to {next} in {s} s")
+                    }
+                    (Some(s), None) => format!("Disconnected: {reason}; reconnecting in {s} s"),
+                    (None, _) => format!("Disconnected: {reason}"),
                 };
                 state.push_line(now, LineKind::Info, "", &note);
             }
@@ -230,11 +237,7 @@ fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut V
             state.push_line(now, LineKind::Rename, "", &msg.to_string());
         }
         ServerMessage::Chat { from, text } => {
-            let kind = if from.as_str().eq_ignore_ascii_case(&state.me) {
-                LineKind::Own
-            } else {
-                LineKind::Other
-            };
+            let kind = chat_kind(state, from.as_str());
             state.push_line(now, kind, from.as_str(), text.as_str());
             notify_if_named(state, from.as_str(), text.as_str(), false, effects);
         }
@@ -342,11 +345,7 @@ fn on_earlier(state: &mut AppState, msg: ServerMessage, id: Option<&str>, at: St
     }
     match &msg {
         ServerMessage::Chat { from, text } => {
-            let kind = if from.as_str().eq_ignore_ascii_case(&state.me) {
-                LineKind::Own
-            } else {
-                LineKind::Other
-            };
+            let kind = chat_kind(state, from.as_str());
             state.push_earlier(at, kind, from.as_str(), text.as_str());
         }
         // Joins, leaves, renames and moderation notices (MOD-7) read as they did live.
@@ -413,6 +412,16 @@ fn notify_if_named(
     }
 }
 
+/// A chat line is ours when it is from our nickname (compared as the server does,
+/// NICK-3), live or earlier.
+fn chat_kind(state: &AppState, from: &str) -> LineKind {
+    if from.eq_ignore_ascii_case(&state.me) {
+        LineKind::Own
+    } else {
+        LineKind::Other
+    }
+}
+
 pub(crate) fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -442,8 +451,37 @@ mod tests {
             .flat_map(|e| apply(state, e, stamp("10:00")))
             .collect()
     }
+    fn connecting(addr: &str, attempt: u32) -> NetEvent {
+        NetEvent::Connecting {
+            addr: addr.into(),
+            attempt,
+        }
+    }
+    /// The connection to the (only) server was lost; `retry_in` as net.rs planned it.
+    fn lost(reason: &str, retry_in: Option<Duration>) -> NetEvent {
+        NetEvent::Disconnected {
+            reason: reason.into(),
+            retry_in,
+            next: None,
+        }
+    }
+    /// The connection was lost and the automatic reconnection joined again as alice;
+    /// the server tags her join `join_id`.
+    fn lost_and_rejoined(reason: &str, join_id: &str) -> Vec<NetEvent> {
+        vec![
+            lost(reason, Some(Duration::from_secs(1))),
+            NetEvent::Opened,
+            tagged(join_id, false, "alice has joined the chat"),
+            NetEvent::Welcome {
+                nick: nick("alice"),
+            },
+        ]
+    }
     fn texts(state: &AppState) -> Vec<String> {
         state.history.iter().map(|l| l.plain().to_owned()).collect()
+    }
+    fn last_text(state: &AppState) -> Option<&str> {
+        state.history.back().map(|l| l.plain())
     }
     fn online(state: &AppState) -> Vec<String> {
         state.online_names().iter().map(|s| s.to_string()).collect()
@@ -459,10 +497,7 @@ mod tests {
         feed(
             &mut s,
             vec![
-                NetEvent::Connecting {
-                    addr: DEFAULT_SERVER.into(),
-                    attempt: 0,
-                },
+                connecting(DEFAULT_SERVER, 0),
                 NetEvent::Opened,
                 line(&format!("{me} has joined the chat")),
                 NetEvent::Welcome { nick: nick(me) },
@@ -480,10 +515,7 @@ mod tests {
         let fx = feed(
             &mut s,
             vec![
-                NetEvent::Connecting {
-                    addr: DEFAULT_SERVER.into(),
-                    attempt: 0,
-                },
+                connecting(DEFAULT_SERVER, 0),
                 NetEvent::Opened,
                 line("alice has joined the chat"),
                 NetEvent::Welcome {
@@ -528,10 +560,7 @@ mod tests {
         feed(
             &mut s,
             vec![
-                NetEvent::Connecting {
-                    addr: DEFAULT_SERVER.into(),
-                    attempt: 0,
-                },
+                connecting(DEFAULT_SERVER, 0),
                 NetEvent::Opened,
                 line("ERR nick-taken Nickname bob is already in use"),
                 NetEvent::NickWanted,
@@ -545,10 +574,7 @@ mod tests {
             &mut s,
             vec![
                 line("ERR too-many-attempts Too many nickname attempts; goodbye"),
-                NetEvent::Disconnected {
-                    reason: "Too many nickname attempts; goodbye".into(),
-                    retry_in: None,
-                },
+                lost("Too many nickname attempts; goodbye", None),
             ],
         );
         assert!(!s.awaiting_nick);
@@ -646,10 +672,7 @@ mod tests {
                 line("alice was banned by teacher (flooding)"),
                 line("ERR banned Your address was banned by teacher"),
                 // net.rs stops retrying after `ERR banned`: no retry time.
-                NetEvent::Disconnected {
-                    reason: "closed by the server".into(),
-                    retry_in: None,
-                },
+                lost("closed by the server", None),
             ],
         );
         assert!(s.notice_is_error);
@@ -767,10 +790,7 @@ mod tests {
             &mut s,
             vec![
                 line("ERR server-shutdown Server is shutting down"),
-                NetEvent::Disconnected {
-                    reason: "Server is shutting down".into(),
-                    retry_in: Some(Duration::from_millis(1100)),
-                },
+                lost("Server is shutting down", Some(Duration::from_millis(1100))),
             ],
         );
         assert_eq!(s.screen, Screen::Chat);
@@ -784,18 +804,9 @@ mod tests {
         feed(
             &mut s,
             vec![
-                NetEvent::Connecting {
-                    addr: DEFAULT_SERVER.into(),
-                    attempt: 1,
-                },
-                NetEvent::Disconnected {
-                    reason: "connection refused".into(),
-                    retry_in: Some(Duration::from_secs(2)),
-                },
-                NetEvent::Connecting {
-                    addr: DEFAULT_SERVER.into(),
-                    attempt: 2,
-                },
+                connecting(DEFAULT_SERVER, 1),
+                lost("connection refused", Some(Duration::from_secs(2))),
+                connecting(DEFAULT_SERVER, 2),
                 NetEvent::Opened,
                 line("alice has joined the chat"),
                 NetEvent::Welcome {
@@ -820,10 +831,10 @@ mod tests {
             &mut s,
             vec![
                 NetEvent::Garbled("not a protocol line".into()),
-                NetEvent::Disconnected {
-                    reason: "the server closed the connection in the middle of a line".into(),
-                    retry_in: Some(Duration::from_secs(1)),
-                },
+                lost(
+                    "the server closed the connection in the middle of a line",
+                    Some(Duration::from_secs(1)),
+                ),
             ],
         );
         assert_eq!(
@@ -965,32 +976,19 @@ mod tests {
             ]),
         );
         assert_eq!(
-            texts(&s).last().map(String::as_str),
+            last_text(&s),
             Some("All 2 earlier messages asked for are shown already")
         );
         s.history_asked = 1;
         feed(&mut s, block(vec![]));
-        assert_eq!(
-            texts(&s).last().map(String::as_str),
-            Some("The server keeps no earlier messages")
-        );
+        assert_eq!(last_text(&s), Some("The server keeps no earlier messages"));
     }
 
     #[test]
     fn after_a_reconnect_the_missed_events_follow_in_order() {
         let mut s = chatting("alice", &["bob"]);
         feed(&mut s, vec![tagged("7:1", false, "bob: before")]);
-        let back = vec![
-            NetEvent::Disconnected {
-                reason: "the connection was reset".into(),
-                retry_in: Some(Duration::from_secs(1)),
-            },
-            NetEvent::Opened,
-            tagged("7:5", false, "alice has joined the chat"),
-            NetEvent::Welcome {
-                nick: nick("alice"),
-            },
-        ];
+        let back = lost_and_rejoined("the connection was reset", "7:5");
         feed(&mut s, back.clone());
         feed(
             &mut s,
@@ -1020,7 +1018,7 @@ mod tests {
         feed(&mut s, back);
         feed(&mut s, block(vec![]));
         assert_eq!(
-            texts(&s).last().map(String::as_str),
+            last_text(&s),
             Some("Nothing was missed while you were away")
         );
     }
@@ -1071,10 +1069,7 @@ mod tests {
             vec![
                 tagged("7:9", false, "alice was kicked by teacher (off topic)"),
                 line("ERR kicked You were kicked by teacher"),
-                NetEvent::Disconnected {
-                    reason: "You were kicked by teacher".into(),
-                    retry_in: None,
-                },
+                lost("You were kicked by teacher", None),
             ],
         );
         assert_eq!(
@@ -1090,18 +1085,8 @@ mod tests {
     #[test]
     fn a_history_gap_is_told_before_the_backlog() {
         let mut s = chatting("alice", &["bob"]);
-        let mut events = vec![
-            NetEvent::Disconnected {
-                reason: "the server closed the connection".into(),
-                retry_in: Some(Duration::from_secs(1)),
-            },
-            NetEvent::Opened,
-            tagged("9:3", false, "alice has joined the chat"),
-            NetEvent::Welcome {
-                nick: nick("alice"),
-            },
-            line("ERR history-gap Events after 7:5 are not available"),
-        ];
+        let mut events = lost_and_rejoined("the server closed the connection", "9:3");
+        events.push(line("ERR history-gap Events after 7:5 are not available"));
         events.extend(block(vec![tagged("9:1", true, "bob: after the restart")]));
         feed(&mut s, events);
         let t = texts(&s);
@@ -1176,14 +1161,8 @@ mod tests {
         feed(
             &mut s,
             vec![
-                NetEvent::Connecting {
-                    addr: DEFAULT_SERVER.into(),
-                    attempt: 0,
-                },
-                NetEvent::Disconnected {
-                    reason: "cannot connect to 127.0.0.1:9090: Connection refused".into(),
-                    retry_in: None,
-                },
+                connecting(DEFAULT_SERVER, 0),
+                lost("cannot connect to 127.0.0.1:9090: Connection refused", None),
             ],
         );
         assert_eq!(s.screen, Screen::Connect);
@@ -1204,28 +1183,59 @@ mod tests {
         feed(
             &mut s,
             vec![
-                NetEvent::Connecting {
-                    addr: "a:1".into(),
-                    attempt: 0,
-                },
-                NetEvent::Disconnected {
-                    reason: "cannot connect to a:1: refused".into(),
-                    retry_in: Some(Duration::ZERO),
-                },
-                NetEvent::Connecting {
-                    addr: "b:2".into(),
-                    attempt: 1,
-                },
-                NetEvent::Disconnected {
-                    reason: "cannot connect to b:2: refused".into(),
-                    retry_in: None,
-                },
+                connecting("a:1", 0),
+                lost("cannot connect to a:1: refused", Some(Duration::ZERO)),
+                connecting("b:2", 1),
+                lost("cannot connect to b:2: refused", None),
             ],
         );
         assert_eq!(s.screen, Screen::Connect);
         assert_eq!(
             s.connect_error,
             "Cannot connect to a:1: refused\nCannot connect to b:2: refused"
+        );
+    }
+
+    /// Issue 15: with a list, the line telling of the loss names the server the client
+    /// will try next (as the status line and "Connected to ..." do once it does); with
+    /// one server it says no more than before.
+    #[test]
+    fn a_lost_connection_names_the_next_server_of_a_list() {
+        let mut s = chatting("alice", &["bob"]);
+        s.active_server = "a:1,b:2".into();
+        s.node = "a:1".into();
+        feed(
+            &mut s,
+            vec![NetEvent::Disconnected {
+                reason: "the connection was reset".into(),
+                retry_in: Some(Duration::from_secs(1)),
+                next: Some("b:2".into()),
+            }],
+        );
+        assert_eq!(
+            texts(&s),
+            vec!["Disconnected: the connection was reset; reconnecting to b:2 in 1 s"]
+        );
+        feed(&mut s, vec![connecting("b:2", 1)]);
+        assert_eq!(s.status_text(), "Reconnecting to b:2 (attempt 2)\u{2026}");
+        // No retry planned: nothing to name.
+        feed(
+            &mut s,
+            vec![
+                NetEvent::Opened,
+                NetEvent::Welcome {
+                    nick: nick("alice"),
+                },
+                NetEvent::Disconnected {
+                    reason: "You were kicked by teacher".into(),
+                    retry_in: None,
+                    next: None,
+                },
+            ],
+        );
+        assert_eq!(
+            last_text(&s),
+            Some("Disconnected: You were kicked by teacher")
         );
     }
 

@@ -343,6 +343,39 @@ mod tests {
         Nickname::new(s).unwrap()
     }
 
+    /// A session that has joined as `name` on a 1.0 server (no capabilities).
+    fn chatting_as(name: &str) -> Session {
+        let mut s = Session::new(Some(nick(name)));
+        let joined = format!("NICK\n{name} has joined the chat\nConnected to the server\n");
+        feed(&mut s, joined.as_bytes());
+        s
+    }
+
+    /// What joining as `name` without tags tells the UI: the join line, then welcome.
+    fn joined_as(name: &str) -> Vec<NetEvent> {
+        vec![
+            NetEvent::Line(ServerMessage::Joined(nick(name))),
+            NetEvent::Welcome { nick: nick(name) },
+        ]
+    }
+
+    fn chat(from: &str, text: &str) -> ServerMessage {
+        ServerMessage::Chat {
+            from: nick(from),
+            text: Text::new(text).unwrap(),
+        }
+    }
+
+    /// A line with the server's time `t` (RFC 3339), live or `earlier` (from a block).
+    fn timed(t: &str, id: Option<EventId>, earlier: bool, msg: ServerMessage) -> NetEvent {
+        NetEvent::Timed {
+            at: at(t),
+            id,
+            earlier,
+            msg,
+        }
+    }
+
     fn feed(s: &mut Session, bytes: &[u8]) -> (Vec<NetEvent>, Vec<u8>) {
         let mut out = Vec::new();
         let ev = s.receive(bytes, &mut out);
@@ -365,15 +398,7 @@ mod tests {
         );
         assert!(!s.tags());
         assert!(out.is_empty());
-        assert_eq!(
-            ev,
-            vec![
-                NetEvent::Line(ServerMessage::Joined(nick("alice"))),
-                NetEvent::Welcome {
-                    nick: nick("alice")
-                }
-            ]
-        );
+        assert_eq!(ev, joined_as("alice"));
         assert_eq!(s.phase(), Phase::Chatting);
     }
 
@@ -439,24 +464,21 @@ mod tests {
         assert_eq!(
             ev,
             vec![
-                NetEvent::Timed {
-                    at: at("2026-12-01T23:59:30.250Z"),
-                    id: Some(EventId::memory(7, 1)),
-                    earlier: false,
-                    msg: ServerMessage::Joined(nick("alice"))
-                },
+                timed(
+                    "2026-12-01T23:59:30.250Z",
+                    Some(EventId::memory(7, 1)),
+                    false,
+                    ServerMessage::Joined(nick("alice"))
+                ),
                 NetEvent::Welcome {
                     nick: nick("alice")
                 },
-                NetEvent::Timed {
-                    at: at("2026-12-02T00:00:01Z"),
-                    id: Some(EventId::memory(7, 2)),
-                    earlier: false,
-                    msg: ServerMessage::Chat {
-                        from: nick("bob"),
-                        text: Text::new("hi").unwrap()
-                    }
-                },
+                timed(
+                    "2026-12-02T00:00:01Z",
+                    Some(EventId::memory(7, 2)),
+                    false,
+                    chat("bob", "hi")
+                ),
                 NetEvent::Line(ServerMessage::Private {
                     from: nick("bob"),
                     to: nick("alice"),
@@ -492,31 +514,28 @@ mod tests {
         assert_eq!(
             ev,
             vec![
-                NetEvent::Timed {
-                    at: at("2026-12-02T10:00:00Z"),
-                    id: Some(EventId::memory(7, 9)),
-                    earlier: false,
-                    msg: ServerMessage::Joined(nick("alice"))
-                },
+                timed(
+                    "2026-12-02T10:00:00Z",
+                    Some(EventId::memory(7, 9)),
+                    false,
+                    ServerMessage::Joined(nick("alice"))
+                ),
                 NetEvent::Welcome {
                     nick: nick("alice")
                 },
                 NetEvent::Line(ServerMessage::HistoryStart(2)),
-                NetEvent::Timed {
-                    at: at("2026-12-02T09:59:00Z"),
-                    id: Some(EventId::memory(7, 6)),
-                    earlier: true,
-                    msg: ServerMessage::Left(nick("alice"))
-                },
-                NetEvent::Timed {
-                    at: at("2026-12-02T09:59:30Z"),
-                    id: Some(EventId::memory(7, 8)),
-                    earlier: true,
-                    msg: ServerMessage::Chat {
-                        from: nick("bob"),
-                        text: Text::new("missed").unwrap()
-                    }
-                },
+                timed(
+                    "2026-12-02T09:59:00Z",
+                    Some(EventId::memory(7, 6)),
+                    true,
+                    ServerMessage::Left(nick("alice"))
+                ),
+                timed(
+                    "2026-12-02T09:59:30Z",
+                    Some(EventId::memory(7, 8)),
+                    true,
+                    chat("bob", "missed")
+                ),
                 NetEvent::Line(ServerMessage::HistoryEnd),
             ]
         );
@@ -537,15 +556,7 @@ mod tests {
         let (ev, out) = feed(&mut s, &bytes);
         assert!(out.is_empty());
         assert!(!s.tags() && !s.history());
-        assert_eq!(
-            ev,
-            vec![
-                NetEvent::Line(ServerMessage::Joined(nick("alice"))),
-                NetEvent::Welcome {
-                    nick: nick("alice")
-                }
-            ]
-        );
+        assert_eq!(ev, joined_as("alice"));
         assert_eq!(s.last_live(), None);
     }
 
@@ -584,23 +595,16 @@ mod tests {
 
     #[test]
     fn readable_earlier_events_carry_their_time() {
-        let mut s = Session::new(Some(nick("g")));
-        feed(
-            &mut s,
-            b"NICK\ng has joined the chat\nConnected to the server\n",
-        );
+        let mut s = chatting_as("g");
         let (ev, _) = feed(&mut s, b"[2026-12-02 08:51:10 UTC] bob: hello\n");
         assert_eq!(
             ev,
-            vec![NetEvent::Timed {
-                at: at("2026-12-02T08:51:10Z"),
-                id: None,
-                earlier: true,
-                msg: ServerMessage::Chat {
-                    from: nick("bob"),
-                    text: Text::new("hello").unwrap()
-                }
-            }]
+            vec![timed(
+                "2026-12-02T08:51:10Z",
+                None,
+                true,
+                chat("bob", "hello")
+            )]
         );
     }
 
@@ -632,30 +636,16 @@ mod tests {
 
     #[test]
     fn partial_nick_is_not_a_prompt_once_chatting() {
-        let mut s = Session::new(Some(nick("f")));
-        feed(
-            &mut s,
-            b"NICK\nf has joined the chat\nConnected to the server\n",
-        );
+        let mut s = chatting_as("f");
         let (ev, out) = feed(&mut s, b"NICK");
         assert!(ev.is_empty() && out.is_empty());
         let (ev, _) = feed(&mut s, b"Y: hello\n");
-        assert_eq!(
-            ev,
-            vec![NetEvent::Line(ServerMessage::Chat {
-                from: nick("NICKY"),
-                text: Text::new("hello").unwrap()
-            })]
-        );
+        assert_eq!(ev, vec![NetEvent::Line(chat("NICKY", "hello"))]);
     }
 
     #[test]
     fn multibyte_character_split_across_reads() {
-        let mut s = Session::new(Some(nick("g")));
-        feed(
-            &mut s,
-            b"NICK\ng has joined the chat\nConnected to the server\n",
-        );
+        let mut s = chatting_as("g");
         let line = "h: h\u{e9}llo \u{20ac} \u{1f600}\n".as_bytes();
         let mut events = Vec::new();
         for b in line {
@@ -663,20 +653,13 @@ mod tests {
         }
         assert_eq!(
             events,
-            vec![NetEvent::Line(ServerMessage::Chat {
-                from: nick("h"),
-                text: Text::new("h\u{e9}llo \u{20ac} \u{1f600}").unwrap()
-            })]
+            vec![NetEvent::Line(chat("h", "h\u{e9}llo \u{20ac} \u{1f600}"))]
         );
     }
 
     #[test]
     fn long_lines_up_to_the_server_limit_and_beyond() {
-        let mut s = Session::new(Some(nick("g")));
-        feed(
-            &mut s,
-            b"NICK\ng has joined the chat\nConnected to the server\n",
-        );
+        let mut s = chatting_as("g");
         let longest = format!("{}: {}\n", "a".repeat(24), "x".repeat(1024));
         assert_eq!(longest.len() - 1, MAX_SERVER_LINE_BYTES);
         let (ev, _) = feed(&mut s, longest.as_bytes());
@@ -694,11 +677,7 @@ mod tests {
 
     #[test]
     fn garbage_lines_are_reported_not_fatal() {
-        let mut s = Session::new(Some(nick("g")));
-        feed(
-            &mut s,
-            b"NICK\ng has joined the chat\nConnected to the server\n",
-        );
+        let mut s = chatting_as("g");
         let (ev, _) = feed(&mut s, b"who knows\n\xff\xfe\nx\x1b[31m\nNICK\nok: fine\n");
         assert_eq!(ev.len(), 5, "{ev:?}");
         assert!(ev[..4].iter().all(|e| matches!(e, NetEvent::Garbled(_))));

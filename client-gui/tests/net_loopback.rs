@@ -12,6 +12,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use chat_client_gui::net::{self, NetCommand, NetEvent, NetHandle};
+use chat_client_gui::state::{AppState, ThemeChoice, stamp};
 use chat_proto::{ClientMessage, ErrorCode, Nickname, ServerMessage, Text};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -124,6 +125,46 @@ fn until(rx: &Receiver<NetEvent>, done: impl Fn(&NetEvent) -> bool) -> Vec<NetEv
     }
 }
 
+/// Starts the network thread and asks it to connect to `addr` (a server or a list) as
+/// `name`.
+fn connect(addr: &str, name: &str) -> (net::CommandSender, NetHandle, Receiver<NetEvent>) {
+    let (cmd, handle, rx) = client();
+    cmd.send(NetCommand::Connect {
+        addr: addr.to_owned(),
+        nick: nick(name),
+    });
+    (cmd, handle, rx)
+}
+
+/// Events until the connection is gone (included).
+fn until_lost(rx: &Receiver<NetEvent>) -> Vec<NetEvent> {
+    until(rx, |e| matches!(e, NetEvent::Disconnected { .. }))
+}
+
+/// Why the connection ended and when the client will try again, from the last of
+/// `evs` (as [`until_lost`] returns them).
+fn lost(evs: &[NetEvent]) -> (&str, Option<Duration>) {
+    match evs.last() {
+        Some(NetEvent::Disconnected {
+            reason, retry_in, ..
+        }) => (reason, *retry_in),
+        _ => panic!("not ended by a disconnection: {evs:#?}"),
+    }
+}
+
+/// Whether the server said it could not resume where the client left off (RESUME-3).
+fn has_gap(evs: &[NetEvent]) -> bool {
+    evs.iter().any(|e| {
+        matches!(
+            e,
+            NetEvent::Line(ServerMessage::Error {
+                code: ErrorCode::HistoryGap,
+                ..
+            })
+        )
+    })
+}
+
 fn server(f: impl FnOnce(TcpListener) + Send + 'static) -> (String, JoinHandle<()>) {
     let (l, addr) = listen();
     (addr, thread::spawn(move || f(l)))
@@ -139,11 +180,7 @@ fn handshake_chat_and_quit_when_the_window_closes() {
         assert_eq!(p.line(), "/quit\n", "closing the window says /quit");
         assert!(p.closed());
     });
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr: addr.clone(),
-        nick: nick("alice"),
-    });
+    let (cmd, handle, rx) = connect(&addr, "alice");
     let evs = until(&rx, |e| {
         matches!(e, NetEvent::Line(ServerMessage::Users { .. }))
     });
@@ -185,11 +222,7 @@ fn rejected_nickname_waits_for_the_user_on_the_same_connection() {
         p.send(b"Users online: bob, bob2\n");
         assert!(p.closed());
     });
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr,
-        nick: nick("bob"),
-    });
+    let (cmd, handle, rx) = connect(&addr, "bob");
     let evs = until(&rx, |e| *e == NetEvent::NickWanted);
     assert!(evs.iter().any(|e| matches!(
         e,
@@ -219,11 +252,7 @@ fn seed_compat_server_greets_with_nick_and_no_newline() {
         p.send(b"Users online: dave\n");
         assert!(p.closed());
     });
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr,
-        nick: nick("dave"),
-    });
+    let (_cmd, handle, rx) = connect(&addr, "dave");
     let evs = until(&rx, |e| {
         matches!(e, NetEvent::Line(ServerMessage::Users { .. }))
     });
@@ -249,15 +278,9 @@ fn server_closing_mid_line_is_reported_and_the_client_reconnects_by_itself() {
         p.send(b"bob: welcome back\n");
         assert!(p.closed());
     });
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr: addr.clone(),
-        nick: nick("alice"),
-    });
-    let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
-    let Some(NetEvent::Disconnected { reason, retry_in }) = evs.last() else {
-        unreachable!()
-    };
+    let (_cmd, handle, rx) = connect(&addr, "alice");
+    let evs = until_lost(&rx);
+    let (reason, retry_in) = lost(&evs);
     assert!(reason.contains("middle of a line"), "{reason}");
     assert!(
         retry_in.is_some_and(|d| d <= Duration::from_millis(1200)),
@@ -301,15 +324,9 @@ fn reconnect_after_a_rename_uses_the_new_name() {
         assert_eq!(p.line(), "/who\n");
         assert!(p.closed());
     });
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr: addr.clone(),
-        nick: nick("alice"),
-    });
-    let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
-    let Some(NetEvent::Disconnected { reason, retry_in }) = evs.last() else {
-        unreachable!()
-    };
+    let (cmd, handle, rx) = connect(&addr, "alice");
+    let evs = until_lost(&rx);
+    let (reason, retry_in) = lost(&evs);
     assert_eq!(reason, "Server is shutting down");
     assert!(retry_in.is_some(), "a chatting client retries by itself");
     // The Reconnect action does not wait for the back-off.
@@ -333,17 +350,14 @@ fn handshake_given_up_by_the_server_is_not_retried_until_the_user_acts() {
         p.handshake("eve2");
         assert!(p.closed());
     });
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr,
-        nick: nick("eve"),
-    });
-    let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
+    let (cmd, handle, rx) = connect(&addr, "eve");
+    let evs = until_lost(&rx);
     assert_eq!(
         evs.last(),
         Some(&NetEvent::Disconnected {
             reason: "Too many nickname attempts; goodbye".into(),
-            retry_in: None
+            retry_in: None,
+            next: None,
         })
     );
     cmd.send(NetCommand::Nick(nick("eve2")));
@@ -360,21 +374,18 @@ fn typed_quit_closes_without_reconnecting() {
         assert_eq!(p.line(), "/quit\n");
         drop(p);
     });
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr,
-        nick: nick("carol"),
-    });
+    let (cmd, handle, rx) = connect(&addr, "carol");
     until(&rx, |e| {
         matches!(e, NetEvent::Line(ServerMessage::Users { .. }))
     });
     cmd.send(NetCommand::Send(ClientMessage::Quit));
-    let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
+    let evs = until_lost(&rx);
     assert_eq!(
         evs.last(),
         Some(&NetEvent::Disconnected {
             reason: "you left the chat".into(),
-            retry_in: None
+            retry_in: None,
+            next: None,
         })
     );
     srv.join().unwrap();
@@ -385,20 +396,14 @@ fn typed_quit_closes_without_reconnecting() {
 fn connection_refused_is_reported_without_retry() {
     let (l, addr) = listen();
     drop(l);
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr,
-        nick: nick("zed"),
-    });
-    let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
-    let Some(NetEvent::Disconnected { reason, retry_in }) = evs.last() else {
-        unreachable!()
-    };
+    let (_cmd, handle, rx) = connect(&addr, "zed");
+    let evs = until_lost(&rx);
+    let (reason, retry_in) = lost(&evs);
     assert!(
         reason.starts_with("cannot connect to 127.0.0.1:"),
         "{reason}"
     );
-    assert_eq!(*retry_in, None);
+    assert_eq!(retry_in, None);
     handle.shutdown();
 }
 
@@ -414,11 +419,7 @@ fn sending_before_the_handshake_is_refused_not_sent_as_a_nickname() {
         p.reader.read_to_string(&mut rest).unwrap();
         assert_eq!(rest, "");
     });
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr,
-        nick: nick("fay"),
-    });
+    let (cmd, handle, rx) = connect(&addr, "fay");
     got_nick.recv_timeout(WAIT).unwrap();
     cmd.send(NetCommand::Send(ClientMessage::Who));
     let evs = until(&rx, |e| matches!(e, NetEvent::NotSent(_)));
@@ -507,22 +508,16 @@ fn closed_with(err: &'static [u8]) -> Option<Duration> {
         p.send(err);
         drop(p);
     });
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr,
-        nick: nick("alice"),
-    });
-    let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
+    let (_cmd, handle, rx) = connect(&addr, "alice");
+    let evs = until_lost(&rx);
     srv.join().unwrap();
-    let Some(NetEvent::Disconnected { reason, retry_in }) = evs.last() else {
-        unreachable!()
-    };
+    let (reason, retry_in) = lost(&evs);
     // The server's own words say why.
     let text = std::str::from_utf8(err).unwrap();
     let words = text.split_once(' ').unwrap().1.split_once(' ').unwrap().1;
     assert_eq!(reason, words.trim_end(), "{evs:#?}");
     handle.shutdown();
-    *retry_in
+    retry_in
 }
 
 #[test]
@@ -644,9 +639,9 @@ impl Relay {
 }
 
 /// The window's transcript after `events`, as the UI would show it.
-fn show(state: &mut chat_client_gui::state::AppState, events: Vec<NetEvent>) {
+fn show(state: &mut AppState, events: Vec<NetEvent>) {
     for e in events {
-        chat_client_gui::reduce::apply(state, e, chat_client_gui::state::stamp("12:00"));
+        chat_client_gui::reduce::apply(state, e, stamp("12:00"));
     }
 }
 
@@ -659,14 +654,77 @@ fn is_chat(e: &NetEvent, want: &str) -> bool {
         if text.as_str() == want)
 }
 
+/// A window as the UI keeps it, connected to `addr` (a server or a list) as alice, its
+/// transcript up to the end of the backlog that follows the join (HIST-5).
+fn open_window(addr: &str) -> (AppState, net::CommandSender, NetHandle, Receiver<NetEvent>) {
+    let mut window = AppState::new(addr, "alice", ThemeChoice::Dark);
+    window.active_server = addr.to_owned();
+    let (cmd, handle, rx) = connect(addr, "alice");
+    show(&mut window, until(&rx, is_block_end));
+    (window, cmd, handle, rx)
+}
+
 /// Bob's chat lines in the transcript, in order, each with whether it is dimmed.
-fn bobs_lines(state: &chat_client_gui::state::AppState) -> Vec<(String, bool)> {
+fn bobs_lines(state: &AppState) -> Vec<(&str, bool)> {
     state
         .history
         .iter()
         .filter(|l| l.who() == "bob")
-        .map(|l| (l.body().to_owned(), l.earlier))
+        .map(|l| (l.body(), l.earlier))
         .collect()
+}
+
+/// The transcript's lines as text.
+fn transcript(state: &AppState) -> Vec<&str> {
+    state.history.iter().map(|l| l.plain()).collect()
+}
+
+/// `who` says `text`, and the window shows it as a live line.
+fn said_live(window: &mut AppState, rx: &Receiver<NetEvent>, who: &mut Raw, text: &str) {
+    who.say(text);
+    show(window, until(rx, |e| is_chat(e, text)));
+}
+
+/// Once alice's connection is gone (bob sees her leave), bob says "two" and "three"
+/// before she is back (the retry is a second off); returns the events of her return, up
+/// to the end of the block that follows her join.
+fn bob_talks_while_alice_is_away(bob: &mut Raw, rx: &Receiver<NetEvent>) -> Vec<NetEvent> {
+    bob.wait_for("alice has left the chat");
+    bob.say("two");
+    bob.say("three");
+    bob.wait_for("bob: three");
+    until(rx, is_block_end)
+}
+
+/// Alice is back (`back`: her return's events) and nothing was lost: no gap is told,
+/// bob's "two" and "three" are shown dimmed under "While you were away:", after his
+/// "one" and before his "four", said live now.
+fn back_without_a_gap(
+    window: &mut AppState,
+    rx: &Receiver<NetEvent>,
+    bob: &mut Raw,
+    back: Vec<NetEvent>,
+) {
+    assert!(!has_gap(&back), "{back:#?}");
+    show(window, back);
+    said_live(window, rx, bob, "four");
+    let lines = bobs_lines(window);
+    assert_eq!(
+        lines[lines.len().saturating_sub(4)..],
+        [
+            ("one", false),
+            ("two", true),
+            ("three", true),
+            ("four", false)
+        ],
+        "{lines:#?}"
+    );
+    let texts = transcript(window);
+    assert!(texts.contains(&"While you were away:"), "{texts:#?}");
+    assert!(
+        !texts.contains(&chat_client_gui::reduce::HISTORY_GAP_NOTE),
+        "{texts:#?}"
+    );
 }
 
 #[test]
@@ -676,23 +734,11 @@ fn real_server_backlog_then_resume_after_a_dropped_connection_leaves_no_hole() {
     let mut bob = Raw::join(srv.local_addr(), "bob");
     bob.say("early");
     bob.wait_for("bob: early");
-    let mut window = chat_client_gui::state::AppState::new(
-        &relay.addr,
-        "alice",
-        chat_client_gui::state::ThemeChoice::Dark,
-    );
-    window.active_server = relay.addr.clone();
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr: relay.addr.clone(),
-        nick: nick("alice"),
-    });
     // The backlog comes after the join (HIST-5); then a live line.
-    show(&mut window, until(&rx, is_block_end));
-    bob.say("one");
-    show(&mut window, until(&rx, |e| is_chat(e, "one")));
+    let (mut window, _cmd, handle, rx) = open_window(&relay.addr);
+    said_live(&mut window, &rx, &mut bob, "one");
     relay.cut();
-    let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
+    let evs = until_lost(&rx);
     assert!(
         matches!(
             evs.last(),
@@ -704,89 +750,35 @@ fn real_server_backlog_then_resume_after_a_dropped_connection_leaves_no_hole() {
         "{evs:#?}"
     );
     show(&mut window, evs);
-    // While alice is away (the retry is a second off), bob talks.
-    bob.wait_for("alice has left the chat");
-    bob.say("two");
-    bob.say("three");
-    bob.wait_for("bob: three");
     // Back: the missed lines come in a block after the join (RESUME-2), then live.
-    let evs = until(&rx, is_block_end);
-    assert!(
-        !evs.iter().any(|e| matches!(
-            e,
-            NetEvent::Line(ServerMessage::Error {
-                code: ErrorCode::HistoryGap,
-                ..
-            })
-        )),
-        "{evs:#?}"
-    );
-    show(&mut window, evs);
-    bob.say("four");
-    show(&mut window, until(&rx, |e| is_chat(e, "four")));
-    assert_eq!(
-        bobs_lines(&window),
-        vec![
-            ("early".to_owned(), true),
-            ("one".to_owned(), false),
-            ("two".to_owned(), true),
-            ("three".to_owned(), true),
-            ("four".to_owned(), false),
-        ]
-    );
-    let texts: Vec<&str> = window.history.iter().map(|l| l.plain()).collect();
-    assert!(texts.contains(&"While you were away:"), "{texts:#?}");
-    assert!(
-        !texts.contains(&chat_client_gui::reduce::HISTORY_GAP_NOTE),
-        "{texts:#?}"
-    );
+    let back = bob_talks_while_alice_is_away(&mut bob, &rx);
+    back_without_a_gap(&mut window, &rx, &mut bob, back);
+    let lines = bobs_lines(&window);
+    assert_eq!(lines.len(), 5, "{lines:#?}");
+    assert_eq!(lines[0], ("early", true), "the backlog, dimmed");
     handle.shutdown();
     srv.shutdown();
 }
 
 /// Restarts the server on the same port while the window is connected, bob talking
 /// in between; returns the window and whether the client was told of a gap.
-fn across_a_restart(store: Option<&std::path::Path>) -> (chat_client_gui::state::AppState, bool) {
+fn across_a_restart(store: Option<&std::path::Path>) -> (AppState, bool) {
     let srv = real_server(0, store);
     let addr = srv.local_addr();
-    let mut window = chat_client_gui::state::AppState::new(
-        &addr.to_string(),
-        "alice",
-        chat_client_gui::state::ThemeChoice::Dark,
-    );
-    window.active_server = addr.to_string();
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr: addr.to_string(),
-        nick: nick("alice"),
-    });
-    show(&mut window, until(&rx, is_block_end));
+    let (mut window, _cmd, handle, rx) = open_window(&addr.to_string());
     let mut bob = Raw::join(addr, "bob");
-    bob.say("before");
-    show(&mut window, until(&rx, |e| is_chat(e, "before")));
+    said_live(&mut window, &rx, &mut bob, "before");
     srv.shutdown();
-    show(
-        &mut window,
-        until(&rx, |e| matches!(e, NetEvent::Disconnected { .. })),
-    );
+    show(&mut window, until_lost(&rx));
     drop(bob);
     let srv = real_server(addr.port(), store);
     let mut bob = Raw::join(addr, "bob");
     bob.say("during");
     bob.wait_for("bob: during");
     let evs = until(&rx, is_block_end);
-    let gap = evs.iter().any(|e| {
-        matches!(
-            e,
-            NetEvent::Line(ServerMessage::Error {
-                code: ErrorCode::HistoryGap,
-                ..
-            })
-        )
-    });
+    let gap = has_gap(&evs);
     show(&mut window, evs);
-    bob.say("after");
-    show(&mut window, until(&rx, |e| is_chat(e, "after")));
+    said_live(&mut window, &rx, &mut bob, "after");
     handle.shutdown();
     srv.shutdown();
     (window, gap)
@@ -802,11 +794,7 @@ fn real_server_restart_with_a_store_resumes_without_a_gap() {
     assert!(!gap);
     assert_eq!(
         bobs_lines(&window),
-        vec![
-            ("before".to_owned(), false),
-            ("during".to_owned(), true),
-            ("after".to_owned(), false),
-        ]
+        vec![("before", false), ("during", true), ("after", false),]
     );
 }
 
@@ -814,7 +802,7 @@ fn real_server_restart_with_a_store_resumes_without_a_gap() {
 fn real_server_restart_without_a_store_says_there_is_a_gap() {
     let (window, gap) = across_a_restart(None);
     assert!(gap);
-    let texts: Vec<&str> = window.history.iter().map(|l| l.plain()).collect();
+    let texts = transcript(&window);
     let note = texts
         .iter()
         .position(|t| *t == chat_client_gui::reduce::HISTORY_GAP_NOTE)
@@ -824,11 +812,7 @@ fn real_server_restart_without_a_store_says_there_is_a_gap() {
     assert!(texts[note..].contains(&"bob: during"), "{texts:#?}");
     assert_eq!(
         bobs_lines(&window),
-        vec![
-            ("before".to_owned(), false),
-            ("during".to_owned(), true),
-            ("after".to_owned(), false),
-        ]
+        vec![("before", false), ("during", true), ("after", false),]
     );
 }
 
@@ -854,26 +838,10 @@ fn failover_to_the_next_server_when_one_is_lost() {
     // the address refuses, like a node that was killed.
     let to_a = Relay::to(a.local_addr(), 1);
     let list = format!("{},{}", to_a.addr, b.local_addr());
-    let mut window = chat_client_gui::state::AppState::new(
-        &list,
-        "alice",
-        chat_client_gui::state::ThemeChoice::Dark,
-    );
-    window.active_server = list.clone();
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr: list.clone(),
-        nick: nick("alice"),
-    });
-    let evs = until(&rx, is_block_end);
-    assert!(
-        matches!(&evs[0], NetEvent::Connecting { addr, attempt: 0 } if *addr == to_a.addr),
-        "{evs:#?}"
-    );
-    show(&mut window, evs);
+    let (mut window, _cmd, handle, rx) = open_window(&list);
+    assert_eq!(window.node, to_a.addr, "the first server first");
     let mut bob = Raw::join(a.local_addr(), "bob");
-    bob.say("on a");
-    show(&mut window, until(&rx, |e| is_chat(e, "on a")));
+    said_live(&mut window, &rx, &mut bob, "on a");
     let mut carol = Raw::join(b.local_addr(), "carol");
     carol.say("on b before");
     carol.wait_for("carol: on b before");
@@ -886,10 +854,11 @@ fn failover_to_the_next_server_when_one_is_lost() {
             e,
             NetEvent::Disconnected {
                 retry_in: Some(_),
+                next: Some(n),
                 ..
-            }
+            } if *n == next
         )),
-        "{evs:#?}"
+        "the loss names the server tried next: {evs:#?}"
     );
     assert!(
         evs.iter()
@@ -898,21 +867,11 @@ fn failover_to_the_next_server_when_one_is_lost() {
     );
     show(&mut window, evs);
     let evs = until(&rx, is_block_end);
-    assert!(
-        evs.iter().any(|e| matches!(
-            e,
-            NetEvent::Line(ServerMessage::Error {
-                code: ErrorCode::HistoryGap,
-                ..
-            })
-        )),
-        "b cannot know a's ids: {evs:#?}"
-    );
+    assert!(has_gap(&evs), "b cannot know a's ids: {evs:#?}");
     show(&mut window, evs);
-    carol.say("on b after");
-    show(&mut window, until(&rx, |e| is_chat(e, "on b after")));
+    said_live(&mut window, &rx, &mut carol, "on b after");
 
-    let texts: Vec<&str> = window.history.iter().map(|l| l.plain()).collect();
+    let texts = transcript(&window);
     let connected_b = format!("Connected to {next} as alice");
     let at = texts
         .iter()
@@ -929,6 +888,11 @@ fn failover_to_the_next_server_when_one_is_lost() {
     );
     assert_eq!(rest.last(), Some(&"carol: on b after"));
     assert!(texts[..at].contains(&"bob: on a"));
+    assert!(
+        texts[..at].iter().any(|t| t.starts_with("Disconnected: ")
+            && t.ends_with(&format!("; reconnecting to {next} in 1 s"))),
+        "{texts:#?}"
+    );
     assert_eq!(window.node, next);
     assert!(window.title().contains(&next), "{}", window.title());
     handle.shutdown();
@@ -945,12 +909,8 @@ fn connecting_to_a_list_skips_a_server_that_is_down() {
     drop(dead);
     let b = real_server(0, None);
     let list = format!("{dead_addr},{}", b.local_addr());
-    let (cmd, handle, rx) = client();
     let started = Instant::now();
-    cmd.send(NetCommand::Connect {
-        addr: list,
-        nick: nick("alice"),
-    });
+    let (_cmd, handle, rx) = connect(&list, "alice");
     let evs = until(&rx, |e| matches!(e, NetEvent::Welcome { .. }));
     let tried: Vec<&str> = evs
         .iter()
@@ -975,61 +935,19 @@ fn failover_to_a_node_of_the_same_chat_leaves_no_gap() {
     let node1 = Relay::to(srv.local_addr(), 1);
     let node2 = Relay::to(srv.local_addr(), 4);
     let list = format!("{},{}", node1.addr, node2.addr);
-    let mut window = chat_client_gui::state::AppState::new(
-        &list,
-        "alice",
-        chat_client_gui::state::ThemeChoice::Dark,
-    );
-    window.active_server = list.clone();
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr: list,
-        nick: nick("alice"),
-    });
-    show(&mut window, until(&rx, is_block_end));
+    let (mut window, _cmd, handle, rx) = open_window(&list);
     let mut bob = Raw::join(srv.local_addr(), "bob");
-    bob.say("one");
-    show(&mut window, until(&rx, |e| is_chat(e, "one")));
+    said_live(&mut window, &rx, &mut bob, "one");
     node1.cut();
-    show(
-        &mut window,
-        until(&rx, |e| matches!(e, NetEvent::Disconnected { .. })),
-    );
-    // The retry is a second off: bob talks meanwhile.
-    bob.wait_for("alice has left the chat");
-    bob.say("two");
-    bob.say("three");
-    bob.wait_for("bob: three");
-    let evs = until(&rx, is_block_end);
+    show(&mut window, until_lost(&rx));
+    let back = bob_talks_while_alice_is_away(&mut bob, &rx);
     assert!(
-        evs.iter()
+        back.iter()
             .any(|e| matches!(e, NetEvent::Connecting { addr, .. } if *addr == node2.addr)),
-        "{evs:#?}"
+        "{back:#?}"
     );
-    assert!(
-        !evs.iter().any(|e| matches!(
-            e,
-            NetEvent::Line(ServerMessage::Error {
-                code: ErrorCode::HistoryGap,
-                ..
-            })
-        )),
-        "{evs:#?}"
-    );
-    show(&mut window, evs);
-    bob.say("four");
-    show(&mut window, until(&rx, |e| is_chat(e, "four")));
-    assert_eq!(
-        bobs_lines(&window),
-        vec![
-            ("one".to_owned(), false),
-            ("two".to_owned(), true),
-            ("three".to_owned(), true),
-            ("four".to_owned(), false),
-        ]
-    );
-    let texts: Vec<&str> = window.history.iter().map(|l| l.plain()).collect();
-    assert!(texts.contains(&"While you were away:"), "{texts:#?}");
+    back_without_a_gap(&mut window, &rx, &mut bob, back);
+    assert_eq!(bobs_lines(&window).len(), 4);
     handle.shutdown();
     srv.shutdown();
 }
@@ -1052,11 +970,7 @@ fn a_nickname_still_held_by_the_lost_connection_is_waited_for() {
         p.handshake("alice");
         assert!(p.closed());
     });
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr,
-        nick: nick("alice"),
-    });
+    let (_cmd, handle, rx) = connect(&addr, "alice");
     until(&rx, |e| matches!(e, NetEvent::Welcome { .. }));
     let evs = until(&rx, |e| matches!(e, NetEvent::Welcome { .. }));
     assert!(
@@ -1073,7 +987,7 @@ fn a_nickname_still_held_by_the_lost_connection_is_waited_for() {
     assert!(
         evs.iter().any(|e| matches!(
             e,
-            NetEvent::Disconnected { reason, retry_in: Some(_) } if reason.contains("already in use")
+            NetEvent::Disconnected { reason, retry_in: Some(_), .. } if reason.contains("already in use")
         )),
         "{evs:#?}"
     );
@@ -1090,18 +1004,7 @@ fn real_server_mute_and_kick_are_shown_and_a_kick_is_not_undone() {
     config.op_password = Some(chat_proto::Password::for_server("sesame").unwrap());
     let srv = chat_server::Server::bind(config).unwrap().spawn().unwrap();
     let addr = srv.local_addr().to_string();
-    let mut window = chat_client_gui::state::AppState::new(
-        &addr,
-        "alice",
-        chat_client_gui::state::ThemeChoice::Dark,
-    );
-    window.active_server = addr.clone();
-    let (cmd, handle, rx) = client();
-    cmd.send(NetCommand::Connect {
-        addr,
-        nick: nick("alice"),
-    });
-    show(&mut window, until(&rx, is_block_end));
+    let (mut window, _cmd, handle, rx) = open_window(&addr);
     let mut teacher = Raw::join(srv.local_addr(), "teacher");
     teacher.say("/op sesame");
     teacher.wait_for("teacher is now an operator");
@@ -1125,7 +1028,7 @@ fn real_server_mute_and_kick_are_shown_and_a_kick_is_not_undone() {
         window.notice
     );
     teacher.say("/kick alice off topic");
-    let evs = until(&rx, |e| matches!(e, NetEvent::Disconnected { .. }));
+    let evs = until_lost(&rx);
     assert!(
         matches!(
             evs.last(),
@@ -1134,7 +1037,7 @@ fn real_server_mute_and_kick_are_shown_and_a_kick_is_not_undone() {
         "{evs:#?}"
     );
     show(&mut window, evs);
-    let texts: Vec<&str> = window.history.iter().map(|l| l.plain()).collect();
+    let texts = transcript(&window);
     assert!(
         texts.contains(&"alice was kicked by teacher (off topic)"),
         "{texts:#?}"

@@ -82,6 +82,37 @@ fn settle(h: &mut Harness<AppState>, size: Size) {
     h.just_layout();
 }
 
+/// Lays the widget out in a window of `size`, as it first appears.
+fn show(h: &mut Harness<AppState>, size: Size) {
+    h.set_initial_size(size);
+    h.send_initial_events();
+    h.just_layout();
+}
+
+/// As [`show`], with the first lifecycle pass of what the first update added (a screen
+/// switch) done too.
+fn show_settled(h: &mut Harness<AppState>, size: Size) {
+    h.set_initial_size(size);
+    h.send_initial_events();
+    settle(h, size);
+}
+
+/// A click in the middle of the input row's Send button.
+fn press_send(h: &mut Harness<AppState>) {
+    let rect = h.get_state(SEND_BUTTON).layout_rect();
+    click(
+        h,
+        rect.center() + Vec2::new(INPUT_ROW_PADDING.0, INPUT_ROW_PADDING.1),
+    );
+}
+
+/// What the window sends for the chat line `text`.
+fn sent_text(text: &str) -> Vec<NetCommand> {
+    vec![NetCommand::Send(ClientMessage::Text(
+        Text::new(text).unwrap(),
+    ))]
+}
+
 fn net_event(ev: NetEvent) -> druid::Command {
     NET_EVENTS.with(vec![ev]).to(Target::Global)
 }
@@ -93,24 +124,15 @@ fn pressing_send_sends_the_line_and_clears_it() {
     data.input = "hello there".into();
     let root = ui::themed(ui::chat::input_row()).controller(RootController::new(services));
     Harness::create_simple(data, root, |h| {
-        h.set_initial_size(Size::new(600.0, 60.0));
-        h.send_initial_events();
-        h.just_layout();
-        let rect = h.get_state(SEND_BUTTON).layout_rect();
-        let center = rect.center() + Vec2::new(INPUT_ROW_PADDING.0, INPUT_ROW_PADDING.1);
-        click(h, center);
+        show(h, Size::new(600.0, 60.0));
+        press_send(h);
         assert_eq!(h.data().input, "", "the box clears");
         assert_eq!(
             h.data().recall.back().map(String::as_str),
             Some("hello there")
         );
     });
-    assert_eq!(
-        sent(&rx),
-        vec![NetCommand::Send(ClientMessage::Text(
-            Text::new("hello there").unwrap()
-        ))]
-    );
+    assert_eq!(sent(&rx), sent_text("hello there"));
 }
 
 #[test]
@@ -120,14 +142,8 @@ fn send_refuses_a_line_over_the_limit() {
     data.input = "x".repeat(1025);
     let root = ui::themed(ui::chat::input_row()).controller(RootController::new(services));
     Harness::create_simple(data, root, |h| {
-        h.set_initial_size(Size::new(600.0, 60.0));
-        h.send_initial_events();
-        h.just_layout();
-        let rect = h.get_state(SEND_BUTTON).layout_rect();
-        click(
-            h,
-            rect.center() + Vec2::new(INPUT_ROW_PADDING.0, INPUT_ROW_PADDING.1),
-        );
+        show(h, Size::new(600.0, 60.0));
+        press_send(h);
         assert_eq!(h.data().input.len(), 1025, "the line is kept, not cut");
         assert!(
             h.data().notice.contains("1025 bytes"),
@@ -145,9 +161,7 @@ fn chat_screen_opens_with_the_input_focused_up_recalls_enter_sends() {
     data.active_server = DEFAULT_SERVER.into();
     data.recall.push_back("typed earlier".into());
     Harness::create_simple(data, ui::root(services), |h| {
-        h.set_initial_size(Size::new(800.0, 500.0));
-        h.send_initial_events();
-        h.just_layout();
+        show(h, Size::new(800.0, 500.0));
         h.submit_command(net_event(NetEvent::Opened));
         h.submit_command(net_event(NetEvent::Line(ServerMessage::Joined(
             Nickname::new("alice").unwrap(),
@@ -163,12 +177,7 @@ fn chat_screen_opens_with_the_input_focused_up_recalls_enter_sends() {
         h.event(key(Key::Enter));
         assert_eq!(h.data().input, "");
     });
-    assert_eq!(
-        sent(&rx),
-        vec![NetCommand::Send(ClientMessage::Text(
-            Text::new("typed earlier").unwrap()
-        ))]
-    );
+    assert_eq!(sent(&rx), sent_text("typed earlier"));
 }
 
 /// Every label text in the widget tree.
@@ -234,9 +243,7 @@ fn clicking_a_name_starts_a_private_message() {
         data.online.insert(n.into(), n.into());
     }
     Harness::create_simple(data, root, |h| {
-        h.set_initial_size(Size::new(180.0, 400.0));
-        h.send_initial_events();
-        h.just_layout();
+        show(h, Size::new(180.0, 400.0));
         // Walk down the panel until a click lands on bob's row (bounded: 100 points).
         for y in 0..100 {
             click(h, Point::new(60.0, f64::from(y) * 2.0));
@@ -262,9 +269,7 @@ fn typing_after_clicking_the_history_goes_to_the_input() {
         "hello",
     );
     Harness::create_simple(data, ui::root(services), |h| {
-        h.set_initial_size(Size::new(800.0, 500.0));
-        h.send_initial_events();
-        settle(h, Size::new(800.0, 500.0));
+        show_settled(h, Size::new(800.0, 500.0));
         // A click on the empty part of the history gives it the focus.
         click(h, Point::new(200.0, 300.0));
         h.event(Event::KeyDown(KeyEvent::for_test(Modifiers::empty(), "h")));
@@ -274,12 +279,7 @@ fn typing_after_clicking_the_history_goes_to_the_input() {
         h.event(key(Key::Enter));
         assert_eq!(h.data().input, "");
     });
-    assert_eq!(
-        sent(&rx),
-        vec![NetCommand::Send(ClientMessage::Text(
-            Text::new("h").unwrap()
-        ))]
-    );
+    assert_eq!(sent(&rx), sent_text("h"));
 }
 
 #[test]
@@ -288,9 +288,7 @@ fn reconnect_button_works_only_when_disconnected() {
     let (services, rx) = services();
     let root = ui::themed(ui::chat::status_bar()).controller(RootController::new(services));
     Harness::create_simple(chatting(), root, |h| {
-        h.set_initial_size(Size::new(700.0, 40.0));
-        h.send_initial_events();
-        h.just_layout();
+        show(h, Size::new(700.0, 40.0));
         let at = h.get_state(RECONNECT_BUTTON).layout_rect().center()
             + Vec2::new(STATUS_BAR_PADDING.0, STATUS_BAR_PADDING.1);
         // Connected: the button is disabled.
@@ -298,6 +296,7 @@ fn reconnect_button_works_only_when_disconnected() {
         h.submit_command(net_event(NetEvent::Disconnected {
             reason: "Server is shutting down".into(),
             retry_in: Some(Duration::from_secs(1)),
+            next: None,
         }));
         settle(h, Size::new(700.0, 40.0));
         click(h, at);
@@ -322,9 +321,7 @@ fn tab_completes_and_page_up_in_the_input_scrolls_the_history() {
     }
     data.input = "bo".into();
     Harness::create_simple(data, ui::root(services), |h| {
-        h.set_initial_size(Size::new(800.0, 500.0));
-        h.send_initial_events();
-        settle(h, Size::new(800.0, 500.0));
+        show_settled(h, Size::new(800.0, 500.0));
         h.event(key(Key::Tab));
         assert_eq!(h.data().input, "bob: ");
         assert!(h.data().follow);
@@ -356,6 +353,7 @@ fn a_refused_connection_is_told_once_without_os_codes() {
                      (connection refused)"
                 .into(),
             retry_in: None,
+            next: None,
         }));
         settle(h, Size::new(800.0, 500.0));
         let mut shown = Vec::new();
@@ -369,5 +367,45 @@ fn a_refused_connection_is_told_once_without_os_codes() {
             !h.data().title().contains("refused"),
             "the title names no nickname"
         );
+    });
+}
+
+/// The connect screen opens with the nickname field focused: Enter connects without a
+/// click (the Enter handler acts only in a focused field).
+#[test]
+fn connect_screen_opens_with_the_nickname_focused() {
+    let (services, rx) = services();
+    let data = AppState::new(DEFAULT_SERVER, "alice", ThemeChoice::Dark);
+    Harness::create_simple(data, ui::root(services), |h| {
+        show_settled(h, Size::new(800.0, 500.0));
+        assert_eq!(h.data().screen, Screen::Connect);
+        h.event(key(Key::Enter));
+    });
+    assert_eq!(
+        sent(&rx),
+        vec![NetCommand::Connect {
+            addr: DEFAULT_SERVER.into(),
+            nick: Nickname::new("alice").unwrap(),
+        }]
+    );
+}
+
+/// Ctrl+F opens the search bar, and its field takes the focus when told (the harness
+/// runs the focus command opening sends before the bar is shown, so the test sends it
+/// again once it is): Escape, a key of that field, then closes it without a click.
+#[test]
+fn the_search_field_takes_the_focus() {
+    let (services, _rx) = services();
+    Harness::create_simple(chatting(), ui::root(services), |h| {
+        show_settled(h, Size::new(800.0, 500.0));
+        h.event(Event::KeyDown(KeyEvent::for_test(
+            Modifiers::CONTROL,
+            Key::Character("f".into()),
+        )));
+        settle(h, Size::new(800.0, 500.0));
+        assert!(h.data().search.open);
+        h.submit_command(ui::FOCUS_SEARCH);
+        h.event(key(Key::Escape));
+        assert!(!h.data().search.open);
     });
 }

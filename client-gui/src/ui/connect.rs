@@ -3,8 +3,9 @@
 
 use druid::keyboard_types::Key;
 use druid::widget::{Button, Controller, CrossAxisAlignment, Flex, Label, LineBreaking, TextBox};
-use druid::{Env, Event, EventCtx, LifeCycle, LifeCycleCtx, Widget, WidgetExt};
+use druid::{Env, Event, EventCtx, Widget, WidgetExt};
 
+use super::take_focus::TakeFocus;
 use super::{ACTION, Action, theme};
 use crate::state::{AppState, Status};
 
@@ -33,7 +34,7 @@ pub fn build() -> impl Widget<AppState> {
         .fix_width(280.0)
         .lens(AppState::nick)
         .controller(EnterConnects)
-        .controller(FocusOnOpen);
+        .controller(TakeFocus(FOCUS_NICK));
     let error = Label::new(|d: &AppState, _env: &Env| d.connect_error.clone())
         .with_line_break_mode(LineBreaking::WordWrap)
         .with_text_color(theme::ERROR)
@@ -133,39 +134,4 @@ impl<W: Widget<AppState>> Controller<AppState, W> for EnterConnects {
 }
 
 /// The nickname field has the focus when the screen opens.
-struct FocusOnOpen;
-
 const FOCUS_NICK: druid::Selector = druid::Selector::new("chat.focus-nick");
-
-impl<W: Widget<AppState>> Controller<AppState, W> for FocusOnOpen {
-    fn event(
-        &mut self,
-        child: &mut W,
-        ctx: &mut EventCtx,
-        event: &Event,
-        data: &mut AppState,
-        env: &Env,
-    ) {
-        if let Event::Command(c) = event {
-            if c.is(FOCUS_NICK) {
-                ctx.request_focus();
-                return;
-            }
-        }
-        child.event(ctx, event, data, env);
-    }
-
-    fn lifecycle(
-        &mut self,
-        child: &mut W,
-        ctx: &mut LifeCycleCtx,
-        event: &LifeCycle,
-        data: &AppState,
-        env: &Env,
-    ) {
-        if let LifeCycle::WidgetAdded = event {
-            ctx.submit_command(FOCUS_NICK.to(ctx.widget_id()));
-        }
-        child.lifecycle(ctx, event, data, env);
-    }
-}

@@ -12,6 +12,7 @@ pub mod gtk_options;
 pub mod history;
 pub mod input;
 pub mod search_bar;
+pub mod take_focus;
 pub mod theme;
 
 use druid::widget::{EnvScope, ViewSwitcher};

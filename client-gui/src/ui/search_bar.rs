@@ -6,6 +6,7 @@ use druid::keyboard_types::Key;
 use druid::widget::{Button, Controller, Either, Flex, Label, SizedBox, TextBox};
 use druid::{Env, Event, EventCtx, Widget, WidgetExt};
 
+use super::take_focus::TakeFocus;
 use super::{ACTION, Action, FOCUS_SEARCH, theme};
 use crate::state::{AppState, Search};
 
@@ -15,6 +16,8 @@ pub fn build() -> impl Widget<AppState> {
         .with_placeholder("Search the history")
         .with_text_size(13.0)
         .controller(SearchKeys)
+        // The bar was just opened (or Ctrl+F pressed again): its field takes the keys.
+        .controller(TakeFocus(FOCUS_SEARCH))
         .lens(Search::query)
         .lens(AppState::search)
         .fix_width(260.0);
@@ -53,10 +56,6 @@ impl<W: Widget<String>> Controller<String, W> for SearchKeys {
         env: &Env,
     ) {
         match event {
-            Event::Command(cmd) if cmd.is(FOCUS_SEARCH) => {
-                ctx.request_focus();
-                return;
-            }
             Event::KeyDown(k) if ctx.has_focus() => {
                 let action = match k.key {
                     Key::Enter => Some(Action::SearchNext {
@@ -74,20 +73,5 @@ impl<W: Widget<String>> Controller<String, W> for SearchKeys {
             _ => {}
         }
         child.event(ctx, event, data, env);
-    }
-
-    fn lifecycle(
-        &mut self,
-        child: &mut W,
-        ctx: &mut druid::LifeCycleCtx,
-        event: &druid::LifeCycle,
-        data: &String,
-        env: &Env,
-    ) {
-        if let druid::LifeCycle::WidgetAdded = event {
-            // The bar was just opened: its field takes the keys.
-            ctx.submit_command(FOCUS_SEARCH.to(ctx.widget_id()));
-        }
-        child.lifecycle(ctx, event, data, env);
     }
 }

@@ -61,16 +61,11 @@ if [[ -z "${CHAT_E2E_INNER:-}" ]]; then
         echo "gui e2e: missing ${missing[*]} (apt-get install xvfb xauth xdotool imagemagick python3 python3-tk dbus-daemon python3-dbus python3-gi)" >&2
         exit 1
     fi
-    # Build what was not given (a no-op after scripts/test.sh's release build).
-    target="${CARGO_TARGET_DIR:-$root/target}"
-    if [[ -z "${CHAT_SERVER_BIN:-}" ]]; then
-        (cd "$root" && cargo build --release --quiet -p chat-server)
-        export CHAT_SERVER_BIN="$target/release/chat-server"
-    fi
-    if [[ -z "${CHAT_GUI_BIN:-}" ]]; then
-        (cd "$root" && cargo build --release --quiet -p chat-client-gui)
-        export CHAT_GUI_BIN="$target/release/chat-gui"
-    fi
+    # Build what was not given.
+    # shellcheck source=release_bin.sh
+    source "$here/release_bin.sh"
+    release_bin CHAT_SERVER_BIN chat-server chat-server
+    release_bin CHAT_GUI_BIN chat-client-gui chat-gui
     export CHAT_E2E_INNER=1
     exec timeout --kill-after=10 300 xvfb-run -a -s "-screen 0 1400x900x24" bash "$0" "$@"
 fi
@@ -135,6 +130,19 @@ window_of() {
         sleep 0.1
     done
     fail "no window titled '$1 @'"
+}
+
+# title_is WINDOW PATTERN WHAT: waits (5 s at most) until the window's title matches the
+# glob PATTERN; else fails with WHAT and the title it has.
+title_is() {
+    local i title
+    for ((i = 0; i < 50; i++)); do
+        title="$(xdotool getwindowname "$1")"
+        # shellcheck disable=SC2053
+        [[ "$title" == $2 ]] && return 0
+        sleep 0.1
+    done
+    fail "$3: '$title'"
 }
 
 # exits_within PID SECONDS: waits for PID to end; fails if it does not, or not with 0.
@@ -238,13 +246,8 @@ say "$wid_alice" "$art/alice.txt" "$msg" "alice: $msg"
 wait_for "$art/bob.txt" "alice: $msg"
 wait_for "$art/carol.txt" "alice: $msg"
 # bob's window is not the focused one: its title counts the unread line.
-for ((i = 0; i < 50; i++)); do
-    title_bob="$(xdotool getwindowname "$wid_bob")"
-    [[ "$title_bob" == "("[1-9]*") bob @ 127.0.0.1:$port"* ]] && break
-    sleep 0.1
-done
-[[ "$title_bob" == "("[1-9]*") bob @ 127.0.0.1:$port"* ]] ||
-    fail "bob's title shows no unread count while unfocused: '$title_bob'"
+title_is "$wid_bob" "([1-9]*) bob @ 127.0.0.1:$port*" \
+    "bob's title shows no unread count while unfocused"
 # carol's whisper reaches bob, and not alice.
 wait_for "$art/bob.txt" "carol -> bob: $whisper"
 grep -qF -- "$whisper" "$art/alice.txt" && fail "alice saw a whisper meant for bob"
@@ -326,6 +329,18 @@ last_history_log() {
     grep -F "history: row" "$art/$1.log" | tail -n 1 | sed 's/\x1b\[[0-9;]*m//g'
 }
 
+# history_report NICK TEXT: the newest position report of that window's history once it
+# contains TEXT (5 s at most; else the last one, for the caller's check to fail on).
+history_report() {
+    local i report
+    for ((i = 0; i < 50; i++)); do
+        report="$(last_history_log "$1")"
+        [[ "$report" == *"$2"* ]] && break
+        sleep 0.1
+    done
+    echo "$report"
+}
+
 # bob scrolls up; three lines arrive below; the button says so and takes him back.
 for i in $(seq 1 40); do echo "filler line $i"; done >"$art/dave-fill"
 wait_for "$art/bob.txt" "dave: filler line 40"
@@ -336,11 +351,7 @@ for i in $(seq 1 8); do xdotool click 4; sleep 0.05; done
 sleep 0.5
 printf 'more 1\nmore 2\nmore 3\n' >"$art/dave-more"
 wait_for "$art/bob.txt" "dave: more 3"
-for ((i = 0; i < 50; i++)); do
-    last_history_log bob | grep -q "new-messages button (3)" && break
-    sleep 0.1
-done
-report="$(last_history_log bob)"
+report="$(history_report bob "new-messages button (3)")"
 [[ "$report" == *"new-messages button (3) at "* ]] ||
     fail "no '3 new messages' button after scrolling up: $report"
 import -window "$wid_bob" "$art/bob-new-messages.png"
@@ -360,11 +371,7 @@ done
 link="https://example.invalid/e2e-$$/page?x=1"
 echo "the notes are at $link, have a look" >"$art/dave-link"
 wait_for "$art/bob.txt" "dave: the notes are at $link"
-for ((i = 0; i < 50; i++)); do
-    last_history_log bob | grep -qF "link $link at " && break
-    sleep 0.1
-done
-report="$(last_history_log bob)"
+report="$(history_report bob "link $link at ")"
 [[ "$report" == *"link $link at "* ]] || fail "bob's history shows no link: $report"
 xy="$(sed -E "s/.*link [^ ]+e2e-$$[^ ]* at ([0-9]+),([0-9]+).*/\1 \2/" <<<"$report")"
 # shellcheck disable=SC2086
@@ -435,25 +442,16 @@ grep -qF "carol -> bob: $whisper" "$art/bob-clipboard.txt" ||
     fail "the copied history lacks carol's whisper"
 import -window "$wid_bob" "$art/bob-selected.png"
 # Focused again, the count is gone.
-for ((i = 0; i < 50; i++)); do
-    title_bob="$(xdotool getwindowname "$wid_bob")"
-    [[ "$title_bob" == "bob @ 127.0.0.1:$port"* ]] && break
-    sleep 0.1
-done
-[[ "$title_bob" == "bob @ 127.0.0.1:$port"* ]] ||
-    fail "bob's title still counts unread lines while focused: '$title_bob'"
+title_is "$wid_bob" "bob @ 127.0.0.1:$port*" \
+    "bob's title still counts unread lines while focused"
 
 # bob renames himself: everyone sees it, and his title follows. His window has had the
 # focus already and his history has it now: typing must reach the input, first time.
 say "$wid_bob" "$art/bob.txt" "/nick bobby" "bob is now known as bobby" 1
 wait_for "$art/alice.txt" "bob is now known as bobby"
 wait_for "$art/carol.txt" "bob is now known as bobby"
-for ((i = 0; i < 50; i++)); do
-    title_bob="$(xdotool getwindowname "$wid_bob")"
-    [[ "$title_bob" == "bobby @ 127.0.0.1:$port"* ]] && break
-    sleep 0.1
-done
-[[ "$title_bob" == "bobby @ 127.0.0.1:$port"* ]] || fail "bob's title did not follow the rename: '$title_bob'"
+title_is "$wid_bob" "bobby @ 127.0.0.1:$port*" \
+    "bob's title did not follow the rename"
 
 # Closing alice's window says /quit and exits cleanly; the others see her leave.
 python3 "$here/x11_close.py" "$wid_alice" || fail "could not send WM_DELETE_WINDOW"
@@ -474,13 +472,8 @@ exits_within "$server_pid" 15
 wait_for "$art/bob.txt" "Disconnected: "
 wait_for "$art/bob.txt" "Connected to 127.0.0.1:$port_b as bobby" 30
 wait_for "$art/bob.txt" "Some messages while you were away could not be recovered" 10
-for ((i = 0; i < 50; i++)); do
-    title_bob="$(xdotool getwindowname "$wid_bob")"
-    [[ "$title_bob" == "bobby @ 127.0.0.1:$port_b"* ]] && break
-    sleep 0.1
-done
-[[ "$title_bob" == "bobby @ 127.0.0.1:$port_b"* ]] ||
-    fail "bob's title does not name the server he moved to: '$title_bob'"
+title_is "$wid_bob" "bobby @ 127.0.0.1:$port_b*" \
+    "bob's title does not name the server he moved to"
 sleep 0.5
 import -window "$wid_bob" "$art/bob-after-failover.png"
 # The first server comes back, the second dies without a word (kill -9): round-robin

@@ -7,16 +7,11 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 if [[ -z "${CHAT_SHOT_INNER:-}" ]]; then
-    # Build what was not given (a no-op after scripts/test.sh's release build).
-    target="${CARGO_TARGET_DIR:-$root/target}"
-    if [[ -z "${CHAT_SERVER_BIN:-}" ]]; then
-        (cd "$root" && cargo build --release --quiet -p chat-server)
-        export CHAT_SERVER_BIN="$target/release/chat-server"
-    fi
-    if [[ -z "${CHAT_GUI_BIN:-}" ]]; then
-        (cd "$root" && cargo build --release --quiet -p chat-client-gui)
-        export CHAT_GUI_BIN="$target/release/chat-gui"
-    fi
+    # Build what was not given.
+    # shellcheck source=release_bin.sh
+    source "$here/release_bin.sh"
+    release_bin CHAT_SERVER_BIN chat-server chat-server
+    release_bin CHAT_GUI_BIN chat-client-gui chat-gui
     export CHAT_SHOT_INNER=1
     exec timeout --kill-after=10 120 xvfb-run -a -s "-screen 0 1200x800x24" bash "$0"
 fi

@@ -16,10 +16,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 lines="${1:-100000}"
 if [[ -z "${CHAT_MEASURE_INNER:-}" ]]; then
-    if [[ -z "${CHAT_GUI_BIN:-}" ]]; then
-        (cd "$root" && cargo build --release --quiet -p chat-client-gui)
-        export CHAT_GUI_BIN="${CARGO_TARGET_DIR:-$root/target}/release/chat-gui"
-    fi
+    # shellcheck source=../e2e/release_bin.sh
+    source "$here/../e2e/release_bin.sh"
+    release_bin CHAT_GUI_BIN chat-client-gui chat-gui
     export CHAT_MEASURE_INNER=1
     exec timeout --kill-after=10 600 xvfb-run -a -s "-screen 0 1400x900x24" bash "$0" "$@"
 fi
