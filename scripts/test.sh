@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # ---- system packages (Debian/Ubuntu) ---------------------------------------------------
 # GTK headers for druid, Xvfb + xdotool + ImageMagick for the GUI end-to-end tests,
 # Python's tkinter for the original seed client.
-packages=(pkg-config libgtk-3-dev xvfb xauth xdotool imagemagick x11-utils python3-tk)
+packages=(pkg-config libgtk-3-dev xvfb xauth xdotool imagemagick x11-utils python3-tk redis-server)
 if [[ -z "${SKIP_INSTALL:-}" ]] && command -v dpkg >/dev/null 2>&1; then
   missing=()
   for p in "${packages[@]}"; do

@@ -86,6 +86,9 @@ codes! {
     /// Seed compatibility profile only: the server gave the client another nickname than
     /// the one it asked for (COMPAT-4).
     NickAssigned = "nick-assigned", closes: false;
+    /// A server that is one node of a cluster cannot reach the cluster for now: the
+    /// command (a nickname, `/nick`) was not carried out; try again (CLUSTER-5).
+    Unavailable = "unavailable", closes: false;
 }
 
 /// True for a word that may be an error code, known or not (ERR-1): lower-case ASCII

@@ -56,6 +56,9 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Rejected nickname lines after which the handshake gives up (NICK-6).
     pub handshake_attempts: u32,
+    /// `None`: the chat lives in this process (the default). `Some`: this server is
+    /// one node of a cluster sharing the chat through Redis (`--engine redis://...`).
+    pub engine: Option<crate::cluster::EngineConfig>,
     /// Executor threads. Each runs connection tasks and drives the I/O reactor.
     pub threads: usize,
     /// Protocol dialect (see [`Compat`]).
@@ -89,6 +92,7 @@ impl Default for Config {
             max_clients: DEFAULT_MAX_CLIENTS,
             sendq: DEFAULT_SENDQ_BYTES,
             log_budget: crate::hub::DEFAULT_LOG_BUDGET,
+            engine: None,
             max_lag: DEFAULT_MAX_LAG,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             handshake_attempts: DEFAULT_HANDSHAKE_ATTEMPTS,
@@ -137,6 +141,13 @@ pub enum ConfigError {
     /// bucket that holds no token could admit no line at all (CONN-7).
     #[error("--flood-rate must be 0 (off) or more, and --flood-burst at least 1")]
     Flood,
+    /// The seed profile picks free nickname variants locally, which a cluster cannot do
+    /// atomically yet.
+    #[error("--compat seed cannot be combined with --engine redis")]
+    SeedCluster,
+    /// A lease too short to be renewed reliably.
+    #[error("--lease must be at least 300ms")]
+    Lease,
 }
 
 impl Config {
@@ -181,6 +192,14 @@ impl Config {
         }
         if self.max_lag.is_zero() {
             return Err(ConfigError::MaxLag);
+        }
+        if self.engine.is_some() && self.compat == Compat::Seed {
+            return Err(ConfigError::SeedCluster);
+        }
+        if let Some(e) = &self.engine
+            && e.lease < std::time::Duration::from_millis(300)
+        {
+            return Err(ConfigError::Lease);
         }
         let f = &self.flood;
         if !(f.rate.is_finite() && f.rate >= 0.0) || (f.rate > 0.0 && f.burst == 0) {

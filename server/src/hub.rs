@@ -25,7 +25,8 @@ use chat_proto::server::texts;
 use chat_proto::{ErrorCode, NickKey, Nickname, ServerMessage, Text, users_lines};
 use tracing::info;
 
-use crate::log::{Appender, Log};
+use crate::cluster::{Engine, Refused};
+use crate::log::{Appender, EntryId, Log};
 use crate::writer::{Line, Outbox, Pushed, encode, with_encoded};
 
 /// The default `--log-budget`: bytes of retained log segments.
@@ -90,6 +91,8 @@ pub enum JoinError {
     Taken,
     /// The server is shutting down.
     ShuttingDown,
+    /// The cluster (Redis) did not answer.
+    Unavailable,
 }
 
 /// Why a `/nick` failed.
@@ -101,6 +104,8 @@ pub enum RenameError {
     Unchanged,
     /// This user is no longer registered (cut off, or the server is shutting down).
     Gone,
+    /// The cluster (Redis) did not answer.
+    Unavailable,
 }
 
 /// A connection could not get a slot.
@@ -135,6 +140,10 @@ struct Registry {
     shutting_down: bool,
     /// The only way into the log: the registry's lock is the sequencer's.
     appender: Appender,
+    /// With the Redis engine, public events are proposed to the cluster instead of
+    /// appended here; they come back in the cluster's order through
+    /// [`Hub::append_replicated`] (see `cluster/`).
+    engine: Option<Arc<Engine>>,
 }
 
 /// The registry and sequencer. Share it as `Arc<Hub>`.
@@ -155,7 +164,19 @@ impl Hub {
 
     /// A hub whose log retains at most `log_budget` bytes.
     pub fn with_log_budget(max_connections: usize, log_budget: usize) -> Arc<Hub> {
-        let (log, appender) = Log::new(log_budget);
+        Hub::with_engine(max_connections, log_budget, None)
+    }
+
+    /// A hub whose public events go through `engine` (a cluster node) when there is one.
+    pub fn with_engine(
+        max_connections: usize,
+        log_budget: usize,
+        engine: Option<Arc<Engine>>,
+    ) -> Arc<Hub> {
+        let (log, appender) = match engine {
+            Some(_) => Log::with_origins(log_budget),
+            None => Log::new(log_budget),
+        };
         Arc::new(Hub {
             registry: Mutex::new(Registry {
                 members: Vec::new(),
@@ -165,6 +186,7 @@ impl Hub {
                 open: 0,
                 shutting_down: false,
                 appender,
+                engine,
             }),
             log,
             max_connections,
@@ -274,6 +296,10 @@ impl Hub {
         nick: Nickname,
         outbox: &Arc<Outbox>,
     ) -> Result<Membership, JoinError> {
+        let engine = self.lock().engine.clone();
+        if let Some(engine) = engine {
+            return self.join_cluster(&engine, nick, outbox);
+        }
         self.sequence(|reg| {
             if reg.shutting_down {
                 return Err(JoinError::ShuttingDown);
@@ -283,6 +309,50 @@ impl Hub {
             }
             Ok(self.register(reg, nick, outbox, None))
         })
+    }
+
+    /// A join through the cluster: the user is registered here first, reading nothing
+    /// yet, then the name is claimed in Redis; when the join comes back from the stream
+    /// its cursor starts at its own join line ([`Hub::append_replicated`]).
+    fn join_cluster(
+        self: &Arc<Self>,
+        engine: &Arc<Engine>,
+        nick: Nickname,
+        outbox: &Arc<Outbox>,
+    ) -> Result<Membership, JoinError> {
+        let key = nick.key();
+        {
+            let mut reg = self.lock();
+            if reg.shutting_down {
+                return Err(JoinError::ShuttingDown);
+            }
+            if reg.index.contains_key(&key) {
+                return Err(JoinError::Taken);
+            }
+            let index = reg.members.len();
+            reg.members.push(Member {
+                nick: nick.clone(),
+                key: key.clone(),
+                outbox: outbox.clone(),
+            });
+            reg.index.insert(key.clone(), index);
+        }
+        match engine.join(nick.clone()) {
+            Ok(()) => Ok(Membership {
+                hub: self.clone(),
+                nick,
+                key,
+                outbox: outbox.clone(),
+                why: "connection ended",
+            }),
+            Err(why) => {
+                self.lock().take_member(&key, outbox);
+                Err(match why {
+                    Refused::Taken => JoinError::Taken,
+                    Refused::Unavailable => JoinError::Unavailable,
+                })
+            }
+        }
     }
 
     /// Seed profile (COMPAT-4): registers the client under the nickname it asked for, or,
@@ -360,7 +430,7 @@ impl Hub {
             let member = reg.take_member(key, outbox)?;
             outbox.stop_at(reg.appender.log().head());
             if !reg.shutting_down {
-                reg.append(&ServerMessage::Left(member.nick.clone()));
+                reg.announce_leave(&member.nick);
             }
             Some((member.nick, reg.members.len()))
         });
@@ -414,9 +484,67 @@ impl Hub {
     pub fn is_shutting_down(&self) -> bool {
         self.lock().shutting_down
     }
+
+    /// The cluster engine, if this hub is a node of one.
+    pub fn engine(&self) -> Option<Arc<Engine>> {
+        self.lock().engine.clone()
+    }
+
+    /// Cluster: appends an event read back from the stream (in stream order). When it is
+    /// the join of `joined_here`, a user of this node still waiting for it, that user
+    /// starts reading at its own join line and then gets `Connected to the server`.
+    /// Wakes nobody: the reader publishes once per batch.
+    pub(crate) fn append_replicated(
+        &self,
+        msg: &ServerMessage,
+        origin: EntryId,
+        joined_here: Option<&NickKey>,
+    ) {
+        let mut reg = self.lock();
+        reg.append_then_from(msg, Some(origin), |reg, seq| {
+            let mut cut = Cut::new();
+            let Some(member) = joined_here.and_then(|k| reg.member(k)) else {
+                return cut;
+            };
+            if member.outbox.pos() == u64::MAX {
+                member.outbox.start_reading(reg.appender.cursor_at_last());
+                if member.outbox.push_after(seq, &self.lines.connected) == Pushed::Overflow {
+                    cut.push((member.key.clone(), member.outbox.clone(), "sendq exceeded"));
+                }
+            }
+            cut
+        });
+    }
+
+    /// Cluster: a private line (`/msg`, `/who` answer) read from the stream, for the
+    /// local members among `keys` (once each), after everything appended so far.
+    pub(crate) fn deliver_replicated(&self, keys: &[NickKey], line: &Line) {
+        let mut reg = self.lock();
+        let mut cut = Cut::new();
+        let mut sent: Vec<&Arc<Outbox>> = Vec::new();
+        for key in keys {
+            if let Some(m) = reg.member(key)
+                && !sent.iter().any(|o| Arc::ptr_eq(o, &m.outbox))
+            {
+                reg.send_private(&m.key, &m.outbox, line, &mut cut);
+                sent.push(&m.outbox);
+            }
+        }
+        reg.cut(cut);
+    }
 }
 
 impl Registry {
+    /// Tells everyone `nick` left: appended here, or proposed to the cluster.
+    fn announce_leave(&mut self, nick: &Nickname) {
+        match &self.engine {
+            Some(engine) => engine.leave(nick.clone()),
+            None => {
+                self.append(&ServerMessage::Left(nick.clone()));
+            }
+        }
+    }
+
     /// Appends a public event, encoded once (see [`Registry::append_then`]). Returns its
     /// seq.
     fn append(&mut self, msg: &ServerMessage) -> u64 {
@@ -432,7 +560,20 @@ impl Registry {
         msg: &ServerMessage,
         then: impl FnOnce(&mut Self, u64) -> Cut,
     ) -> u64 {
-        let appended = with_encoded(msg, |bytes| self.appender.append(bytes));
+        self.append_then_from(msg, None, then)
+    }
+
+    /// [`Registry::append_then`] for an event an engine ordered and named (`origin`).
+    fn append_then_from(
+        &mut self,
+        msg: &ServerMessage,
+        origin: Option<EntryId>,
+        then: impl FnOnce(&mut Self, u64) -> Cut,
+    ) -> u64 {
+        let appended = with_encoded(msg, |bytes| match origin {
+            Some(origin) => self.appender.append_from(bytes, origin),
+            None => self.appender.append(bytes),
+        });
         let cut = then(self, appended.id.seq);
         if let Some(below) = appended.evicted_below {
             self.evict(below);
@@ -477,6 +618,10 @@ impl Registry {
             };
             info!(nick = %member.nick, users = self.members.len(), reason = why, "left");
             if self.shutting_down {
+                continue;
+            }
+            if let Some(engine) = &self.engine {
+                engine.leave(member.nick);
                 continue;
             }
             let appended = with_encoded(&ServerMessage::Left(member.nick), |bytes| {
@@ -581,6 +726,10 @@ impl Membership {
         if !reg.is_member(&self.key, &self.outbox) {
             return;
         }
+        if let Some(engine) = &reg.engine {
+            engine.say(self.nick.clone(), text);
+            return;
+        }
         reg.append(&ServerMessage::Chat {
             from: self.nick.clone(),
             text,
@@ -592,6 +741,13 @@ impl Membership {
     pub fn private(&self, to: &Nickname, text: Text) -> bool {
         self.hub.sequence(|reg| {
             if !reg.is_member(&self.key, &self.outbox) {
+                return true;
+            }
+            if let Some(engine) = &reg.engine {
+                let Some(to) = engine.member(&to.key()) else {
+                    return false;
+                };
+                engine.private(self.nick.clone(), to, text);
                 return true;
             }
             let Some(target) = reg.member(&to.key()) else {
@@ -615,6 +771,10 @@ impl Membership {
     /// `/nick <new>` (CMD-NICK-1..3): renames atomically and tells everyone.
     pub fn rename(&mut self, new: Nickname) -> Result<(), RenameError> {
         let new_key = new.key();
+        let engine = self.hub.lock().engine.clone();
+        if let Some(engine) = engine {
+            return self.rename_cluster(&engine, new);
+        }
         let old = self.hub.sequence(|reg| {
             if !reg.is_member(&self.key, &self.outbox) {
                 return Err(RenameError::Gone);
@@ -645,11 +805,47 @@ impl Membership {
         Ok(())
     }
 
+    /// `/nick` through the cluster: Redis checks and claims the new name and announces
+    /// the rename in one step; the local registry follows.
+    fn rename_cluster(&mut self, engine: &Engine, new: Nickname) -> Result<(), RenameError> {
+        if !self.hub.lock().is_member(&self.key, &self.outbox) {
+            return Err(RenameError::Gone);
+        }
+        if new == self.nick {
+            return Err(RenameError::Unchanged);
+        }
+        engine
+            .rename(self.nick.clone(), new.clone())
+            .map_err(|why| match why {
+                Refused::Taken => RenameError::Taken,
+                Refused::Unavailable => RenameError::Unavailable,
+            })?;
+        let new_key = new.key();
+        let mut reg = self.hub.lock();
+        if let Some(index) = reg.index.remove(&self.key) {
+            reg.index.insert(new_key.clone(), index);
+            if let Some(m) = reg.members.get_mut(index) {
+                m.nick = new.clone();
+                m.key = new_key.clone();
+            }
+        }
+        drop(reg);
+        info!(old = %self.nick, new = %new, "renamed");
+        self.nick = new;
+        self.key = new_key;
+        Ok(())
+    }
+
     /// `/who` (CMD-WHO-1, CMD-WHO-2): the sorted list of users, to the sender alone, as
-    /// one private item (however many lines it takes).
+    /// one private item (however many lines it takes). In a cluster it is answered when
+    /// the node's reader reaches the request in the stream.
     pub fn who(&self) {
         self.hub.sequence(|reg| {
             if !reg.is_member(&self.key, &self.outbox) {
+                return;
+            }
+            if let Some(engine) = &reg.engine {
+                engine.who(self.nick.clone());
                 return;
             }
             let names = reg.members.iter().map(|m| m.nick.clone()).collect();

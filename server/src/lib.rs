@@ -21,6 +21,7 @@
 //! through `chat-proto`.
 #![warn(missing_docs)]
 
+pub mod cluster;
 mod compat;
 pub mod config;
 mod connection;
@@ -91,7 +92,14 @@ impl Server {
         } = self;
         let listener = async_net::TcpListener::try_from(listener)?;
         let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
-        let hub = Hub::with_log_budget(config.max_clients, config.log_budget);
+        let engine = match &config.engine {
+            Some(c) => Some(cluster::Engine::connect(c.clone()).map_err(io::Error::other)?),
+            None => None,
+        };
+        let hub = Hub::with_engine(config.max_clients, config.log_budget, engine.clone());
+        if let Some(engine) = &engine {
+            engine.start(&hub)?;
+        }
         let settings = Arc::new(Settings::from_config(&config));
 
         let (stop_accept, accept_stopped) = smol::channel::bounded::<()>(1);
@@ -190,6 +198,10 @@ impl ServerHandle {
         let deadline = Instant::now() + self.grace;
         while self.hub.open_connections() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
+        }
+        // A cluster node hands its users over: the others see each of them leave.
+        if let Some(engine) = self.hub.engine() {
+            engine.retire();
         }
         // 3. Stop the threads; tasks still left are dropped with the executor.
         drop(self.stop_threads.take());

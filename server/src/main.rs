@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chat_server::cluster::EngineConfig;
 use chat_server::config::{Compat, Config, FloodLimit, default_threads, parse_duration};
 use chat_server::{Server, listener, shutdown};
 use clap::Parser;
@@ -67,6 +68,17 @@ struct Cli {
     #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "TIME")]
     flood_excess: Duration,
 
+    /// Share the chat with other servers through Redis: `redis://HOST:PORT[/DB]`.
+    /// Every server started with the same URL serves the same chat, in one order.
+    /// Without it the chat lives in this process.
+    #[arg(long, value_name = "URL")]
+    engine: Option<String>,
+
+    /// With --engine: how long after this server dies its users are shown as leaving
+    /// (it renews the lease every third of it).
+    #[arg(long, default_value = "5", value_parser = parse_duration, value_name = "TIME")]
+    lease: Duration,
+
     /// Compatibility profile: `seed` lets the original Python client (seed_client.py)
     /// connect unchanged; clients of the spec keep working too.
     #[arg(long, value_enum, default_value_t = CompatArg::None, value_name = "PROFILE")]
@@ -105,6 +117,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         max_clients: cli.max_clients,
         sendq: cli.sendq,
         log_budget: cli.log_budget,
+        engine: cli.engine.as_deref().map(|url| EngineConfig {
+            lease: cli.lease,
+            ..EngineConfig::new(url)
+        }),
         max_lag: cli.max_lag,
         handshake_timeout: cli.handshake_timeout,
         handshake_attempts: cli.handshake_attempts,

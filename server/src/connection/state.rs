@@ -290,9 +290,16 @@ impl Conn {
                 }
             };
             let joined = self.hub.join(nick.clone(), &self.outbox);
-            if matches!(joined, Err(JoinError::Taken)) {
-                self.reply(&encode(&ServerMessage::nick_taken(&nick)));
-                return self.rejected();
+            match joined {
+                Err(JoinError::Taken) => {
+                    self.reply(&encode(&ServerMessage::nick_taken(&nick)));
+                    return self.rejected();
+                }
+                Err(JoinError::Unavailable) => {
+                    self.reply(&encode(&unavailable()));
+                    return self.rejected();
+                }
+                _ => {}
             }
             joined
         };
@@ -305,6 +312,7 @@ impl Conn {
             }
             Err(JoinError::Taken) => Flow::Close("no free nickname"),
             Err(JoinError::ShuttingDown) => Flow::Close("server shutting down"),
+            Err(JoinError::Unavailable) => Flow::Close("cluster unavailable"),
         }
     }
 
@@ -336,6 +344,7 @@ impl Conn {
                     member.reply(&encode(&ServerMessage::nick_unchanged(&new)))
                 }
                 Err(RenameError::Gone) => {}
+                Err(RenameError::Unavailable) => member.reply(&encode(&unavailable())),
             },
             Ok(ClientMessage::Quit) => return Flow::Close("quit"),
             Ok(ClientMessage::Caps(names)) => self.on_caps(names),
@@ -347,4 +356,12 @@ impl Conn {
         }
         Flow::Continue
     }
+}
+
+/// `ERR unavailable` (CLUSTER-5): a node of a cluster could not reach Redis in time.
+fn unavailable() -> ServerMessage {
+    ServerMessage::error(
+        chat_proto::ErrorCode::Unavailable,
+        chat_proto::server::texts::UNAVAILABLE,
+    )
 }
