@@ -6,8 +6,17 @@ Every scenario runs against every server in alternating order (ours, seed, ngirc
 DEFECTS.md item 5), with the same load tool (`chat-load`, in the matching dialect). The
 table shows medians and the ratio of our median to each other server's.
 
+Beside deliveries/s (which the load tool caps on 2 shared cores) it reports what the
+server process spent per delivery over the send window (first send to last delivery):
+CPU time (utime + stime from /proc/PID/stat, read by chat-load) and write system calls.
+Write calls are counted with `perf stat` on the syscall tracepoints write, writev, sendto
+and sendmsg (the Python server writes with send(), which /proc/PID/io does not count),
+summed over perf's 20 ms intervals that fall in the send window; without perf, from
+/proc/PID/io `syscw` (write/writev only).
+
     scripts/compare.py                 # 5 runs per cell, writes docs/performance.md
     scripts/compare.py --runs 3 --quick --no-write
+    BEFORE_BIN=/path/to/old/chat-server scripts/compare.py --servers ours,before --no-write
 
 Loopback only. Needs `ngircd` (apt-get install ngircd); without it that column is skipped.
 """
@@ -17,6 +26,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -90,8 +100,11 @@ PAM = no
 def start(server, port, workdir):
     """Starts one server on `port`; returns (process, dialect)."""
     devnull = subprocess.DEVNULL
-    if server == "ours":
-        cmd = [str(SERVER), "--listen", f"127.0.0.1:{port}", "--max-clients", "20000"]
+    if server in ("ours", "before"):
+        # The flood limit off, as a benchmark should (the other two have none). "before"
+        # is another build of ours (BEFORE_BIN), for before/after comparisons.
+        binary = SERVER if server == "ours" else Path(os.environ["BEFORE_BIN"])
+        cmd = [str(binary), "--listen", f"127.0.0.1:{port}", "--max-clients", "20000", "--flood-rate", "0"]
         extra = os.environ.get("OURS_ARGS", "").split()
         proc = subprocess.Popen(cmd + extra, stdout=devnull, stderr=devnull, env={**os.environ, "RUST_LOG": "warn"})
         dialect = "spec"
@@ -120,11 +133,64 @@ def stop(proc):
         proc.wait()
 
 
-def run_once(server, scenario, workdir):
+SYSCALLS = ["write", "writev", "sendto", "sendmsg"]
+
+
+def perf_usable():
+    """True when `perf stat` can count syscall tracepoints here."""
+    if not shutil.which("perf"):
+        return False
+    try:
+        out = subprocess.run(["perf", "stat", "-x,", "-e", "syscalls:sys_enter_write", "true"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "not supported" not in out.stderr
+
+
+def start_perf(pid, path):
+    events = ",".join(f"syscalls:sys_enter_{c}" for c in SYSCALLS)
+    started = time.time()
+    proc = subprocess.Popen(["perf", "stat", "-I", "20", "-x,", "-e", events, "-p", str(pid), "-o", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.2)  # perf attaches
+    return proc, started
+
+
+def perf_writes(proc, started, path, window):
+    """Write calls counted in the intervals that end inside the send window."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    lo, hi = window
+    total = 0
+    for row in Path(path).read_text().splitlines():
+        f = row.split(",")
+        if len(f) < 4 or row.startswith("#"):
+            continue
+        try:
+            at, count = started + float(f[0]), int(f[1])
+        except ValueError:
+            continue
+        # An interval is counted when it ends after the window starts and began before it
+        # ended (the 20 ms at each edge, when the server is idle, are the error).
+        if lo < at <= hi + 0.02:
+            total += count
+    return total
+
+
+def run_once(server, scenario, workdir, use_perf):
     port = free_port()
     proc, dialect = start(server, port, workdir)
+    perf = None
     try:
+        if use_perf:
+            perf = start_perf(proc.pid, Path(workdir) / "perf.txt")
         cmd = [str(LOAD), "--target", f"127.0.0.1:{port}", "--dialect", dialect, "--json",
+               "--server-pid", str(proc.pid),
                "--clients", str(scenario["clients"]), "--senders", str(scenario["senders"]),
                "--messages", str(scenario["messages"]), "--size", "50",
                "--timeout", str(scenario.get("timeout", 120)), "--settle", "2",
@@ -135,13 +201,27 @@ def run_once(server, scenario, workdir):
         line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
         if not line.startswith("{"):
             return {"error": (out.stderr.strip().splitlines() or ["no output"])[0][:120]}
-        return json.loads(line)
+        r = json.loads(line)
+        if perf and r.get("window_start_unix") and r.get("delivered"):
+            writes = perf_writes(*perf, Path(workdir) / "perf.txt", (r["window_start_unix"], r["window_end_unix"]))
+            perf = None
+            r["server_write_calls"] = writes
+            r["server_writes_per_delivery"] = writes / r["delivered"]
+            r["writes_counted_by"] = "perf"
+        return r
     finally:
+        if perf:
+            perf[0].kill()
+            perf[0].wait()
         stop(proc)
 
 
 def fmt_rate(v):
     return f"{v / 1e6:.2f}M/s" if v else "-"
+
+
+def fmt_num(v, digits):
+    return "-" if v is None else f"{v:.{digits}f}"
 
 
 def main():
@@ -150,7 +230,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smaller scenarios, for a smoke test")
     ap.add_argument("--no-write", action="store_true", help="do not write docs/performance.md")
     ap.add_argument("--servers", default="ours,seed,ngircd")
+    ap.add_argument("--only", help="run only the scenarios whose name contains this")
+    ap.add_argument("--no-perf", action="store_true", help="count write calls from /proc only")
     args = ap.parse_args()
+    use_perf = not args.no_perf and perf_usable()
 
     if not args.quick:
         subprocess.run(["cargo", "build", "--release", "-p", "chat-server", "-p", "chat-load"], cwd=ROOT, check=True)
@@ -163,15 +246,19 @@ def main():
         {"name": "200 clients, paced 1000 msg/s, 5,000 msgs", "clients": 200, "senders": 1,
          "messages": 5000 // scale, "rate": 1000, "paced": True},
     ]
+    if args.only:
+        scenarios = [s for s in scenarios if args.only in s["name"]]
     results = {(s["name"], srv): [] for s in scenarios for srv in servers}
     with tempfile.TemporaryDirectory() as workdir:
         for sc in scenarios:
             for i in range(args.runs):
                 for srv in servers:
-                    r = run_once(srv, sc, workdir)
+                    r = run_once(srv, sc, workdir, use_perf)
                     results[(sc["name"], srv)].append(r)
                     summary = r.get("error") or (
-                        f"{fmt_rate(r['deliveries_per_s'])} p99 {r['p99_us']}us lost {r['lost']} corrupt {r['corrupt']}")
+                        f"{fmt_rate(r['deliveries_per_s'])} p99 {r['p99_us']}us lost {r['lost']} corrupt {r['corrupt']}"
+                        f" cpu {fmt_num(r.get('server_cpu_ns_per_delivery'), 1)} ns/delivery"
+                        f" writes {fmt_num(r.get('server_writes_per_delivery'), 4)}/delivery")
                     print(f"[{sc['name']}] run {i + 1} {srv}: {summary}", flush=True)
 
     def med(rs, key):
@@ -216,6 +303,27 @@ def main():
             else:
                 ratios.append(f"{a / b:.2f}x")
         lines.append(f"| {sc['name']} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    # What the server spent per delivery, unpaced scenarios.
+    lines.append("")
+    lines.append("Server CPU time per delivery (utime + stime over the send window) and write calls per delivery:")
+    lines.append("")
+    lines.append("| scenario | " + " | ".join(f"{s} CPU" for s in servers) + " | "
+                 + " | ".join(f"{s} writes" for s in servers) + " | "
+                 + " | ".join(f"{s} CPU / ours" for s in servers if s != "ours") + " |")
+    lines.append("|" + "---|" * (1 + 2 * len(servers) + sum(1 for s in servers if s != "ours")))
+    for sc in scenarios:
+        if sc.get("paced"):
+            continue
+        cpu = {srv: med(results[(sc["name"], srv)], "server_cpu_ns_per_delivery") for srv in servers}
+        wr = {srv: med(results[(sc["name"], srv)], "server_writes_per_delivery") for srv in servers}
+        ratio = []
+        for srv in servers:
+            if srv == "ours":
+                continue
+            a, b = cpu.get("ours"), cpu.get(srv)
+            ratio.append(f"{b / a:.1f}x" if a and b else "-")
+        lines.append(f"| {sc['name']} | " + " | ".join(f"{fmt_num(cpu[s], 1)} ns" for s in servers) + " | "
+                     + " | ".join(fmt_num(wr[s], 4) for s in servers) + " | " + " | ".join(ratio) + " |")
     table = "\n".join(lines)
     print()
     print(table)
@@ -235,6 +343,7 @@ def main():
         start, end = "<!-- compare:start -->", "<!-- compare:end -->"
         batch = os.environ.get("WRITE_BATCH", "0")
         writes = "one write per message" if batch == "0" else f"senders writing {batch} bytes at a time"
+        writes += "; write calls counted with perf" if use_perf else "; write calls from /proc/PID/io (write/writev only)"
         block = (f"{start}\nLatest `scripts/compare.py` run ({time.strftime('%Y-%m-%d')}, {machine}; "
                  f"median of {args.runs} alternating runs, a fresh server per run, lines of 50 bytes, "
                  f"{writes}):\n\n{table}\n{end}")

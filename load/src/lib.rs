@@ -3,4 +3,5 @@
 pub mod dialect;
 pub mod payload;
 pub mod run;
+pub mod server;
 pub mod stats;

@@ -67,6 +67,10 @@ struct Args {
     /// has been read, print `READY <n>`, hold the connections this many seconds, exit.
     #[arg(long)]
     idle_hold: Option<f64>,
+    /// The server's process id (same machine): report its CPU time (utime + stime from
+    /// /proc) and write(2)/writev(2) calls per delivery over the send window.
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     json: bool,
@@ -93,6 +97,7 @@ fn main() -> Result<()> {
         nick_prefix: args.nick_prefix,
         settle: Duration::from_secs_f64(args.settle.clamp(0.05, 600.0)),
         write_batch: args.write_batch,
+        server_pid: args.server_pid,
     };
     if let Some(hold) = args.idle_hold {
         let held = run::run_idle(

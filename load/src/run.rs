@@ -42,6 +42,9 @@ pub struct Plan {
     /// Unpaced senders gather messages until this many bytes before writing; 0 writes
     /// each message on its own, as a chat client does (a person sends one line at a time).
     pub write_batch: usize,
+    /// The server's process id, when it runs on this machine: its CPU time and write
+    /// calls over the send window are then reported per delivery.
+    pub server_pid: Option<u32>,
 }
 
 /// The clock payloads carry: nanoseconds since the run started.
@@ -365,6 +368,7 @@ async fn drive(ex: &'static smol::Executor<'static>, plan: Arc<Plan>) -> Result<
         .collect();
     // Let every receiver drain the join notices of the clients after it.
     Timer::after(Duration::from_millis(50)).await;
+    let usage_before = plan.server_pid.and_then(crate::server::Usage::read);
     let start = Instant::now();
     let sending: Vec<_> = senders
         .into_iter()
@@ -408,6 +412,13 @@ async fn drive(ex: &'static smol::Executor<'static>, plan: Arc<Plan>) -> Result<
         total.wrong_sender += t.wrong_sender;
         let _ = total.latency_us.add(&t.latency_us);
     }
+    // The send window ends with the last delivery: receivers stop as soon as they have
+    // everything (only a lossy run waits out the settle time).
+    let usage_after = plan.server_pid.and_then(crate::server::Usage::read);
+    let server = match (usage_before, usage_after) {
+        (Some(a), Some(b)) => Some(a.until(&b)),
+        _ => None,
+    };
     stop.store(true, Ordering::Relaxed);
     let mut send_errors = Vec::new();
     for s in sending {
@@ -441,6 +452,7 @@ async fn drive(ex: &'static smol::Executor<'static>, plan: Arc<Plan>) -> Result<
         p50_us: h.value_at_quantile(0.5),
         p99_us: h.value_at_quantile(0.99),
         max_us: h.max(),
+        server,
     })
 }
 

@@ -86,6 +86,8 @@ pub struct Report {
     pub p50_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
+    /// What the server spent over the send window, when its pid was given.
+    pub server: Option<crate::server::Spent>,
 }
 
 impl Report {
@@ -102,6 +104,18 @@ impl Report {
         }
     }
 
+    /// Server CPU time per delivery, in ns.
+    pub fn server_cpu_ns_per_delivery(&self) -> Option<f64> {
+        let s = self.server?;
+        (self.delivered > 0).then(|| s.cpu.as_nanos() as f64 / self.delivered as f64)
+    }
+
+    /// Server write(2)-family calls per delivery.
+    pub fn server_writes_per_delivery(&self) -> Option<f64> {
+        let w = self.server?.write_calls?;
+        (self.delivered > 0).then(|| w as f64 / self.delivered as f64)
+    }
+
     pub fn clean(&self) -> bool {
         self.lost() == 0
             && self.duplicates == 0
@@ -113,7 +127,7 @@ impl Report {
     /// One JSON object, for scripts.
     pub fn json(&self) -> String {
         format!(
-            "{{\"dialect\":\"{}\",\"clients\":{},\"senders\":{},\"messages_per_sender\":{},\"size\":{},\"rate\":{},\"expected\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"wrong_sender\":{},\"elapsed_s\":{:.6},\"deliveries_per_s\":{:.0},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"timed_out\":{}}}",
+            "{{\"dialect\":\"{}\",\"clients\":{},\"senders\":{},\"messages_per_sender\":{},\"size\":{},\"rate\":{},\"expected\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"wrong_sender\":{},\"elapsed_s\":{:.6},\"deliveries_per_s\":{:.0},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"timed_out\":{},\"server_cpu_s\":{},\"server_cpu_ns_per_delivery\":{},\"server_write_calls\":{},\"server_writes_per_delivery\":{},\"window_start_unix\":{},\"window_end_unix\":{}}}",
             self.dialect,
             self.clients,
             self.senders,
@@ -132,9 +146,20 @@ impl Report {
             self.p50_us,
             self.p99_us,
             self.max_us,
-            self.timed_out
+            self.timed_out,
+            opt(self.server.map(|s| s.cpu.as_secs_f64())),
+            opt(self.server_cpu_ns_per_delivery()),
+            opt(self.server.and_then(|s| s.write_calls).map(|w| w as f64)),
+            opt(self.server_writes_per_delivery()),
+            opt(self.server.map(|s| s.window_unix.0)),
+            opt(self.server.map(|s| s.window_unix.1)),
         )
     }
+}
+
+/// A JSON number, or `null`.
+fn opt(v: Option<f64>) -> String {
+    v.map_or("null".to_string(), |v| format!("{v:.4}"))
 }
 
 impl fmt::Display for Report {
@@ -164,6 +189,18 @@ impl fmt::Display for Report {
             "latency p50 {} us  p99 {} us  max {} us",
             self.p50_us, self.p99_us, self.max_us
         )?;
+        if let Some(s) = self.server {
+            writeln!(
+                f,
+                "server over the send window: CPU {:.3} s = {:.1} ns per delivery{}",
+                s.cpu.as_secs_f64(),
+                self.server_cpu_ns_per_delivery().unwrap_or(0.0),
+                match (s.write_calls, self.server_writes_per_delivery()) {
+                    (Some(w), Some(per)) => format!("; {w} write calls = {per:.4} per delivery"),
+                    _ => String::new(),
+                }
+            )?;
+        }
         write!(
             f,
             "lost {}  duplicate {}  reordered {}  corrupt {}  wrong sender {}",

@@ -36,8 +36,9 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default number of rejected nickname lines before the server gives up (NICK-6).
 pub const DEFAULT_HANDSHAKE_ATTEMPTS: u32 = 5;
 
-/// Default bytes a client's outbound queue may hold before it is cut off (CONN-4).
-pub const DEFAULT_SENDQ_BYTES: usize = 1024 * 1024;
+/// Default bytes a client's private outbound queue (replies, private messages) may hold
+/// before it is cut off (CONN-4).
+pub const DEFAULT_SENDQ_BYTES: usize = 64 * 1024;
 
 /// Default number of open connections, handshaking ones included (CONN-1).
 pub const DEFAULT_MAX_CLIENTS: usize = 10_000;

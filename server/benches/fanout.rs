@@ -132,6 +132,7 @@ fn loopback(c: &mut Criterion) {
                             nick_prefix: format!("b{k}x"),
                             settle: Duration::from_secs(2),
                             write_batch: 0,
+                            server_pid: None,
                         };
                         let report = run(plan, 2).expect("load run");
                         assert!(report.clean() && !report.timed_out, "{report}");

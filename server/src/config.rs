@@ -257,7 +257,9 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.listen.to_string(), "127.0.0.1:9090");
         assert_eq!(c.max_clients, 10_000);
-        assert_eq!(c.sendq, 1024 * 1024);
+        assert_eq!(c.sendq, 64 * 1024);
+        assert_eq!(c.log_budget, 64 * 1024 * 1024);
+        assert_eq!(c.max_lag, Duration::from_secs(30));
         assert_eq!(c.handshake_timeout, Duration::from_secs(30));
         assert_eq!(c.handshake_attempts, 5);
         assert_eq!(c.validate(), Ok(()));

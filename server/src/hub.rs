@@ -137,6 +137,11 @@ struct Registry {
     slots: Vec<Option<Arc<Outbox>>>,
     free_slots: Vec<usize>,
     open: usize,
+    /// Most connections open since memory was last given back (see [`Slot`]'s drop).
+    open_peak: usize,
+    /// Memory was given back while connections were still closing: do it once more when
+    /// the last one is gone.
+    trim_when_empty: bool,
     shutting_down: bool,
     /// The only way into the log: the registry's lock is the sequencer's.
     appender: Appender,
@@ -184,6 +189,8 @@ impl Hub {
                 slots: Vec::new(),
                 free_slots: Vec::new(),
                 open: 0,
+                open_peak: 0,
+                trim_when_empty: false,
                 shutting_down: false,
                 appender,
                 engine,
@@ -256,6 +263,7 @@ impl Hub {
             }
         };
         reg.open += 1;
+        reg.open_peak = reg.open_peak.max(reg.open);
         Ok(Slot {
             hub: self.clone(),
             index,
@@ -570,6 +578,10 @@ impl Registry {
         origin: Option<EntryId>,
         then: impl FnOnce(&mut Self, u64) -> Cut,
     ) -> u64 {
+        if self.shutting_down {
+            // `ERR server-shutdown` was the last entry: nothing goes after it.
+            return self.appender.log().head();
+        }
         let appended = with_encoded(msg, |bytes| match origin {
             Some(origin) => self.appender.append_from(bytes, origin),
             None => self.appender.append(bytes),
@@ -594,18 +606,24 @@ impl Registry {
     /// Cuts off every connection whose cursor is below `below` (its entries were evicted
     /// from the log): members leave, with notices; others are just closed.
     fn evict(&mut self, below: u64) {
-        let victims: Cut = self
-            .members
-            .iter()
-            .filter(|m| m.outbox.pos() < below)
-            .map(|m| (m.key.clone(), m.outbox.clone(), "lost its place in the log"))
-            .collect();
+        let mut victims = Cut::new();
+        self.evicted(below, &mut victims);
+        self.cut(victims);
+    }
+
+    /// Adds the members whose cursor is below `below` to `cut`, and cuts off the other
+    /// connections reading there (closing ones, which are no longer members).
+    fn evicted(&self, below: u64, cut: &mut Cut) {
+        for m in &self.members {
+            if m.outbox.pos() < below {
+                cut.push((m.key.clone(), m.outbox.clone(), "lost its place in the log"));
+            }
+        }
         for outbox in self.slots.iter().flatten() {
             if outbox.pos() < below {
                 outbox.cut_off();
             }
         }
-        self.cut(victims);
     }
 
     /// Removes every cut-off member and tells the others it left (CONN-2, CONN-4); a
@@ -628,16 +646,7 @@ impl Registry {
                 self.appender.append(bytes)
             });
             if let Some(below) = appended.evicted_below {
-                for m in &self.members {
-                    if m.outbox.pos() < below {
-                        cut.push((m.key.clone(), m.outbox.clone(), "lost its place in the log"));
-                    }
-                }
-                for outbox in self.slots.iter().flatten() {
-                    if outbox.pos() < below {
-                        outbox.cut_off();
-                    }
-                }
+                self.evicted(below, &mut cut);
             }
         }
     }
@@ -686,13 +695,44 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut reg = self.hub.lock();
-        if let Some(slot) = reg.slots.get_mut(self.index)
-            && slot.take().is_some()
-        {
-            reg.free_slots.push(self.index);
-            reg.open = reg.open.saturating_sub(1);
+        let trim = {
+            let mut reg = self.hub.lock();
+            if let Some(slot) = reg.slots.get_mut(self.index)
+                && slot.take().is_some()
+            {
+                reg.free_slots.push(self.index);
+                reg.open = reg.open.saturating_sub(1);
+            }
+            // Many connections gone (a crowd, or an attack, left): time to give memory
+            // back. `reg.slots` itself keeps its length (slots are reused).
+            let crowd_left = reg.open_peak >= TRIM_AFTER && reg.open <= reg.open_peak / 4;
+            let last_gone = reg.open == 0 && reg.trim_when_empty;
+            if crowd_left {
+                reg.open_peak = reg.open;
+                reg.trim_when_empty = reg.open > 0;
+            } else if last_gone {
+                reg.trim_when_empty = false;
+            }
+            crowd_left || last_gone
+        };
+        if trim {
+            give_memory_back();
         }
+    }
+}
+
+/// Connections that must have come and gone before [`give_memory_back`] is worth it.
+const TRIM_AFTER: usize = 64;
+
+/// Returns the allocator's free memory to the system. glibc keeps what thousands of
+/// connections (and a burst's log segments) freed in its arenas, so after a crowd has
+/// left the server's RSS would stay at its peak; `malloc_trim` hands it back. Rare (once
+/// per crowd), and only a few milliseconds.
+fn give_memory_back() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -216,8 +216,26 @@ struct Inner {
     segments: VecDeque<Arc<Segment>>,
     /// Writers at the head, waiting for the next entry.
     parked: Vec<Waker>,
+    /// Rounds of wake-ups of `parked` so far (see [`Ticket`]).
+    parked_round: u64,
     /// Readers (senders) paused while the log is congested.
     paused: Vec<Waker>,
+    /// Rounds of wake-ups of `paused` so far.
+    paused_round: u64,
+}
+
+/// Where a task stands in a waiting list: the round of wake-ups it was added in. A task
+/// woken by something else (a private line, a timer) that waits again in the same round
+/// is already in the list and is not added twice, so the lists stay as long as the
+/// number of waiting tasks, however often they wake.
+pub type Ticket = Option<u64>;
+
+/// Adds `waker` to `list` unless `ticket` says it is already there this `round`.
+fn enlist(list: &mut Vec<Waker>, round: u64, waker: &Waker, ticket: &mut Ticket) {
+    if *ticket != Some(round) {
+        list.push(waker.clone());
+        *ticket = Some(round);
+    }
 }
 
 /// The sequencer's handle: the only way to append. Exactly one exists per [`Log`].
@@ -337,26 +355,26 @@ impl Log {
 
     /// Pauses a sender while the log is congested: registers `waker` to be woken when it
     /// is not. Returns false (and registers nothing) when the log is not congested.
-    pub fn wait_uncongested(&self, waker: &Waker) -> bool {
+    pub fn wait_uncongested(&self, waker: &Waker, ticket: &mut Ticket) -> bool {
         let mut inner = self.lock();
         if !self.congested() {
             return false;
         }
-        if !inner.paused.iter().any(|w| w.will_wake(waker)) {
-            inner.paused.push(waker.clone());
-        }
+        let round = inner.paused_round;
+        enlist(&mut inner.paused, round, waker, ticket);
         true
     }
 
     /// Parks a writer whose next entry is `next_seq`: returns false when that entry is
     /// already there (do not park), true when `waker` will be woken by the next
     /// [`Log::publish`].
-    pub fn park(&self, next_seq: u64, waker: &Waker) -> bool {
+    pub fn park(&self, next_seq: u64, waker: &Waker, ticket: &mut Ticket) -> bool {
         let mut inner = self.lock();
         if self.head() >= next_seq {
             return false;
         }
-        inner.parked.push(waker.clone());
+        let round = inner.parked_round;
+        enlist(&mut inner.parked, round, waker, ticket);
         self.any_parked.store(true, Ordering::Release);
         true
     }
@@ -372,7 +390,11 @@ impl Log {
         {
             return;
         }
-        let parked = std::mem::take(&mut self.lock().parked);
+        let parked = {
+            let mut inner = self.lock();
+            inner.parked_round += 1;
+            std::mem::take(&mut inner.parked)
+        };
         for w in parked {
             w.wake();
         }
@@ -410,6 +432,7 @@ impl Log {
         if n >= self.pause_at {
             self.congested.store(true, Ordering::Release);
         } else if n <= self.resume_at && self.congested.swap(false, Ordering::AcqRel) {
+            inner.paused_round += 1;
             return std::mem::take(&mut inner.paused);
         }
         Vec::new()
@@ -417,7 +440,11 @@ impl Log {
 
     /// Wakes paused senders whatever the congestion (at shutdown, so they see it).
     pub fn release_paused(&self) {
-        let paused = std::mem::take(&mut self.lock().paused);
+        let paused = {
+            let mut inner = self.lock();
+            inner.paused_round += 1;
+            std::mem::take(&mut inner.paused)
+        };
         for w in paused {
             w.wake();
         }
@@ -810,6 +837,25 @@ mod tests {
         let below = evicted.expect("evicted past the budget");
         assert!(lagging.next_seq() < below);
         assert!(log.retained_bytes() <= log.budget_bytes());
+    }
+
+    /// A writer woken by something else that parks again in the same round is not added
+    /// twice: the list cannot grow while nothing is appended.
+    #[test]
+    fn parking_again_does_not_grow_the_list() {
+        let (log, mut app) = Log::new(64 << 20);
+        app.append(b"x\n");
+        let waker = Waker::noop();
+        let mut ticket = None;
+        for _ in 0..1000 {
+            assert!(log.park(2, waker, &mut ticket));
+        }
+        assert_eq!(log.lock().parked.len(), 1);
+        log.publish();
+        assert!(log.park(2, waker, &mut ticket));
+        assert_eq!(log.lock().parked.len(), 1);
+        app.append(b"y\n");
+        assert!(!log.park(2, waker, &mut ticket));
     }
 
     #[test]

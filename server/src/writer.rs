@@ -56,9 +56,6 @@ pub const IOV_MAX: usize = 1024;
 /// Writes per poll before the writer yields to other tasks (fairness under load).
 const WRITES_PER_POLL: usize = 16;
 
-/// An idle writer keeps at most this many private queue slots allocated.
-const IDLE_SLOTS: usize = 8;
-
 /// What a queued private line costs besides its bytes: the `Arc` header (two counts),
 /// the allocator's own overhead for one allocation, and two queue slots (a queue's
 /// capacity is at most twice its longest length, and idle queues are shrunk).
@@ -269,12 +266,11 @@ impl Outbox {
         result
     }
 
-    /// Makes this client a reader of the log from `cursor` on (at its join).
-    pub(crate) fn start_reading(&self, cursor: Cursor) {
-        self.pos.store(cursor.next_seq(), Ordering::Relaxed);
+    /// Changes the state for the writer and wakes it, whether idle or busy.
+    fn hand_over(&self, f: impl FnOnce(&mut State)) {
         let wake = {
             let mut st = self.lock();
-            st.cursor = Some(cursor);
+            f(&mut st);
             st.writer_idle = false;
             st.writer.clone()
         };
@@ -283,18 +279,16 @@ impl Outbox {
         }
     }
 
+    /// Makes this client a reader of the log from `cursor` on (at its join).
+    pub(crate) fn start_reading(&self, cursor: Cursor) {
+        self.pos.store(cursor.next_seq(), Ordering::Relaxed);
+        self.hand_over(|st| st.cursor = Some(cursor));
+    }
+
     /// Opts this connection into (or, with `None`, out of) a per-entry prefix on every
     /// log line from the next entry it starts writing.
     pub fn set_prefix(&self, prefix: Option<Arc<dyn LinePrefix>>) {
-        let wake = {
-            let mut st = self.lock();
-            st.prefix = Some(prefix);
-            st.writer_idle = false;
-            st.writer.clone()
-        };
-        if let Some(w) = wake {
-            w.wake();
-        }
+        self.hand_over(|st| st.prefix = Some(prefix));
     }
 
     fn close_with(&self, f: impl FnOnce(&mut State, &Log)) {
@@ -397,11 +391,13 @@ impl Outbox {
     /// Runs `f` on this outbox's backlog as a writer would hold it (for socket-free use:
     /// the cursor and the private lines stay in the outbox between calls).
     fn with_backlog<R>(&self, f: impl FnOnce(&mut Backlog) -> R) -> R {
+        let visible = self.log.head();
         let mut st = self.lock();
         let mut backlog = Backlog {
             cursor: st.cursor.take(),
             private: std::mem::take(&mut st.incoming),
             last: st.last,
+            visible,
             ..Backlog::default()
         };
         let r = f(&mut backlog);
@@ -503,8 +499,12 @@ struct Backlog {
     private: VecDeque<Private>,
     /// Bytes of the front private line already written.
     private_sent: usize,
-    /// Last log seq to write.
+    /// Last log seq to write (the end of a closing connection).
     last: u64,
+    /// The log's head read *before* `last` was: log entries are written up to it only.
+    /// A leaving user's end is set before its leave notice is appended, so an entry seen
+    /// here is one whose `last` was already set (the user never gets its own leave).
+    visible: u64,
     prefix: Option<Arc<dyn LinePrefix>>,
     /// Bytes of the prefix of the entry at the cursor already written.
     prefix_sent: usize,
@@ -587,7 +587,8 @@ impl Backlog {
                     .max(if mid { c.next_seq() } else { 0 })
                     .min(self.last),
                 None => self.last,
-            };
+            }
+            .min(self.visible);
             match &self.prefix {
                 None => c.runs(limit, |run| {
                     pieces.push((Src::Log, Piece::Bytes(run)));
@@ -667,7 +668,8 @@ impl Backlog {
             let limit = self
                 .private
                 .front()
-                .map_or(self.last, |p| p.after.min(self.last));
+                .map_or(self.last, |p| p.after.min(self.last))
+                .min(self.visible);
             let Some(c) = &mut self.cursor else { return };
             let mut line = None;
             c.entries(0, limit, |e, _| {
@@ -730,11 +732,16 @@ pub struct Writer {
     backlog: Backlog,
     /// Real bytes of private lines written but not yet subtracted from the outbox.
     freed: usize,
+    /// The connection is closing (the timer is its flush deadline).
+    closing: bool,
+    /// Its place among the writers parked at the log's head.
+    park_ticket: crate::log::Ticket,
     flush_timeout: Duration,
-    deadline: Option<Timer>,
     max_lag: Duration,
-    /// Armed while the writer waits for the socket with log entries unwritten.
-    lag_timer: Option<Timer>,
+    /// The flush deadline of a closing connection; otherwise, armed while the writer
+    /// waits for the socket with log entries unwritten, the time the oldest of them
+    /// reaches `max_lag` (one timer: the two never run at once).
+    timer: Option<Timer>,
     scratch: Vec<u8>,
 }
 
@@ -758,10 +765,11 @@ impl Writer {
                 ..Backlog::default()
             },
             freed: 0,
+            closing: false,
+            park_ticket: None,
             flush_timeout,
-            deadline: None,
             max_lag,
-            lag_timer: None,
+            timer: None,
             scratch: Vec::new(),
         }
     }
@@ -789,7 +797,7 @@ impl Writer {
         // The peer may already be gone; nothing more to do about it then.
         let _ = self.stream.get_ref().shutdown(how);
         self.backlog = Backlog::default();
-        self.lag_timer = None;
+        self.timer = None;
         self.outbox.writer_finished();
         self.outbox.log.trim();
         Poll::Ready(end)
@@ -798,6 +806,8 @@ impl Writer {
     /// Takes new work from the outbox. Returns `Err(end)` when the writer must stop,
     /// otherwise whether the connection is closing.
     fn sync(&mut self, cx: &Context<'_>) -> Result<bool, Poll<WriterEnd>> {
+        // Before `last` (see `Backlog::visible`).
+        self.backlog.visible = self.outbox.log.head();
         let mut st = self.outbox.lock();
         st.bytes = st.bytes.saturating_sub(std::mem::take(&mut self.freed));
         if let Phase::Killed { notice } = &mut st.phase {
@@ -811,6 +821,7 @@ impl Writer {
         if let Some(c) = st.cursor.take() {
             self.backlog.cursor = Some(c);
         }
+
         if let Some(p) = st.prefix.take() {
             self.backlog.prefix = p;
         }
@@ -827,9 +838,10 @@ impl Writer {
             _ => st.writer = Some(cx.waker().clone()),
         }
         let closing = matches!(st.phase, Phase::Closing);
-        if closing && self.deadline.is_none() {
+        if closing && !self.closing {
+            self.closing = true;
             let within = st.flush_within.unwrap_or(self.flush_timeout);
-            self.deadline = Some(Timer::after(within));
+            self.timer = Some(Timer::after(within));
         }
         Ok(closing)
     }
@@ -846,17 +858,18 @@ impl Writer {
                 return false;
             }
             st.writer_idle = true;
-            if st.incoming.capacity() > IDLE_SLOTS {
-                st.incoming = VecDeque::new();
-            }
-            if self.backlog.private.capacity() > IDLE_SLOTS {
-                self.backlog.private = VecDeque::new();
-            }
+            // An idle client should cost next to nothing: private lines are rare, so
+            // their queues are given back whenever they are empty.
+            st.incoming = VecDeque::new();
+            self.backlog.private = VecDeque::new();
         }
-        self.lag_timer = None;
+        self.timer = None;
         self.scratch = Vec::new();
         match &self.backlog.cursor {
-            Some(c) => self.outbox.log.park(c.next_seq(), cx.waker()),
+            Some(c) => self
+                .outbox
+                .log
+                .park(c.next_seq(), cx.waker(), &mut self.park_ticket),
             None => true,
         }
     }
@@ -874,19 +887,19 @@ impl Writer {
             .filter(|e| e.id.seq <= self.backlog.last)
             .map(|e| log.instant_at(e.time_ms) + self.max_lag)
         else {
-            self.lag_timer = None;
+            self.timer = None;
             return false;
         };
         loop {
             if Instant::now() >= due {
                 return true;
             }
-            let timer = self.lag_timer.get_or_insert_with(|| Timer::at(due));
+            let timer = self.timer.get_or_insert_with(|| Timer::at(due));
             if Pin::new(timer).poll(cx).is_pending() {
                 return false;
             }
             // Fired for an older line; wait for the current one's due time.
-            self.lag_timer = Some(Timer::at(due));
+            self.timer = Some(Timer::at(due));
         }
     }
 }
@@ -903,6 +916,13 @@ impl Future for Writer {
                 Ok(closing) => closing,
                 Err(end) => return end,
             };
+            // A cursor left at the end of a segment sealed since moves on (so that lag is
+            // judged on the next entry, and the old segment can be freed).
+            if let Some(c) = &mut this.backlog.cursor
+                && c.settle()
+            {
+                this.outbox.log.trim();
+            }
             let mut scratch = std::mem::take(&mut this.scratch);
             scratch.clear();
             sources.clear();
@@ -947,7 +967,8 @@ impl Future for Writer {
                     return this.finish(Shutdown::Both, WriterEnd::Failed(e));
                 }
                 Poll::Pending => {
-                    if let Some(deadline) = &mut this.deadline
+                    if closing
+                        && let Some(deadline) = &mut this.timer
                         && Pin::new(deadline).poll(cx).is_ready()
                     {
                         this.outbox.kill();
@@ -1128,6 +1149,32 @@ mod tests {
         if got.len() > whole.len() {
             assert_eq!(&got[whole.len()..], &encode(&sendq_exceeded())[..]);
         }
+    }
+
+    /// CONN-2: a writer plans log entries only up to the head it read before it read its
+    /// end. A leaving user's end is set before its leave notice is appended, so an entry
+    /// appended after that read (its own leave notice) is never written to it, even when
+    /// the cursor could already see it.
+    #[test]
+    fn conn_2_plan_stops_at_the_head_read_before_the_end() {
+        let (_hub, ob, mut app) = reader_of(64 << 20);
+        let visible = app.log().head();
+        let backlog = Backlog {
+            cursor: ob.lock().cursor.take(),
+            last: u64::MAX,
+            visible,
+            ..Backlog::default()
+        };
+        app.append(b"own leave notice\n");
+        let mut pieces = Vec::new();
+        let mut scratch = Vec::new();
+        assert!(backlog.plan(app.log().epoch(), &mut pieces, &mut scratch));
+        let mut sources = Vec::new();
+        let planned: Vec<u8> = slices(&pieces, &scratch, &mut sources)
+            .iter()
+            .flat_map(|s| s.to_vec())
+            .collect();
+        assert_eq!(planned, b"first\n");
     }
 
     #[derive(Debug)]

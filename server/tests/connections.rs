@@ -308,3 +308,66 @@ fn quit_closes_even_if_client_keeps_sending() {
     a.expect_closed();
     eventually("the connection is gone", || s.hub().open_connections() == 0);
 }
+
+/// A client's end of stream (half-close) ends its session like `/quit`: the others see it
+/// leave once, and what was already queued for it is still written before the server
+/// closes.
+#[test]
+fn end_of_stream_leaves_once_and_still_gets_what_was_queued() {
+    let s = start_default();
+    let mut w = Client::join(s.local_addr(), "watcher");
+    let mut a = Client::join(s.local_addr(), "alice");
+    w.expect("alice has joined the chat");
+    w.say("hello alice");
+    w.expect("watcher: hello alice");
+    a.half_close();
+    w.expect("alice has left the chat");
+    w.expect_quiet();
+    a.expect("watcher: hello alice");
+    a.expect_closed();
+    eventually("alice's connection is gone", || {
+        s.hub().open_connections() == 1
+    });
+}
+
+/// Shutdown (CONN-6): what is already in the log for a client goes out first, then
+/// `ERR server-shutdown` as its very last line.
+#[test]
+fn conn_6_shutdown_sends_what_is_queued_first() {
+    let s = start_default();
+    let mut a = Client::join(s.local_addr(), "alice");
+    let mut b = Client::join(s.local_addr(), "bob");
+    a.expect("bob has joined the chat");
+    for i in 0..100 {
+        a.say(&format!("line {i}"));
+    }
+    for i in 0..100 {
+        a.expect(&format!("alice: line {i}"));
+    }
+    // bob has read none of them yet.
+    s.shutdown();
+    for i in 0..100 {
+        b.expect(&format!("alice: line {i}"));
+    }
+    b.expect_err(ErrorCode::ServerShutdown);
+    b.expect_closed();
+}
+
+/// After the server closed a connection it reads and discards input for a bounded
+/// time and a bounded number of bytes: a client that keeps sending cannot keep it open.
+#[test]
+fn closing_discards_at_most_64_kib() {
+    let s = start(|c| c.close_linger = Duration::from_secs(30));
+    let mut a = Client::join(s.local_addr(), "alice");
+    a.say("/quit");
+    let junk = vec![b'j'; 16 * 1024];
+    let started = Instant::now();
+    for _ in 0..8 {
+        if std::io::Write::write_all(&mut a.stream, &junk).is_err() {
+            break;
+        }
+    }
+    eventually("the connection is gone", || s.hub().open_connections() == 0);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(chat_server::CLOSE_DISCARD, 64 * 1024);
+}

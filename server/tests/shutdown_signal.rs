@@ -5,33 +5,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use chat_proto::ErrorCode;
 use common::Client;
 
-/// Starts the binary on a free port and reads the address from its banner.
+/// Starts the binary on a free port.
 fn spawn_server() -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
-        .args(["--listen", "127.0.0.1:0", "--threads", "2"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chat-server");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("banner").expect("banner line");
-    let addr = first
-        .strip_prefix("chat-server listening on ")
-        .unwrap_or_else(|| panic!("banner: {first}"));
-    let addr: SocketAddr = addr.parse().unwrap();
-    // Keep reading the banner in the background so the pipe never fills.
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    common::spawn_binary(&[])
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {

@@ -64,9 +64,10 @@ pub(super) enum Gate {
 pub(super) fn gate(
     bucket: &mut Bucket,
     conn: &mut Conn,
-    held: &mut Option<Held>,
+    held: &mut Option<Box<Held>>,
     frame: &Frame<'_>,
     rest: &[u8],
+    waited: bool,
 ) -> Gate {
     // Every line in the chatting state takes a token; in the handshake only pre-join
     // commands do, nickname lines none (CONN-7, CAPS-4).
@@ -81,17 +82,17 @@ pub(super) fn gate(
     if !bucket.limited() || !counts {
         return Gate::Go;
     }
-    match bucket.admit(Instant::now(), false) {
+    match bucket.admit(Instant::now(), waited) {
         Admit::Go => Gate::Go,
         Admit::Wait { wait, first } => {
             if first {
                 conn.reply(&conn.hub.lines().flood.clone());
             }
-            *held = Some(Held {
+            *held = Some(Box::new(Held {
                 frame: OwnedFrame::new(frame),
                 rest: rest.to_vec(),
                 timer: Timer::after(wait),
-            });
+            }));
             Gate::Held
         }
         Admit::Disconnect => Gate::Close(conn.excess_flood()),
@@ -128,6 +129,6 @@ impl Core {
         if let Flow::Close(why) = self.conn.on_frame(held.frame.frame()) {
             return Poll::Ready(Flow::Close(why));
         }
-        Poll::Ready(self.feed(&held.rest))
+        Poll::Ready(self.feed_from(&held.rest, true))
     }
 }

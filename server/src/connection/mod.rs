@@ -124,6 +124,7 @@ pub(crate) fn spawn(
     let reader = Reader {
         core,
         stream: shared.stream.clone(),
+        pause_ticket: None,
     };
     let guard = StopOnDrop {
         shared,

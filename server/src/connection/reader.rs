@@ -36,6 +36,8 @@ pub const CLOSE_DISCARD: usize = chat_proto::limits::CLOSE_LINGER_MAX_BYTES;
 pub(super) struct Reader {
     pub(super) core: Core,
     pub(super) stream: Arc<Async<TcpStream>>,
+    /// Its place among the senders paused while the log is congested.
+    pub(super) pause_ticket: crate::log::Ticket,
 }
 
 impl Reader {
@@ -72,13 +74,15 @@ impl Reader {
 
     /// While the log is congested, a chatting connection is not read from. True when it
     /// must wait (it is woken when the log has room again, or when it is cut off).
-    fn paused(&self, cx: &Context<'_>) -> bool {
+    fn paused(&mut self, cx: &Context<'_>) -> bool {
         let conn = &self.core.conn;
         if !matches!(conn.phase, Phase::Chatting(_)) || !conn.hub.log().congested() {
             return false;
         }
         conn.outbox.watch_close(cx.waker());
-        conn.hub.log().wait_uncongested(cx.waker())
+        conn.hub
+            .log()
+            .wait_uncongested(cx.waker(), &mut self.pause_ticket)
     }
 }
 
@@ -92,15 +96,15 @@ impl Future for Reader {
         for _ in 0..READS_PER_POLL {
             match &mut reader.core.conn.phase {
                 Phase::Closing { .. } => return reader.poll_closing(cx),
-                Phase::Handshake { deadline, idle, .. } => {
-                    if Pin::new(deadline).poll(cx).is_ready() {
+                Phase::Handshake(h) => {
+                    if Pin::new(&mut h.deadline).poll(cx).is_ready() {
                         // NICK-6: total time for the whole handshake, not per attempt.
                         let timeout = reader.core.conn.hub.lines().handshake_timeout.clone();
                         reader.core.conn.reply(&timeout);
                         reader.core.conn.close("handshake timeout");
                         continue;
                     }
-                    if idle
+                    if h.idle
                         .as_mut()
                         .is_some_and(|t| Pin::new(t).poll(cx).is_ready())
                     {

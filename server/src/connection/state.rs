@@ -22,11 +22,7 @@ use crate::writer::{Line, Outbox, encode};
 pub(super) enum Phase {
     /// Waiting for an accepted nickname (NICK-5, NICK-6). `idle` runs while an
     /// unterminated nickname is pending, in a profile that accepts those (COMPAT-2).
-    Handshake {
-        rejected: u32,
-        deadline: Timer,
-        idle: Option<Timer>,
-    },
+    Handshake(Box<Handshake>),
     /// Registered (§4).
     Chatting(Membership),
     /// Done reading for real: the writer flushes and shuts down; input is discarded
@@ -36,6 +32,14 @@ pub(super) enum Phase {
         linger: Option<Timer>,
         discarded: usize,
     },
+}
+
+/// The handshake's state (boxed in [`Phase`]: a chatting connection, the common idle
+/// case, does not carry the room of two timers).
+pub(super) struct Handshake {
+    pub(super) rejected: u32,
+    pub(super) deadline: Timer,
+    pub(super) idle: Option<Timer>,
 }
 
 /// What to do after a line.
@@ -51,8 +55,9 @@ pub(super) struct Core {
     pub(super) conn: Conn,
     /// CONN-7: the client's token bucket, asked before each frame in the chatting state.
     pub(super) bucket: Bucket,
-    /// A frame that waits for a token, with the rest of its chunk (see `hold.rs`).
-    pub(super) held: Option<Held>,
+    /// A frame that waits for a token, with the rest of its chunk (see `hold.rs`);
+    /// boxed, because an idle connection should not carry its room.
+    pub(super) held: Option<Box<Held>>,
 }
 
 /// A connection's state as seen by its reader.
@@ -96,11 +101,11 @@ impl Core {
                 settings,
                 outbox,
                 peer,
-                phase: Phase::Handshake {
+                phase: Phase::Handshake(Box::new(Handshake {
                     rejected: 0,
                     deadline,
                     idle: None,
-                },
+                })),
                 asked: None,
                 caps: Enabled::default(),
             },
@@ -109,7 +114,14 @@ impl Core {
 
     /// Feeds bytes to the framer and acts on every complete line, in order. A frame the
     /// flood limit holds back stops the loop (see `hold.rs`).
-    pub(super) fn feed(&mut self, mut input: &[u8]) -> Flow {
+    pub(super) fn feed(&mut self, input: &[u8]) -> Flow {
+        self.feed_from(input, false)
+    }
+
+    /// Like [`Core::feed`]; `held` says the bytes come from input the flood limit held
+    /// back: their lines waited, so they do not end the excess period (CONN-7) even when
+    /// a late timer left a spare token.
+    pub(super) fn feed_from(&mut self, mut input: &[u8], held: bool) -> Flow {
         while !input.is_empty() {
             let (used, frame) = self.framer.advance(input);
             input = input.get(used..).unwrap_or_default();
@@ -120,6 +132,7 @@ impl Core {
                 &mut self.held,
                 &frame,
                 input,
+                held,
             ) {
                 Gate::Go => {}
                 Gate::Held => return Flow::Continue,
@@ -139,8 +152,8 @@ impl Core {
         let Some(after) = self.conn.settings.compat.nickname_idle() else {
             return;
         };
-        if let Phase::Handshake { idle, .. } = &mut self.conn.phase {
-            *idle = self.framer.has_partial().then(|| Timer::after(after));
+        if let Phase::Handshake(h) = &mut self.conn.phase {
+            h.idle = self.framer.has_partial().then(|| Timer::after(after));
         }
     }
 
@@ -148,8 +161,8 @@ impl Core {
     pub(super) fn take_idle_nickname(&mut self) -> Flow {
         let asked = String::from_utf8_lossy(self.framer.partial()).into_owned();
         self.framer.clear_partial();
-        if let Phase::Handshake { idle, .. } = &mut self.conn.phase {
-            *idle = None;
+        if let Phase::Handshake(h) = &mut self.conn.phase {
+            h.idle = None;
         }
         self.conn.on_nickname(&asked, true)
     }
@@ -196,7 +209,7 @@ impl Conn {
         );
         match old {
             Phase::Chatting(member) => member.leave(why),
-            Phase::Handshake { .. } => {
+            Phase::Handshake(_) => {
                 info!(peer = %self.peer, reason = why, "left during handshake")
             }
             Phase::Closing { .. } => {}
@@ -220,7 +233,7 @@ impl Conn {
     /// FRAME-3/4/5: answered, the line dropped, the connection stays usable; in the
     /// handshake it is a rejected line (NICK-5).
     fn on_framing_error(&mut self, err: Line, unterminated: bool) -> Flow {
-        let handshake = matches!(self.phase, Phase::Handshake { .. });
+        let handshake = matches!(self.phase, Phase::Handshake(_));
         if handshake && unterminated && self.settings.compat.assigns_nicknames() {
             // COMPAT-2: an over-long nickname may have come without LF, as the seed
             // client sends it: no rejection; the name is made valid instead.
@@ -236,7 +249,7 @@ impl Conn {
 
     fn on_line(&mut self, line: &str) -> Flow {
         match &mut self.phase {
-            Phase::Handshake { .. } => match ClientMessage::parse_pre_join(line) {
+            Phase::Handshake(_) => match ClientMessage::parse_pre_join(line) {
                 // CAPS-4: answered, then prompted again; not a nickname attempt.
                 Some(command) => {
                     match command {
@@ -261,11 +274,11 @@ impl Conn {
 
     /// A rejected handshake line was answered; prompt again or give up (NICK-5, NICK-6).
     fn rejected(&mut self) -> Flow {
-        let Phase::Handshake { rejected, .. } = &mut self.phase else {
+        let Phase::Handshake(h) = &mut self.phase else {
             return Flow::Continue;
         };
-        *rejected += 1;
-        if *rejected >= self.settings.handshake_attempts {
+        h.rejected += 1;
+        if h.rejected >= self.settings.handshake_attempts {
             self.reply(&self.hub.lines().too_many_attempts.clone());
             return Flow::Close("too many nickname attempts");
         }

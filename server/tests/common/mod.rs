@@ -28,6 +28,40 @@ pub fn start(f: impl FnOnce(&mut Config)) -> ServerHandle {
     Server::bind(config).expect("bind").spawn().expect("spawn")
 }
 
+/// Starts the real `chat-server` binary on a free port with `args` (and two threads),
+/// and reads the address from its banner.
+pub fn spawn_binary(args: &[&str]) -> (std::process::Child, SocketAddr) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--listen", "127.0.0.1:0", "--threads", "2"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start chat-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines.next().expect("banner").expect("banner line");
+    let addr = first
+        .strip_prefix("chat-server listening on ")
+        .unwrap_or_else(|| panic!("banner: {first}"));
+    let addr: SocketAddr = addr.parse().expect("address");
+    // Keep reading the banner in the background so the pipe never fills.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+/// A `/proc/PID/status` figure in KiB (`VmRSS`, `VmHWM`, ...).
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field}"))
+}
+
 /// Starts a server with the default settings.
 pub fn start_default() -> ServerHandle {
     start(|_| {})
