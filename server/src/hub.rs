@@ -436,7 +436,11 @@ impl Hub {
     fn leave(&self, key: &NickKey, outbox: &Arc<Outbox>, why: &str) -> bool {
         let left = self.sequence(|reg| {
             let member = reg.take_member(key, outbox)?;
-            outbox.stop_at(reg.appender.log().head());
+            match &reg.engine {
+                // After the events this user caused, still on their way (CONN-9).
+                Some(engine) if !reg.shutting_down => engine.stop(member.key.clone(), outbox),
+                _ => outbox.stop_at(reg.appender.log().head()),
+            }
             if !reg.shutting_down {
                 reg.announce_leave(&member.nick);
             }
@@ -885,7 +889,7 @@ impl Membership {
                 return;
             }
             if let Some(engine) = &reg.engine {
-                engine.who(self.nick.clone());
+                engine.who(&self.outbox);
                 return;
             }
             let names = reg.members.iter().map(|m| m.nick.clone()).collect();
@@ -902,6 +906,14 @@ impl Membership {
     /// Queues a reply (an `ERR` line) to this user alone, after every event appended so
     /// far. A reply that overflows the queue cuts the user off (CONN-4).
     pub fn reply(&self, line: &Line) {
+        let engine = self.hub.lock().engine.clone();
+        if let Some(engine) = engine {
+            // After this user's events still on their way through the cluster (SRV-5).
+            if !engine.reply(&self.outbox, line) {
+                self.hub.cut_off(&self.outbox, "cluster queue full");
+            }
+            return;
+        }
         if self.outbox.push(line) == Pushed::Overflow {
             self.hub.cut_off(&self.outbox, "sendq exceeded");
         }

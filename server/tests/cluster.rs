@@ -297,3 +297,22 @@ fn cluster_5_losing_redis() {
     assert!(closed.iter().all(|l| !l.contains("has left")), "{closed:?}");
     a.expect_closed();
 }
+
+/// CLUSTER-3, CONN-9, CMD-QUIT-1 on a node: a leaving client gets its own events (still on their
+/// way through Redis when it leaves), never its own leave notice.
+#[test]
+fn cluster_4_a_leaver_gets_its_own_lines_not_its_leave() {
+    let Some(redis) = Redis::start() else { return };
+    let (n1, n2) = (node(&redis), node(&redis));
+    let mut watcher = Client::join(n1.local_addr(), "watcher");
+    for i in 0..20 {
+        let name = format!("q{i}");
+        let mut q = Client::join(n2.local_addr(), &name);
+        q.send_raw(b"one\n/quit\n");
+        q.expect(&format!("{name}: one"));
+        q.expect_closed();
+        watcher.expect(&format!("{name} has joined the chat"));
+        watcher.expect(&format!("{name}: one"));
+        watcher.expect(&format!("{name} has left the chat"));
+    }
+}

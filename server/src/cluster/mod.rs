@@ -16,10 +16,14 @@
 //! - **Fencing.** A node id is never reused and every script first checks that the
 //!   node's lease still exists: a node that comes back after losing its lease cannot act
 //!   under it; it shuts its clients down instead.
-//! - **Private events go through the stream too.** `/msg` and `/who` are stream entries
-//!   (history never returns them) so that they are ordered against public events: the
-//!   recipient's node delivers a `/msg`, and the asker's node answers a `/who` from its
-//!   copy of the member list at that position in the stream.
+//! - **`/msg` goes through the stream too** (as an entry history never returns), so that
+//!   it is ordered against public events; the recipient's node delivers it. `/who` is
+//!   answered by the asker's node from its copy of the member list, once its reader has
+//!   applied the asker's earlier events (see replies below).
+//! - **Replies keep their place.** A reply (an `ERR` line) must follow the events its
+//!   client caused before it (SRV-5), but those are still on their way through Redis.
+//!   So a reply waits, in [`Replies`], until the reader has applied the last entry this
+//!   node had added when the reply was made.
 //! - **Threads, not a second runtime.** Redis I/O runs on three engine threads with
 //!   blocking connections (the reader, the proposer, the lease keeper). Connection tasks
 //!   hand proposals to the proposer through a bounded queue; only join and `/nick` wait
@@ -39,6 +43,8 @@ use chat_proto::{NickKey, Nickname, Text};
 use tracing::{info, warn};
 
 use crate::hub::Hub;
+use crate::log::EntryId;
+use crate::writer::{Line, Outbox, Pushed};
 
 /// The default lease of a node: its users leave this long after it dies.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
@@ -102,7 +108,48 @@ enum Op {
         to: Nickname,
         text: Text,
     },
-    Who(Nickname),
+    /// Not for Redis: something for one client, done once the entries this node
+    /// added before it are applied.
+    Reply(Arc<Outbox>, Reply),
+}
+
+/// What [`Op::Reply`] does for its client.
+#[derive(Debug, Clone)]
+enum Reply {
+    /// Queues the line (an `ERR` reply).
+    Line(Line),
+    /// Answers `/who` from the member list at that point (CLUSTER-3).
+    Who,
+}
+
+/// Replies waiting for the reader (see the module docs).
+#[derive(Default)]
+struct Replies {
+    /// The last stream entry the reader applied.
+    applied: Option<EntryId>,
+    /// The last entry the proposer added.
+    added: Option<EntryId>,
+    /// The last entry of the last batch whose replies the proposer has placed.
+    resolved: Option<EntryId>,
+    /// In order of `after`.
+    waiting: std::collections::VecDeque<(EntryId, Arc<Outbox>, Reply)>,
+    /// This node's own entries applied lately, with their local log seq: a reply whose
+    /// entry the reader passed already goes right after that entry, not at the head.
+    own: std::collections::VecDeque<(EntryId, u64)>,
+}
+
+/// Own entries remembered at most (the proposer looks up only entries of its latest
+/// batches).
+const OWN_KEPT: usize = 4 * BATCH;
+
+impl Replies {
+    /// The local seq of own entry `id`, forgetting older ones.
+    fn seq_of(&mut self, id: EntryId) -> Option<u64> {
+        while self.own.front().is_some_and(|(e, _)| *e < id) {
+            self.own.pop_front();
+        }
+        self.own.front().filter(|(e, _)| *e == id).map(|&(_, s)| s)
+    }
 }
 
 struct Request {
@@ -123,6 +170,12 @@ pub struct Engine {
     start_id: String,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    replies: Mutex<Replies>,
+    /// Signalled when `replies.resolved` moves.
+    resolved: std::sync::Condvar,
+    /// Users of this node whose leave is on its way (see [`Engine::stop`]).
+    leaving: Mutex<HashMap<NickKey, Arc<Outbox>>>,
+    hub: std::sync::OnceLock<std::sync::Weak<Hub>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -184,6 +237,10 @@ impl Engine {
             start_id,
             stop: Arc::new(AtomicBool::new(false)),
             threads: Mutex::new(Vec::new()),
+            replies: Mutex::new(Replies::default()),
+            resolved: std::sync::Condvar::new(),
+            leaving: Mutex::new(HashMap::new()),
+            hub: std::sync::OnceLock::new(),
         }))
     }
 
@@ -202,6 +259,7 @@ impl Engine {
         else {
             return Ok(());
         };
+        let _ = self.hub.set(Arc::downgrade(hub));
         let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
         let (engine, weak) = (self.clone(), Arc::downgrade(hub));
         threads.push(
@@ -277,9 +335,108 @@ impl Engine {
         self.send(Op::Private { from, to, text })
     }
 
-    /// A `/who`, answered when the reader reaches it (does not wait).
-    pub(crate) fn who(&self, nick: Nickname) -> bool {
-        self.send(Op::Who(nick))
+    /// A `/who`, answered once this node's earlier events are applied (does not wait).
+    pub(crate) fn who(&self, outbox: &Arc<Outbox>) -> bool {
+        self.send(Op::Reply(outbox.clone(), Reply::Who))
+    }
+
+    /// A user of this node leaves: its writer must stop right before its leave notice,
+    /// after the events it caused, which are still on their way; its connection's
+    /// close waits for that ([`Outbox::hold_close`]). The reader releases it when it
+    /// applies the leave; the proposer, if the leave cannot be proposed.
+    pub(crate) fn stop(&self, key: NickKey, outbox: &Arc<Outbox>) {
+        outbox.hold_close();
+        if let Some(old) = self.leaving().insert(key, outbox.clone()) {
+            old.release_close(old.log().head());
+        }
+    }
+
+    fn leaving(&self) -> MutexGuard<'_, HashMap<NickKey, Arc<Outbox>>> {
+        self.leaving.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The leave of `key` is about to be appended (or will never be): its writer stops
+    /// at what the log holds now.
+    pub(crate) fn stop_leaver(&self, key: &NickKey) {
+        if let Some(outbox) = self.leaving().remove(key) {
+            outbox.release_close(outbox.log().head());
+        }
+    }
+
+    /// A reply to one client, after the events this node proposed before it (SRV-5).
+    /// False when the queue to Redis is full.
+    pub(crate) fn reply(&self, outbox: &Arc<Outbox>, line: &Line) -> bool {
+        self.send(Op::Reply(outbox.clone(), Reply::Line(line.clone())))
+    }
+
+    fn replies(&self) -> MutexGuard<'_, Replies> {
+        self.replies.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Does what a reply says, right after log entry `seq`; a client whose queue
+    /// overflows is cut off.
+    fn deliver_at(&self, outbox: &Arc<Outbox>, reply: &Reply, seq: u64) {
+        let line = match reply {
+            Reply::Line(line) => line.clone(),
+            Reply::Who => {
+                let names = self.replica().values().cloned().collect();
+                let mut bytes = Vec::new();
+                for msg in chat_proto::users_lines(names) {
+                    msg.encode(&mut bytes);
+                }
+                Line::from(bytes)
+            }
+        };
+        if outbox.push_after(seq, &line) == Pushed::Overflow
+            && let Some(hub) = self.hub.get().and_then(std::sync::Weak::upgrade)
+        {
+            hub.cut_off(outbox, "sendq exceeded");
+        }
+    }
+
+    /// The proposer's side: a reply goes out now if the reader has applied everything
+    /// this node added so far, else it waits for that.
+    fn hold_reply(&self, outbox: Arc<Outbox>, reply: Reply) {
+        let mut r = self.replies();
+        match r.added {
+            Some(after) if r.applied.is_none_or(|a| a < after) => {
+                r.waiting.push_back((after, outbox, reply));
+            }
+            Some(after) => {
+                let seq = r.seq_of(after);
+                drop(r);
+                let seq = seq.unwrap_or_else(|| outbox.log().head());
+                self.deliver_at(&outbox, &reply, seq);
+            }
+            None => {
+                drop(r);
+                self.deliver_at(&outbox, &reply, outbox.log().head());
+            }
+        }
+    }
+
+    /// The reader's side: entry `id` is applied (as local seq `own_seq` when this node
+    /// added it); replies waiting for it go out.
+    fn applied(&self, id: EntryId, own_seq: Option<u64>) {
+        let ready: Vec<(EntryId, Arc<Outbox>, Reply)> = {
+            let mut r = self.replies();
+            r.applied = Some(id);
+            if let Some(seq) = own_seq {
+                if r.own.len() == OWN_KEPT {
+                    r.own.pop_front();
+                }
+                r.own.push_back((id, seq));
+            }
+            let n = r
+                .waiting
+                .iter()
+                .take_while(|(after, _, _)| *after <= id)
+                .count();
+            r.waiting.drain(..n).collect()
+        };
+        for (_, outbox, reply) in ready {
+            self.deliver_at(&outbox, &reply, outbox.log().head());
+        }
     }
 
     fn send(&self, op: Op) -> bool {
@@ -325,12 +482,46 @@ impl Engine {
             }
             let outcomes = self.run_batch(&script, &mut con, &batch);
             for (req, outcome) in batch.drain(..).zip(outcomes) {
+                if let Op::Reply(outbox, reply) = req.op {
+                    self.hold_reply(outbox, reply);
+                    continue;
+                }
+                if let Ok(Some(id)) = outcome {
+                    self.replies().added = Some(id);
+                }
+                let outcome = outcome.map(|_| ());
+                if let (Op::Leave(nick), Err(_)) = (&req.op, outcome) {
+                    self.stop_leaver(&nick.key());
+                }
                 if let Some(reply) = req.reply {
                     let _ = reply.try_send(outcome);
                 } else if outcome != Ok(()) && !matches!(req.op, Op::Leave(_)) {
                     warn!(op = ?req.op, outcome = ?outcome, "proposal refused by the cluster");
                 }
             }
+            let mut r = self.replies();
+            r.resolved = r.added;
+            drop(r);
+            self.resolved.notify_all();
+        }
+    }
+
+    /// The reader, before it applies this node's own entry `id`: waits until the
+    /// proposer has placed the replies of the batch that added it, so that a reply to a
+    /// line is never overtaken by the client's next event (SRV-5). Bounded: a batch
+    /// whose answer was lost (Redis went away mid-way) is not waited for long.
+    pub(super) fn wait_resolved(&self, id: EntryId) {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let mut r = self.replies();
+        while r.resolved.is_none_or(|done| done < id) && !self.stop.load(Ordering::Acquire) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            r = self
+                .resolved
+                .wait_timeout(r, left.min(Duration::from_millis(50)))
+                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
         }
     }
 
@@ -339,8 +530,11 @@ impl Engine {
         script: &redis::Script,
         con: &mut Option<redis::Connection>,
         batch: &[Request],
-    ) -> Vec<Result<(), Refused>> {
+    ) -> Vec<Result<Option<EntryId>, Refused>> {
         let failed = || vec![Err(Refused::Unavailable); batch.len()];
+        if batch.iter().all(|r| matches!(r.op, Op::Reply(..))) {
+            return vec![Ok(None); batch.len()];
+        }
         if con.is_none() {
             match connect(&self.client, REQUEST_TIMEOUT) {
                 Ok(c) => *con = Some(c),
@@ -366,6 +560,7 @@ impl Engine {
         for req in batch {
             let new_key;
             let (op, nick, arg6, arg7) = match &req.op {
+                Op::Reply(..) => continue,
                 Op::Join(n) => ("j", n, "", ""),
                 Op::Rename { old, new } => {
                     new_key = new.key();
@@ -374,7 +569,6 @@ impl Engine {
                 Op::Leave(n) => ("l", n, "", ""),
                 Op::Say(n, t) => ("c", n, "", t.as_str()),
                 Op::Private { from, to, text } => ("m", from, to.as_str(), text.as_str()),
-                Op::Who(n) => ("w", n, "", ""),
             };
             let mut inv = script.prepare_invoke();
             inv.key(key("stream"))
@@ -390,15 +584,23 @@ impl Engine {
                 .arg(arg7);
             pipe.invoke_script(&inv);
         }
-        match pipe.query::<Vec<i64>>(c) {
-            Ok(codes) => codes
-                .into_iter()
-                .map(|code| match code {
-                    1 => Ok(()),
-                    0 => Err(Refused::Taken),
-                    _ => Err(Refused::Unavailable),
-                })
-                .collect(),
+        match pipe.query::<Vec<redis::Value>>(c) {
+            Ok(codes) => {
+                let mut codes = codes.into_iter();
+                batch
+                    .iter()
+                    .map(|req| match req.op {
+                        Op::Reply(..) => Ok(None),
+                        _ => match codes.next() {
+                            Some(redis::Value::BulkString(id)) => {
+                                Ok(Some(stream::origin_of(&String::from_utf8_lossy(&id))))
+                            }
+                            Some(redis::Value::Int(0)) => Err(Refused::Taken),
+                            _ => Err(Refused::Unavailable),
+                        },
+                    })
+                    .collect()
+            }
             Err(e) => {
                 warn!(error = %e, "Redis request failed");
                 *con = None;

@@ -39,19 +39,19 @@ return out
 
 /// One event proposed by a node for one of its users.
 /// KEYS: stream, nicks, this node's users, this node's lease.
-/// ARGV: op (j, r, l, c, m, w), node, stream length, folded nick, nick, arg, arg.
-/// Returns 1 done, 0 nickname taken, -1 fenced (the lease is gone), -2 not the owner.
+/// ARGV: op (j, r, l, c, m), node, stream length, folded nick, nick, arg, arg.
+/// Returns the new entry's id when done; 0 nickname taken, -1 fenced (the lease is gone),
+/// -2 not the owner.
 pub const PROPOSE: &str = r"
 if redis.call('EXISTS', KEYS[4]) == 0 then return -1 end
 local op, node, len, key, nick = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local function add(...)
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', len, '*', ...)
+  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', len, '*', ...)
 end
 if op == 'j' then
   if redis.call('HSETNX', KEYS[2], key, node) == 0 then return 0 end
   redis.call('HSET', KEYS[3], key, nick)
-  add('t', 'j', 'a', nick, 'o', node)
-  return 1
+  return add('t', 'j', 'a', nick, 'o', node)
 end
 if redis.call('HGET', KEYS[2], key) ~= node then return -2 end
 if op == 'r' then
@@ -61,19 +61,17 @@ if op == 'r' then
   redis.call('HDEL', KEYS[3], key)
   redis.call('HSET', KEYS[2], newkey, node)
   redis.call('HSET', KEYS[3], newkey, new)
-  add('t', 'r', 'a', nick, 'b', new)
+  return add('t', 'r', 'a', nick, 'b', new, 'o', node)
 elseif op == 'l' then
   redis.call('HDEL', KEYS[2], key)
   redis.call('HDEL', KEYS[3], key)
-  add('t', 'l', 'a', nick)
+  return add('t', 'l', 'a', nick, 'o', node)
 elseif op == 'c' then
-  add('t', 'c', 'a', nick, 'x', ARGV[7])
+  return add('t', 'c', 'a', nick, 'x', ARGV[7], 'o', node)
 elseif op == 'm' then
-  add('t', 'm', 'a', nick, 'b', ARGV[6], 'x', ARGV[7])
-elseif op == 'w' then
-  add('t', 'w', 'a', nick, 'o', node)
+  return add('t', 'm', 'a', nick, 'b', ARGV[6], 'x', ARGV[7], 'o', node)
 end
-return 1
+return -3
 ";
 
 /// Reaps every node whose lease has expired: each of its users leaves once, in the

@@ -1,8 +1,9 @@
 //! Reading the chat's stream back and applying it, in stream order, to the local hub.
 //!
 //! An entry is a small flat map: `t` (the event: `j` join, `l` leave, `r` rename, `c`
-//! chat, `m` private message, `w` who), `a` (the acting nickname), `b` (the new name,
-//! or the recipient), `x` (text), `o` (the node that proposed a join or a `/who`).
+//! chat, `m` private message), `a` (the acting nickname), `b` (the new name,
+//! or the recipient), `x` (text), `o` (the node that proposed it; none for
+//! the leaves of a dead node).
 //! Nicknames and text are checked again here with `chat-proto`'s types: an entry that
 //! does not parse (written by something else) is skipped with a warning, never trusted.
 
@@ -10,14 +11,13 @@ use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use chat_proto::{Nickname, ServerMessage, Text, users_lines};
+use chat_proto::{Nickname, ServerMessage, Text};
 use redis::Value;
 use tracing::warn;
 
 use super::{Engine, connect, key};
 use crate::hub::Hub;
 use crate::log::EntryId;
-use crate::writer::Line;
 
 /// How long one `XREAD` blocks: also how quickly the reader notices it must stop.
 const BLOCK: Duration = Duration::from_millis(250);
@@ -45,10 +45,6 @@ pub(crate) enum Event {
         from: Nickname,
         to: Nickname,
         text: Text,
-    },
-    Who {
-        nick: Nickname,
-        node: String,
     },
 }
 
@@ -82,10 +78,6 @@ impl Event {
                 from: nick("a")?,
                 to: nick("b")?,
                 text: text()?,
-            },
-            "w" => Event::Who {
-                nick: nick("a")?,
-                node: node()?,
             },
             _ => return None,
         })
@@ -180,10 +172,15 @@ pub(super) fn read_loop(engine: &Engine, hub: &Weak<Hub>) {
         };
         let Some(hub) = hub.upgrade() else { return };
         for (id, fields) in entries(reply) {
+            let own = fields.iter().any(|(f, v)| f == "o" && *v == engine.node);
+            if own {
+                engine.wait_resolved(origin_of(&id));
+            }
             match Event::parse(&fields) {
-                Some(event) => engine.apply(&hub, event, origin_of(&id)),
+                Some(event) => engine.apply(&hub, event, origin_of(&id), own),
                 None => warn!(id = %id, "skipped a stream entry that does not parse"),
             }
+            engine.applied(origin_of(&id), own.then(|| hub.log().head()));
             last = id;
         }
         hub.publish();
@@ -193,7 +190,7 @@ pub(super) fn read_loop(engine: &Engine, hub: &Weak<Hub>) {
 impl Engine {
     /// Applies one entry: updates the member list, then has the hub append the public
     /// line or deliver the private one to its local recipients.
-    fn apply(&self, hub: &Hub, event: Event, origin: EntryId) {
+    fn apply(&self, hub: &Hub, event: Event, origin: EntryId, own: bool) {
         match event {
             Event::Joined { nick, node } => {
                 self.replica().insert(nick.key(), nick.clone());
@@ -202,6 +199,10 @@ impl Engine {
             }
             Event::Left(nick) => {
                 self.replica().remove(&nick.key());
+                if own {
+                    // Its writer stops right before its own leave notice (CONN-2).
+                    self.stop_leaver(&nick.key());
+                }
                 hub.append_replicated(&ServerMessage::Left(nick), origin, None);
             }
             Event::Renamed { old, new } => {
@@ -219,17 +220,6 @@ impl Engine {
                 let keys = [from.key(), to.key()];
                 let line = crate::writer::encode(&ServerMessage::Private { from, to, text });
                 hub.deliver_replicated(&keys, &line);
-            }
-            Event::Who { nick, node } => {
-                if node != self.node {
-                    return;
-                }
-                let names = self.replica().values().cloned().collect();
-                let mut bytes = Vec::new();
-                for msg in users_lines(names) {
-                    msg.encode(&mut bytes);
-                }
-                hub.deliver_replicated(&[nick.key()], &Line::from(bytes));
             }
         }
     }
