@@ -721,6 +721,15 @@ impl Drop for Slot {
         };
         if trim {
             give_memory_back();
+            // The connection's tasks (and their sockets' reactor entries) are freed just
+            // after its slot: give back once more when they are surely gone. Rare (a
+            // crowd left), so a short-lived thread is fine.
+            let _ = std::thread::Builder::new()
+                .name("chat-server-trim".into())
+                .spawn(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    give_memory_back();
+                });
         }
     }
 }
