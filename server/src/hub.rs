@@ -337,13 +337,7 @@ impl Hub {
             if reg.index.contains_key(&key) {
                 return Err(JoinError::Taken);
             }
-            let index = reg.members.len();
-            reg.members.push(Member {
-                nick: nick.clone(),
-                key: key.clone(),
-                outbox: outbox.clone(),
-            });
-            reg.index.insert(key.clone(), index);
+            reg.insert_member(&nick, outbox);
         }
         match engine.join(nick.clone()) {
             Ok(()) => Ok(Membership {
@@ -403,14 +397,7 @@ impl Hub {
         outbox: &Arc<Outbox>,
         notice: Option<Line>,
     ) -> Membership {
-        let key = nick.key();
-        let index = reg.members.len();
-        reg.members.push(Member {
-            nick: nick.clone(),
-            key: key.clone(),
-            outbox: outbox.clone(),
-        });
-        reg.index.insert(key.clone(), index);
+        let key = reg.insert_member(&nick, outbox);
         reg.append_then(&ServerMessage::Joined(nick.clone()), |reg, seq| {
             outbox.start_reading(reg.appender.cursor_at_last());
             let mut cut = Cut::new();
@@ -547,6 +534,18 @@ impl Hub {
 }
 
 impl Registry {
+    /// Adds a member known to be free under its folded nickname, which it returns.
+    fn insert_member(&mut self, nick: &Nickname, outbox: &Arc<Outbox>) -> NickKey {
+        let key = nick.key();
+        self.index.insert(key.clone(), self.members.len());
+        self.members.push(Member {
+            nick: nick.clone(),
+            key: key.clone(),
+            outbox: outbox.clone(),
+        });
+        key
+    }
+
     /// Tells everyone `nick` left: appended here, or proposed to the cluster.
     fn announce_leave(&mut self, nick: &Nickname) {
         match &self.engine {
