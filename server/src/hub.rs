@@ -351,7 +351,7 @@ impl Hub {
                 self.lock().take_member(&key, outbox);
                 Err(match why {
                     Refused::Taken => JoinError::Taken,
-                    Refused::Unavailable => JoinError::Unavailable,
+                    Refused::Unavailable | Refused::NoSuchNick => JoinError::Unavailable,
                 })
             }
         }
@@ -534,6 +534,18 @@ impl Hub {
 }
 
 impl Registry {
+    /// Gives the member registered under `key` the nickname `nick`.
+    fn rekey(&mut self, key: &NickKey, nick: &Nickname) {
+        let new_key = nick.key();
+        if let Some(index) = self.index.remove(key) {
+            self.index.insert(new_key.clone(), index);
+            if let Some(m) = self.members.get_mut(index) {
+                m.nick = nick.clone();
+                m.key = new_key;
+            }
+        }
+    }
+
     /// Adds a member known to be free under its folded nickname, which it returns.
     fn insert_member(&mut self, nick: &Nickname, outbox: &Arc<Outbox>) -> NickKey {
         let key = nick.key();
@@ -799,7 +811,7 @@ impl Membership {
                 let Some(to) = engine.member(&to.key()) else {
                     return false;
                 };
-                engine.private(self.nick.clone(), to, text);
+                engine.private(self.nick.clone(), to, text, &self.outbox);
                 return true;
             }
             let Some(target) = reg.member(&to.key()) else {
@@ -866,23 +878,25 @@ impl Membership {
         if new == self.nick {
             return Err(RenameError::Unchanged);
         }
-        engine
-            .rename(self.nick.clone(), new.clone())
-            .map_err(|why| match why {
-                Refused::Taken => RenameError::Taken,
-                Refused::Unavailable => RenameError::Unavailable,
-            })?;
-        let new_key = new.key();
-        let mut reg = self.hub.lock();
-        if let Some(index) = reg.index.remove(&self.key) {
-            reg.index.insert(new_key.clone(), index);
-            if let Some(m) = reg.members.get_mut(index) {
-                m.nick = new.clone();
-                m.key = new_key.clone();
+        let (old, old_key, new_key) = (self.nick.clone(), self.key.clone(), new.key());
+        // The registry knows the new name first: an entry that reaches this node after
+        // the rename finds the user under it, one from before under the old name
+        // (through the engine's pending renames).
+        {
+            let mut reg = self.hub.lock();
+            if new_key != old_key && reg.index.contains_key(&new_key) {
+                return Err(RenameError::Taken);
             }
+            reg.rekey(&old_key, &new);
         }
-        drop(reg);
-        info!(old = %self.nick, new = %new, "renamed");
+        if let Err(why) = engine.rename(old.clone(), new.clone()) {
+            self.hub.lock().rekey(&new_key, &old);
+            return Err(match why {
+                Refused::Taken => RenameError::Taken,
+                Refused::Unavailable | Refused::NoSuchNick => RenameError::Unavailable,
+            });
+        }
+        info!(old = %old, new = %new, "renamed");
         self.nick = new;
         self.key = new_key;
         Ok(())

@@ -91,6 +91,8 @@ pub enum Refused {
     Taken,
     /// Redis did not answer in time, or this node lost its lease.
     Unavailable,
+    /// The recipient of a `/msg` was gone when the message reached its place.
+    NoSuchNick,
 }
 
 /// One proposal.
@@ -107,6 +109,9 @@ enum Op {
         from: Nickname,
         to: Nickname,
         text: Text,
+        /// The sender's, for `ERR no-such-nick` when the recipient is gone by the time
+        /// the message reaches its place in the order.
+        outbox: Arc<Outbox>,
     },
     /// Not for Redis: something for one client, done once the entries this node
     /// added before it are applied.
@@ -173,6 +178,9 @@ pub struct Engine {
     replies: Mutex<Replies>,
     /// Signalled when `replies.resolved` moves.
     resolved: std::sync::Condvar,
+    /// Users of this node renamed in Redis whose rename the reader has not applied yet:
+    /// old folded name -> new. Entries before the rename still name them by the old one.
+    renaming: Mutex<HashMap<NickKey, NickKey>>,
     /// Users of this node whose leave is on its way (see [`Engine::stop`]).
     leaving: Mutex<HashMap<NickKey, Arc<Outbox>>>,
     hub: std::sync::OnceLock<std::sync::Weak<Hub>>,
@@ -240,6 +248,7 @@ impl Engine {
             replies: Mutex::new(Replies::default()),
             resolved: std::sync::Condvar::new(),
             leaving: Mutex::new(HashMap::new()),
+            renaming: Mutex::new(HashMap::new()),
             hub: std::sync::OnceLock::new(),
         }))
     }
@@ -315,9 +324,39 @@ impl Engine {
         self.request(Op::Join(nick))
     }
 
-    /// Renames atomically (waits for Redis).
+    /// Renames atomically (waits for Redis). Until the reader applies the rename, a
+    /// private line to or from the old name still finds the user ([`Engine::local_key`]).
     pub(crate) fn rename(&self, old: Nickname, new: Nickname) -> Result<(), Refused> {
-        self.request(Op::Rename { old, new })
+        let (old_key, new_key) = (old.key(), new.key());
+        let renames = old_key != new_key;
+        if renames {
+            // Before the entry exists, so the reader's removal always comes after.
+            self.renaming_map().insert(old_key.clone(), new_key);
+        }
+        let done = self.request(Op::Rename { old, new });
+        if done.is_err() && renames {
+            self.renaming_map().remove(&old_key);
+        }
+        done
+    }
+
+    fn renaming_map(&self) -> MutexGuard<'_, HashMap<NickKey, NickKey>> {
+        self.renaming.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The key under which the local registry may know the user an entry calls `key`
+    /// once its pending renames are done (`key` itself when there are none).
+    pub(crate) fn local_key(&self, key: NickKey) -> NickKey {
+        let renaming = self.renaming_map();
+        let mut key = key;
+        // Bounded: each step follows one pending rename.
+        for _ in 0..renaming.len() {
+            match renaming.get(&key) {
+                Some(next) => key = next.clone(),
+                None => break,
+            }
+        }
+        key
     }
 
     /// Announces a leave (does not wait).
@@ -331,8 +370,20 @@ impl Engine {
     }
 
     /// A `/msg` through the stream (does not wait).
-    pub(crate) fn private(&self, from: Nickname, to: Nickname, text: Text) -> bool {
-        self.send(Op::Private { from, to, text })
+    pub(crate) fn private(
+        &self,
+        from: Nickname,
+        to: Nickname,
+        text: Text,
+        outbox: &Arc<Outbox>,
+    ) -> bool {
+        let outbox = outbox.clone();
+        self.send(Op::Private {
+            from,
+            to,
+            text,
+            outbox,
+        })
     }
 
     /// A `/who`, answered once this node's earlier events are applied (does not wait).
@@ -493,6 +544,13 @@ impl Engine {
                 if let (Op::Leave(nick), Err(_)) = (&req.op, outcome) {
                     self.stop_leaver(&nick.key());
                 }
+                if let (Op::Private { to, outbox, .. }, Err(Refused::NoSuchNick)) =
+                    (&req.op, outcome)
+                {
+                    let line = crate::writer::encode(&chat_proto::ServerMessage::no_such_nick(to));
+                    self.hold_reply(outbox.clone(), Reply::Line(line));
+                    continue;
+                }
                 if let Some(reply) = req.reply {
                     let _ = reply.try_send(outcome);
                 } else if outcome != Ok(()) && !matches!(req.op, Op::Leave(_)) {
@@ -558,17 +616,22 @@ impl Engine {
         let len = self.config.stream_len;
         let mut pipe = redis::pipe();
         for req in batch {
-            let new_key;
-            let (op, nick, arg6, arg7) = match &req.op {
+            let other_key;
+            // ARGV 6-8: the new name's folded key and spelling (rename), or the
+            // recipient's spelling, the text and the recipient's folded key (`/msg`).
+            let (op, nick, arg6, arg7, arg8) = match &req.op {
                 Op::Reply(..) => continue,
-                Op::Join(n) => ("j", n, "", ""),
+                Op::Join(n) => ("j", n, "", "", ""),
                 Op::Rename { old, new } => {
-                    new_key = new.key();
-                    ("r", old, new_key.as_str(), new.as_str())
+                    other_key = new.key();
+                    ("r", old, other_key.as_str(), new.as_str(), "")
                 }
-                Op::Leave(n) => ("l", n, "", ""),
-                Op::Say(n, t) => ("c", n, "", t.as_str()),
-                Op::Private { from, to, text } => ("m", from, to.as_str(), text.as_str()),
+                Op::Leave(n) => ("l", n, "", "", ""),
+                Op::Say(n, t) => ("c", n, "", t.as_str(), ""),
+                Op::Private { from, to, text, .. } => {
+                    other_key = to.key();
+                    ("m", from, to.as_str(), text.as_str(), other_key.as_str())
+                }
             };
             let mut inv = script.prepare_invoke();
             inv.key(key("stream"))
@@ -581,7 +644,8 @@ impl Engine {
                 .arg(nick.key().as_str())
                 .arg(nick.as_str())
                 .arg(arg6)
-                .arg(arg7);
+                .arg(arg7)
+                .arg(arg8);
             pipe.invoke_script(&inv);
         }
         match pipe.query::<Vec<redis::Value>>(c) {
@@ -596,6 +660,7 @@ impl Engine {
                                 Ok(Some(stream::origin_of(&String::from_utf8_lossy(&id))))
                             }
                             Some(redis::Value::Int(0)) => Err(Refused::Taken),
+                            Some(redis::Value::Int(-4)) => Err(Refused::NoSuchNick),
                             _ => Err(Refused::Unavailable),
                         },
                     })

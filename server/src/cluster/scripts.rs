@@ -39,9 +39,9 @@ return out
 
 /// One event proposed by a node for one of its users.
 /// KEYS: stream, nicks, this node's users, this node's lease.
-/// ARGV: op (j, r, l, c, m), node, stream length, folded nick, nick, arg, arg.
+/// ARGV: op (j, r, l, c, m), node, stream length, folded nick, nick, arg, arg, arg.
 /// Returns the new entry's id when done; 0 nickname taken, -1 fenced (the lease is gone),
-/// -2 not the owner.
+/// -2 not the owner, -4 the recipient of a `/msg` is gone.
 pub const PROPOSE: &str = r"
 if redis.call('EXISTS', KEYS[4]) == 0 then return -1 end
 local op, node, len, key, nick = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -69,6 +69,7 @@ elseif op == 'l' then
 elseif op == 'c' then
   return add('t', 'c', 'a', nick, 'x', ARGV[7], 'o', node)
 elseif op == 'm' then
+  if redis.call('HEXISTS', KEYS[2], ARGV[8]) == 0 then return -4 end
   return add('t', 'm', 'a', nick, 'b', ARGV[6], 'x', ARGV[7], 'o', node)
 end
 return -3

@@ -211,15 +211,36 @@ impl Engine {
                     replica.remove(&old.key());
                     replica.insert(new.key(), new.clone());
                 }
+                if own {
+                    self.renaming_map().remove(&old.key());
+                }
                 hub.append_replicated(&ServerMessage::Renamed { old, new }, origin, None);
             }
             Event::Chat { from, text } => {
                 hub.append_replicated(&ServerMessage::Chat { from, text }, origin, None);
             }
             Event::Private { from, to, text } => {
-                let keys = [from.key(), to.key()];
+                // Under the names of the entry, or those of renames not yet applied here
+                // (each local user gets it once: the hub matches outboxes).
+                let (f, t) = (from.key(), to.key());
+                let keys = [self.local_key(f.clone()), self.local_key(t.clone()), f, t];
                 let line = crate::writer::encode(&ServerMessage::Private { from, to, text });
                 hub.deliver_replicated(&keys, &line);
+                // A user of this node who is leaving still gets what comes before its
+                // leave in the order.
+                let leaving: Vec<_> = {
+                    let leaving = self.leaving();
+                    let mut v: Vec<std::sync::Arc<crate::writer::Outbox>> = Vec::new();
+                    for outbox in keys.iter().filter_map(|k| leaving.get(k)) {
+                        if !v.iter().any(|o| std::sync::Arc::ptr_eq(o, outbox)) {
+                            v.push(outbox.clone());
+                        }
+                    }
+                    v
+                };
+                for outbox in leaving {
+                    let _ = outbox.push(&line);
+                }
             }
         }
     }
