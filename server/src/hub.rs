@@ -849,14 +849,8 @@ impl Membership {
             if new_key != self.key && reg.index.contains_key(&new_key) {
                 return Err(RenameError::Taken);
             }
-            let Some(index) = reg.index.remove(&self.key) else {
-                return Err(RenameError::Gone);
-            };
-            reg.index.insert(new_key.clone(), index);
-            if let Some(m) = reg.members.get_mut(index) {
-                m.nick = new.clone();
-                m.key = new_key.clone();
-            }
+            // A member (checked above): registered under `self.key`.
+            reg.rekey(&self.key, &new);
             let old = std::mem::replace(&mut self.nick, new.clone());
             self.key = new_key.clone();
             reg.append(&ServerMessage::Renamed {
