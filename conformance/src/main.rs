@@ -44,12 +44,14 @@ struct SessionsArg {
 
 #[derive(Args)]
 struct RunArgs {
-    /// A running server, HOST:PORT. Sessions that need other limits are skipped.
+    /// A running server, HOST:PORT, or the nodes of a cluster, HOST:PORT,HOST:PORT,...
+    /// (each session's clients are spread over them round-robin). Sessions that need
+    /// other limits are skipped.
     #[arg(
         long,
         conflicts_with = "spawn",
         required_unless_present = "spawn",
-        value_name = "HOST:PORT"
+        value_name = "HOST:PORT[,...]"
     )]
     target: Option<String>,
     /// Start a fresh server per session: a command line with `{port}`, and optionally

@@ -270,7 +270,8 @@ fn step_text(step: &Step) -> String {
 
 struct Engine<'a> {
     session: &'a Session,
-    addr: SocketAddr,
+    /// One server, or the nodes of a cluster (clients spread round-robin).
+    addrs: &'a [SocketAddr],
     opts: ReplayOptions,
     conns: Vec<Conn>,
     start: Instant,
@@ -358,8 +359,13 @@ impl Engine<'_> {
         match &step.action {
             Action::Connect(name) => {
                 self.log(name, "connect");
-                let stream = TcpStream::connect_timeout(&self.addr, timeout)
-                    .map_err(|e| format!("cannot connect to {}: {e}", self.addr))?;
+                let addr = self
+                    .addrs
+                    .get(self.conns.len() % self.addrs.len().max(1))
+                    .copied()
+                    .ok_or("no server address")?;
+                let stream = TcpStream::connect_timeout(&addr, timeout)
+                    .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
                 // Nagle would merge the pieces of a split write; the point is not to.
                 let _ = stream.set_nodelay(true);
                 stream
@@ -726,9 +732,15 @@ impl Engine<'_> {
 /// Replays `session` against the server at `addr`. Never panics and never waits longer
 /// than the session's steps allow; every client is closed before it returns.
 pub fn replay(session: &Session, addr: SocketAddr, opts: &ReplayOptions) -> Replay {
+    replay_spread(session, &[addr], opts)
+}
+
+/// Replays `session` against the nodes of a cluster (spec §19): its clients connect to
+/// `addrs` round-robin, in the order they connect.
+pub fn replay_spread(session: &Session, addrs: &[SocketAddr], opts: &ReplayOptions) -> Replay {
     let mut engine = Engine {
         session,
-        addr,
+        addrs,
         opts: *opts,
         conns: Vec::new(),
         start: Instant::now(),

@@ -1,0 +1,338 @@
+//! The Redis engine (spec §19, issue 15): several servers, one chat. Each test starts its
+//! own `redis-server` on a free loopback port (no persistence) and stops it; the tests
+//! are skipped, saying so, only when `redis-server` is not installed (CI installs it).
+
+#![cfg(test)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chat_proto::{ErrorCode, EventId, ServerMessage};
+use chat_server::ServerHandle;
+use chat_server::cluster::EngineConfig;
+use common::{Client, Got, WAIT};
+
+/// A private redis-server, killed when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    /// Starts one, or returns `None` (after saying why) when redis-server is missing.
+    fn start() -> Option<Redis> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            eprintln!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir", "/tmp"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let redis = Redis { child, port };
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A node in this process.
+fn node(redis: &Redis) -> ServerHandle {
+    common::start(|c| {
+        c.engine = Some(EngineConfig {
+            lease: Duration::from_secs(1),
+            ..EngineConfig::new(&redis.url())
+        });
+    })
+}
+
+/// Lines until `done` says stop (or the wait runs out: a failure).
+fn read_until(c: &mut Client, mut done: impl FnMut(&str) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + WAIT * 2;
+    let mut out = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match c.next(left) {
+            Got::Line(l) => {
+                let stop = done(&l);
+                out.push(l);
+                if stop {
+                    return out;
+                }
+            }
+            other => panic!("{}: {other:?} after {out:?}", c.nick),
+        }
+    }
+}
+
+/// CLUSTER-1, SRV-4 across the cluster: clients spread over three nodes all see the same lines in
+/// the same order, each sender's lines in the order sent.
+#[test]
+fn cluster_1_one_order_across_three_nodes() {
+    let Some(redis) = Redis::start() else { return };
+    let nodes: Vec<ServerHandle> = (0..3).map(|_| node(&redis)).collect();
+    let names = ["ann", "bob", "cat", "dan", "eve", "fay"];
+    let mut clients: Vec<Client> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Client::join(nodes[i % 3].local_addr(), n))
+        .collect();
+    // Everyone waits until the last join has reached them (fay read her own).
+    for c in &mut clients[..names.len() - 1] {
+        read_until(c, |l| l == "fay has joined the chat");
+    }
+    const LINES: usize = 30;
+    for i in 0..LINES {
+        for c in &mut clients {
+            let line = format!("{} {i}", c.nick);
+            c.say(&line);
+        }
+    }
+    let total = LINES * names.len();
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for c in &mut clients {
+        let mut n = 0;
+        let lines = read_until(c, |l| {
+            n += usize::from(l.contains(": "));
+            n == total
+        });
+        let chat: Vec<String> = lines.into_iter().filter(|l| l.contains(": ")).collect();
+        for name in names {
+            let mine: Vec<&String> = chat.iter().filter(|l| l.starts_with(name)).collect();
+            let want: Vec<String> = (0..LINES).map(|i| format!("{name}: {name} {i}")).collect();
+            assert_eq!(mine, want.iter().collect::<Vec<_>>(), "FIFO per sender");
+        }
+        seen.push(chat);
+    }
+    for (i, s) in seen.iter().enumerate() {
+        assert_eq!(s, &seen[0], "client {} saw another order", names[i]);
+    }
+    drop(clients);
+    drop(nodes);
+}
+
+/// CLUSTER-2, CLUSTER-3: nicknames are unique across nodes, in any case; `/nick`, `/msg` and `/who` work
+/// across nodes.
+#[test]
+fn cluster_2_nicknames_unique_and_commands_across_nodes() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis), node(&redis));
+    let mut alice = Client::join(a.local_addr(), "alice");
+    let mut other = Client::connect(b.local_addr());
+    other.expect("NICK");
+    other.send_nick("ALICE");
+    other.expect_err(ErrorCode::NickTaken);
+    other.expect("NICK");
+    other.send_nick("bob");
+    other.expect("bob has joined the chat");
+    other.expect("Connected to the server");
+    alice.expect("bob has joined the chat");
+    let mut bob = other;
+    bob.nick = "bob".into();
+
+    alice.say("/nick Bob");
+    alice.expect_err(ErrorCode::NickTaken);
+    alice.say("/msg BOB psst");
+    alice.expect("alice -> bob: psst");
+    bob.expect("alice -> bob: psst");
+    bob.say("/who");
+    bob.expect("Users online: alice, bob");
+    alice.say("/nick carol");
+    alice.expect("alice is now known as carol");
+    bob.expect("alice is now known as carol");
+    // The old name is free again, on any node; the new one is taken everywhere.
+    let _alice2 = Client::join(b.local_addr(), "Alice");
+    let mut third = Client::connect(a.local_addr());
+    third.expect("NICK");
+    third.send_nick("CAROL");
+    third.expect_err(ErrorCode::NickTaken);
+    bob.expect("Alice has joined the chat");
+    bob.say("/msg nobody hi");
+    bob.expect_err(ErrorCode::NoSuchNick);
+}
+
+/// CLUSTER-4: a node killed with SIGKILL: once its lease expires, every survivor sees each of its
+/// users leave exactly once, in the same order, and their names are free again.
+#[test]
+fn cluster_3_killed_node_users_leave_once() {
+    let Some(redis) = Redis::start() else { return };
+    let survivors = [node(&redis), node(&redis)];
+    let port = free_port();
+    let mut victim = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--engine", &redis.url(), "--lease", "1", "--threads", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the victim node");
+    let victim_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + WAIT;
+    let mut doomed = Vec::new();
+    while doomed.is_empty() {
+        if TcpStream::connect(victim_addr).is_ok() {
+            doomed = ["v1", "v2", "v3"]
+                .iter()
+                .map(|n| Client::join(victim_addr, n))
+                .collect();
+        } else {
+            assert!(Instant::now() < deadline, "the victim node did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let mut watchers: Vec<Client> = survivors
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Client::join(s.local_addr(), &format!("w{i}")))
+        .collect();
+    read_until(&mut watchers[0], |l| l == "w1 has joined the chat");
+    victim.kill().expect("SIGKILL");
+    let _ = victim.wait();
+    let killed = Instant::now();
+    // The survivors keep chatting while the dead node's lease runs out.
+    const LINES: usize = 10;
+    for i in 0..LINES {
+        for w in &mut watchers {
+            let line = format!("{} {i}", w.nick);
+            w.say(&line);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut seen = Vec::new();
+    for w in &mut watchers {
+        let (mut left, mut chat) = (0, 0);
+        let lines = read_until(w, |l| {
+            left += usize::from(l.ends_with("has left the chat"));
+            chat += usize::from(l.contains(": "));
+            left == 3 && chat == 2 * LINES
+        });
+        let leaves: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.ends_with("has left the chat"))
+            .collect();
+        let unique: HashSet<&&String> = leaves.iter().collect();
+        assert_eq!(unique.len(), 3, "each leaves once: {leaves:?}");
+        w.expect_quiet();
+        seen.push(lines);
+    }
+    // Lease 1 s, renewed and checked every third of it: reaped within 1.4 s plus margin.
+    assert!(
+        killed.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert_eq!(
+        seen[0], seen[1],
+        "one order for every survivor, leaves included"
+    );
+    drop(doomed);
+    let _again = Client::join(survivors[0].local_addr(), "V1");
+}
+
+/// CLUSTER-6: one event has one id and one time on every node: the stream entry's.
+#[test]
+fn cluster_6_one_event_one_id_on_every_node() {
+    let Some(redis) = Redis::start() else { return };
+    let (n1, n2) = (node(&redis), node(&redis));
+    let mut a = Client::join(n1.local_addr(), "alice");
+    let mut b = Client::join(n2.local_addr(), "bob");
+    a.expect("bob has joined the chat");
+    for c in [&mut a, &mut b] {
+        c.say("/caps tags");
+        c.expect("Capabilities enabled: tags");
+    }
+    a.say("one");
+    a.say("two");
+    let mut ids = Vec::new();
+    for c in [&mut a, &mut b] {
+        for want in ["alice: one", "alice: two"] {
+            let (tags, msg) = ServerMessage::parse_tagged(&c.line()).expect("a server line");
+            assert_eq!(msg.to_string(), want);
+            let (ms, n) = tags
+                .id
+                .as_ref()
+                .and_then(EventId::memory_parts)
+                .expect("an <ms>:<n> id");
+            let t = tags.time.expect("a time").unix_millis();
+            assert_eq!(i64::try_from(ms).unwrap(), t, "t is the stream id's time");
+            ids.push((ms, n));
+        }
+    }
+    assert_eq!(ids[..2], ids[2..], "the same ids on both nodes");
+    assert!(ids[0] < ids[1]);
+}
+
+/// CLUSTER-5: without Redis a node refuses nicknames with `ERR unavailable`, then,
+/// after half its lease, closes its clients with `ERR server-shutdown`.
+#[test]
+fn cluster_5_losing_redis() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let n = node(&redis);
+    let mut a = Client::join(n.local_addr(), "alice");
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    let mut late = Client::connect(n.local_addr());
+    late.expect("NICK");
+    late.send_nick("bob");
+    let got = late.line();
+    assert!(
+        got.starts_with("ERR unavailable ") || got.starts_with("ERR server-shutdown "),
+        "{got}"
+    );
+    let closed = a.skip_until("ERR server-shutdown Server is shutting down");
+    assert!(closed.iter().all(|l| !l.contains("has left")), "{closed:?}");
+    a.expect_closed();
+}
+
+/// CLUSTER-3, CONN-9, CMD-QUIT-1 on a node: a leaving client gets its own events (still on their
+/// way through Redis when it leaves), never its own leave notice.
+#[test]
+fn cluster_4_a_leaver_gets_its_own_lines_not_its_leave() {
+    let Some(redis) = Redis::start() else { return };
+    let (n1, n2) = (node(&redis), node(&redis));
+    let mut watcher = Client::join(n1.local_addr(), "watcher");
+    for i in 0..20 {
+        let name = format!("q{i}");
+        let mut q = Client::join(n2.local_addr(), &name);
+        q.send_raw(b"one\n/quit\n");
+        q.expect(&format!("{name}: one"));
+        q.expect_closed();
+        watcher.expect(&format!("{name} has joined the chat"));
+        watcher.expect(&format!("{name}: one"));
+        watcher.expect(&format!("{name} has left the chat"));
+    }
+}
