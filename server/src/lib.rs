@@ -108,7 +108,15 @@ impl Server {
         let listener = async_net::TcpListener::try_from(listener)?;
         let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
         let engine = match &config.engine {
-            Some(c) => Some(cluster::Engine::connect(c.clone()).map_err(io::Error::other)?),
+            Some(c) => {
+                // The stream is the history (CLUSTER-7): it keeps at least `--history`.
+                let c = cluster::EngineConfig {
+                    history: config.history_len(),
+                    stream_len: c.stream_len.max(config.history_len()),
+                    ..c.clone()
+                };
+                Some(cluster::Engine::connect(c).map_err(io::Error::other)?)
+            }
             None => None,
         };
         let hub = Hub::with_settings(hub::HubSettings {

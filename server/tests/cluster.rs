@@ -336,3 +336,167 @@ fn cluster_4_a_leaver_gets_its_own_lines_not_its_leave() {
         watcher.expect(&format!("{name} has left the chat"));
     }
 }
+
+/// A line as received: its tags and the message.
+fn tagged(line: &str) -> (chat_proto::Tags, ServerMessage) {
+    ServerMessage::parse_tagged(line).unwrap_or_else(|_| panic!("not a server line: {line}"))
+}
+
+/// Joins with tags and `history`, or with tags and `/resume <id>`: the lines up to and
+/// including the block's footer.
+fn join_tagged(addr: SocketAddr, nick: &str, resume: Option<&str>) -> (Client, Vec<String>) {
+    let mut c = Client::connect(addr);
+    c.nick = nick.to_owned();
+    let hello = match resume {
+        Some(id) => format!("/caps tags\n/resume {id}\n{nick}\n"),
+        None => format!("/caps tags history\n{nick}\n"),
+    };
+    c.send_raw(hello.as_bytes());
+    let lines = read_until(&mut c, |l| tagged(l).1 == ServerMessage::HistoryEnd);
+    (c, lines)
+}
+
+/// `(id, event)` of the public events among `lines`, live or earlier.
+fn events(lines: &[String]) -> Vec<(String, String)> {
+    pick(lines, |_| true)
+}
+
+/// `(id, event)` of the earlier events (a block's) among `lines`.
+fn earlier(lines: &[String]) -> Vec<(String, String)> {
+    pick(lines, chat_proto::Tags::is_earlier)
+}
+
+fn pick(lines: &[String], keep: impl Fn(&chat_proto::Tags) -> bool) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .map(|l| tagged(l))
+        .filter(|(t, m)| m.is_public_event() && keep(t))
+        .map(|(t, m)| {
+            (
+                t.id.map(|i| i.as_str().to_owned()).unwrap_or_default(),
+                m.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// CLUSTER-7, RESUME-2 across nodes: a client of one node that drops and resumes on
+/// another gets exactly the events it missed, with the ids the others saw, and no gap;
+/// nodes started after every earlier one stopped still serve the backlog and resumes
+/// from the stream (history survives node restarts).
+#[test]
+fn cluster_7_resume_on_another_node_and_history_from_the_stream() {
+    let Some(redis) = Redis::start() else { return };
+    let (a, b) = (node(&redis), node(&redis));
+    let (mut stay, _) = join_tagged(b.local_addr(), "stay", None);
+    let (mut ann, _) = join_tagged(a.local_addr(), "ann", None);
+    ann.say("before");
+    let seen = read_until(&mut ann, |l| tagged(l).1.to_string() == "ann: before");
+    let last_id = events(&seen).last().expect("ann's line").0.clone();
+    ann.reset();
+    read_until(&mut stay, |l| {
+        tagged(l).1.to_string() == "ann has left the chat"
+    });
+    for i in 0..5 {
+        stay.say(&format!("s{i}"));
+    }
+    read_until(&mut stay, |l| tagged(l).1.to_string() == "stay: s4");
+    let (_ann, lines) = join_tagged(b.local_addr(), "ann", Some(&last_id));
+    let resumed = earlier(&lines);
+    let gap = lines.iter().any(|l| {
+        matches!(
+            tagged(l).1,
+            ServerMessage::Error {
+                code: ErrorCode::HistoryGap,
+                ..
+            }
+        )
+    });
+    assert!(!gap, "no gap: {lines:?}");
+    let missed: Vec<String> = resumed.iter().map(|(_, m)| m.clone()).collect();
+    let want: Vec<String> = std::iter::once("ann has left the chat".to_owned())
+        .chain((0..5).map(|i| format!("stay: s{i}")))
+        .collect();
+    assert_eq!(missed, want, "exactly what ann missed, in order");
+
+    // Every node stops; fresh ones read the history back from the stream.
+    let ids: Vec<String> = resumed.iter().map(|(id, _)| id.clone()).collect();
+    drop((stay, _ann));
+    drop((a, b));
+    let c = node(&redis);
+    let (_x, lines) = join_tagged(c.local_addr(), "xavier", None);
+    let backlog: Vec<String> = events(&lines).into_iter().map(|(_, m)| m).collect();
+    assert!(
+        backlog.iter().any(|m| m == "stay: s4"),
+        "the backlog reaches back before this node started: {backlog:?}"
+    );
+    let (_y, lines) = join_tagged(c.local_addr(), "yves", Some(&last_id));
+    let again = earlier(&lines);
+    assert!(
+        !lines.iter().any(|l| matches!(
+            tagged(l).1,
+            ServerMessage::Error {
+                code: ErrorCode::HistoryGap,
+                ..
+            }
+        )),
+        "a resume from before the restart: {lines:?}"
+    );
+    let again_ids: Vec<String> = again.iter().map(|(id, _)| id.clone()).collect();
+    // Then ann's join (resumed on b), its leave when b stopped, and xavier's join.
+    assert_eq!(
+        again_ids.get(..ids.len()),
+        Some(&ids[..]),
+        "the same events under the same ids after the restart: {again:?}"
+    );
+}
+
+/// CLUSTER-8: moderation per node, notices cluster-wide. An operator of node a kicks a
+/// user of node a: a client of node b sees the notice, then the leave; the kicked user
+/// gets everything before its leave, then `ERR kicked`, then the close. A user of node
+/// b is out of reach (`ERR no-such-nick`).
+#[test]
+fn cluster_8_moderation_per_node_notices_for_all() {
+    const PASSWORD: &str = "s3cret-word";
+    let Some(redis) = Redis::start() else { return };
+    let moderated = || {
+        common::start(|c| {
+            c.engine = Some(EngineConfig {
+                lease: Duration::from_secs(1),
+                ..EngineConfig::new(&redis.url())
+            });
+            c.op_password = Some(chat_proto::Password::for_server(PASSWORD).unwrap());
+            c.per_address = chat_server::config::AddressLimits::off();
+        })
+    };
+    let (a, b) = (moderated(), moderated());
+    let mut watcher = Client::join(b.local_addr(), "watcher");
+    let mut teacher = Client::join(a.local_addr(), "teacher");
+    let mut pupil = Client::join(a.local_addr(), "pupil");
+    read_until(&mut watcher, |l| l == "pupil has joined the chat");
+    read_until(&mut teacher, |l| l == "pupil has joined the chat");
+    teacher.say(&format!("/op {PASSWORD}"));
+    for c in [&mut teacher, &mut watcher, &mut pupil] {
+        read_until(c, |l| l == "teacher is now an operator");
+    }
+    teacher.say("/kick watcher");
+    teacher.expect_err(ErrorCode::NoSuchNick);
+    pupil.say("last words");
+    read_until(&mut teacher, |l| l == "pupil: last words");
+    teacher.say("/kick pupil spam");
+    let want = [
+        "pupil: last words",
+        "pupil was kicked by teacher (spam)",
+        "pupil has left the chat",
+    ];
+    let got = read_until(&mut teacher, |l| l == "pupil has left the chat");
+    assert_eq!(got, want[1..], "teacher");
+    let got = read_until(&mut watcher, |l| l == "pupil has left the chat");
+    assert_eq!(got, want, "watcher");
+    let got = read_until(&mut pupil, |l| l.starts_with("ERR kicked"));
+    assert_eq!(&got[..2], &want[..2], "the kicked user's last events");
+    assert_eq!(got.len(), 3, "then ERR kicked: {got:?}");
+    pupil.expect_closed();
+    // The name is free again, cluster-wide.
+    let _again = Client::join(b.local_addr(), "pupil");
+}

@@ -49,7 +49,8 @@ use crate::writer::{Line, Outbox, Pushed};
 /// The default lease of a node: its users leave this long after it dies.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
 
-/// The default number of entries the stream keeps (approximately, `MAXLEN ~`).
+/// The fewest entries the stream keeps (`MAXLEN ~`, so at least this many): also the
+/// margin a node's reader may lag behind the newest entry without missing any.
 pub const DEFAULT_STREAM_LEN: usize = 10_000;
 
 /// Longest wait for an answer from Redis to a join or a `/nick`.
@@ -69,8 +70,10 @@ pub struct EngineConfig {
     /// The node's lease; it is renewed every third of it. Without Redis for half of it,
     /// the node closes its clients (with a margin before another node may reap them).
     pub lease: Duration,
-    /// Entries the stream keeps.
+    /// Entries the stream keeps (at least; `MAXLEN ~`).
     pub stream_len: usize,
+    /// Entries read back into the local log at start (`--history`, CLUSTER-7).
+    pub history: usize,
 }
 
 impl EngineConfig {
@@ -80,6 +83,7 @@ impl EngineConfig {
             url: url.to_owned(),
             lease: DEFAULT_LEASE,
             stream_len: DEFAULT_STREAM_LEN,
+            history: 0,
         }
     }
 }
@@ -275,6 +279,10 @@ impl Engine {
             return Ok(());
         };
         let _ = self.hub.set(Arc::downgrade(hub));
+        match stream::prefill(self, hub, self.config.history) {
+            Ok(n) => info!(events = n, "history read back from the stream"),
+            Err(e) => warn!(error = %e, "could not read the history back from the stream"),
+        }
         let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
         let (engine, weak) = (self.clone(), Arc::downgrade(hub));
         threads.push(

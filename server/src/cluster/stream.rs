@@ -116,6 +116,16 @@ fn entries(reply: Value) -> Vec<(String, Vec<(String, String)>)> {
         let Some(Value::Array(items)) = items else {
             continue;
         };
+        out.extend(range_entries(items));
+    }
+    out
+}
+
+/// Entries `(id, fields)` of an `XRANGE`/`XREVRANGE` reply (or of one stream of an
+/// `XREAD` reply).
+fn range_entries(items: Vec<Value>) -> Vec<(String, Vec<(String, String)>)> {
+    let mut out = Vec::new();
+    {
         for item in items {
             let Value::Array(parts) = item else { continue };
             let (Some(id), Some(Value::Array(flat))) =
@@ -141,6 +151,41 @@ pub(crate) fn origin_of(id: &str) -> EntryId {
         epoch: ms.parse().unwrap_or(0),
         seq: n.parse().unwrap_or(0),
     }
+}
+
+/// History that survives restarts (CLUSTER-7): before the reader starts, the newest
+/// `count` entries up to where the reader will start are appended to the local log, so
+/// that backlogs, `/history` and `/resume` on this node reach back before it started.
+/// They change no member list (the snapshot already holds the members there).
+pub(super) fn prefill(engine: &Engine, hub: &Hub, count: usize) -> redis::RedisResult<usize> {
+    if count == 0 || engine.start_id == "0-0" {
+        return Ok(0);
+    }
+    let mut con = connect(&engine.client, super::REQUEST_TIMEOUT)?;
+    let reply: Value = redis::cmd("XREVRANGE")
+        .arg(key("stream"))
+        .arg(&engine.start_id)
+        .arg("-")
+        .arg("COUNT")
+        .arg(count)
+        .query(&mut con)?;
+    let Value::Array(items) = reply else {
+        return Ok(0);
+    };
+    let mut n = 0;
+    for (id, fields) in range_entries(items).into_iter().rev() {
+        let msg = match Event::parse(&fields) {
+            Some(Event::Joined { nick, .. }) => ServerMessage::Joined(nick),
+            Some(Event::Left(nick)) => ServerMessage::Left(nick),
+            Some(Event::Renamed { old, new }) => ServerMessage::Renamed { old, new },
+            Some(Event::Chat { from, text }) => ServerMessage::Chat { from, text },
+            Some(Event::Notice(msg)) => msg,
+            Some(Event::Private { .. }) | None => continue,
+        };
+        hub.append_replicated(&msg, origin_of(&id), None);
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// The reader thread: `XREAD BLOCK` from where the snapshot was taken, applying every
