@@ -62,6 +62,12 @@ impl Target {
 
     /// Why `session` cannot run against this target, if it cannot.
     pub fn skip_reason(&self, session: &Session) -> Option<String> {
+        if session.fresh && matches!(self, Target::Address(_)) {
+            return Some(
+                "needs a fresh server (its history must start empty); a --target server has one of its own"
+                    .into(),
+            );
+        }
         let first = session.requires.first()?;
         match self {
             Target::Address(_) => Some(format!(

@@ -1110,7 +1110,8 @@ impl Membership {
         // (through the engine's pending renames).
         {
             let mut reg = self.hub.lock();
-            if new_key != old_key && reg.index.contains_key(&new_key) {
+            // The same name or a lookalike held by someone else (NICK-LOOK-1).
+            if reg.holder(&new).is_some_and(|h| h.key != old_key) {
                 return Err(RenameError::Taken);
             }
             reg.rekey(&old_key, &new);

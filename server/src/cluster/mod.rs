@@ -672,11 +672,16 @@ impl Engine {
                     ("m", from, to.as_str(), text.as_str(), other_key.as_str())
                 }
             };
+            let new_skel = match &req.op {
+                Op::Rename { new, .. } => new.skeleton(),
+                _ => nick.skeleton(),
+            };
             let mut inv = script.prepare_invoke();
             inv.key(key("stream"))
                 .key(key("nicks"))
                 .key(&users)
                 .key(&lease)
+                .key(key("skels"))
                 .arg(op)
                 .arg(&self.node)
                 .arg(len)
@@ -684,7 +689,9 @@ impl Engine {
                 .arg(nick.as_str())
                 .arg(arg6)
                 .arg(arg7)
-                .arg(arg8);
+                .arg(arg8)
+                .arg(nick.skeleton().as_str())
+                .arg(new_skel.as_str());
             pipe.invoke_script(&inv);
         }
         match pipe.query::<Vec<redis::Value>>(c) {
@@ -718,6 +725,7 @@ impl Engine {
             .key(key("stream"))
             .key(key("nicks"))
             .key(key("nodes"))
+            .key(key("skels"))
             .arg(scripts::PREFIX)
             .arg(self.config.stream_len)
             .invoke(con)
