@@ -641,21 +641,27 @@ impl Hub {
         });
     }
 
-    /// Cluster: a private line (`/msg`, `/who` answer) read from the stream, for the
-    /// local members among `keys` (once each), after everything appended so far.
-    pub(crate) fn deliver_replicated(&self, keys: &[NickKey], line: &Line) {
-        let mut reg = self.lock();
-        let mut cut = Cut::new();
-        let mut sent: Vec<&Arc<Outbox>> = Vec::new();
-        for key in keys {
-            if let Some(m) = reg.member(key)
-                && !sent.iter().any(|o| Arc::ptr_eq(o, &m.outbox))
-            {
-                reg.send_private(&m.key, &m.outbox, line, &mut cut);
-                sent.push(&m.outbox);
-            }
+    /// Cluster: a private line (`/msg`) read from the stream, for `outboxes` (local
+    /// users, or leaving ones whose writers wait for their leave), after everything
+    /// appended so far. A queue that overflows cuts its user off (CONN-4).
+    pub(crate) fn deliver_to(&self, outboxes: &[Arc<Outbox>], line: &Line) {
+        let overflowed: Vec<Arc<Outbox>> = {
+            let reg = self.lock();
+            let head = reg.appender.log().head();
+            outboxes
+                .iter()
+                .filter(|o| o.push_after(head, line) == Pushed::Overflow)
+                .cloned()
+                .collect()
+        };
+        for outbox in overflowed {
+            self.cut_off(&outbox, "sendq exceeded");
         }
-        reg.cut(cut);
+    }
+
+    /// Cluster: the outbox of the member registered under `key`.
+    pub(crate) fn outbox_of(&self, key: &NickKey) -> Option<Arc<Outbox>> {
+        self.lock().member(key).map(|m| m.outbox.clone())
     }
 }
 

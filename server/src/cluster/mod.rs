@@ -191,6 +191,9 @@ pub struct Engine {
     /// Users of this node renamed in Redis whose rename the reader has not applied yet:
     /// old folded name -> new. Entries before the rename still name them by the old one.
     renaming: Mutex<HashMap<NickKey, NickKey>>,
+    /// Users of this node as named at the reader's position in the stream (folded name
+    /// -> outbox), from their join to their leave: who gets a `/msg` entry.
+    at_stream: Mutex<HashMap<NickKey, Arc<Outbox>>>,
     /// Users of this node whose leave is on its way (see [`Engine::stop`]).
     leaving: Mutex<Leaving>,
     hub: std::sync::OnceLock<std::sync::Weak<Hub>>,
@@ -258,6 +261,7 @@ impl Engine {
             replies: Mutex::new(Replies::default()),
             resolved: std::sync::Condvar::new(),
             leaving: Mutex::new(HashMap::new()),
+            at_stream: Mutex::new(HashMap::new()),
             renaming: Mutex::new(HashMap::new()),
             hub: std::sync::OnceLock::new(),
         }))
@@ -440,6 +444,12 @@ impl Engine {
         outbox.release_close(head);
     }
 
+    fn at_stream(&self) -> MutexGuard<'_, HashMap<NickKey, Arc<Outbox>>> {
+        self.at_stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn leaving(&self) -> MutexGuard<'_, Leaving> {
         self.leaving.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -581,6 +591,9 @@ impl Engine {
                 let outcome = outcome.map(|_| ());
                 if let (Op::Leave(nick), Err(_)) = (&req.op, outcome) {
                     self.stop_leaver(&nick.key());
+                    // No leave in the stream: forget it here (the reaper frees its name
+                    // if this node dies; see the status notes).
+                    self.at_stream().remove(&nick.key());
                 }
                 if let (Op::Private { to, outbox, .. }, Err(Refused::NoSuchNick)) =
                     (&req.op, outcome)

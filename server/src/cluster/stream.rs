@@ -7,8 +7,8 @@
 //! Nicknames and text are checked again here with `chat-proto`'s types: an entry that
 //! does not parse (written by something else) is skipped with a warning, never trusted.
 
-use std::sync::Weak;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chat_proto::{Nickname, ServerMessage, Text};
@@ -18,6 +18,7 @@ use tracing::warn;
 use super::{Engine, connect, key};
 use crate::hub::Hub;
 use crate::log::EntryId;
+use crate::writer::Outbox;
 
 /// How long one `XREAD` blocks: also how quickly the reader notices it must stop.
 const BLOCK: Duration = Duration::from_millis(250);
@@ -247,11 +248,16 @@ impl Engine {
         match event {
             Event::Joined { nick, node } => {
                 self.replica().insert(nick.key(), nick.clone());
-                let here = (node == self.node).then(|| nick.key());
-                hub.append_replicated(&ServerMessage::Joined(nick), origin, here.as_ref());
+                // Renamed since (its rename still on its way): under its new name.
+                let here = (node == self.node).then(|| self.local_key(nick.key()));
+                hub.append_replicated(&ServerMessage::Joined(nick.clone()), origin, here.as_ref());
+                if let Some(outbox) = here.and_then(|k| hub.outbox_of(&k)) {
+                    self.at_stream().insert(nick.key(), outbox);
+                }
             }
             Event::Left(nick) => {
                 self.replica().remove(&nick.key());
+                self.at_stream().remove(&nick.key());
                 if own {
                     // Its writer stops right before its own leave notice (CONN-2).
                     self.stop_leaver(&nick.key());
@@ -267,6 +273,12 @@ impl Engine {
                 if own {
                     self.renaming_map().remove(&old.key());
                 }
+                {
+                    let mut at = self.at_stream();
+                    if let Some(outbox) = at.remove(&old.key()) {
+                        at.insert(new.key(), outbox);
+                    }
+                }
                 hub.append_replicated(&ServerMessage::Renamed { old, new }, origin, None);
             }
             Event::Chat { from, text } => {
@@ -274,26 +286,26 @@ impl Engine {
             }
             Event::Notice(msg) => hub.append_replicated(&msg, origin, None),
             Event::Private { from, to, text } => {
-                // Under the names of the entry, or those of renames not yet applied here
-                // (each local user gets it once: the hub matches outboxes).
-                let (f, t) = (from.key(), to.key());
-                let keys = [self.local_key(f.clone()), self.local_key(t.clone()), f, t];
-                let line = crate::writer::encode(&ServerMessage::Private { from, to, text });
-                hub.deliver_replicated(&keys, &line);
-                // A user of this node who is leaving still gets what comes before its
-                // leave in the order.
-                let leaving: Vec<_> = {
-                    let leaving = self.leaving();
-                    let mut v: Vec<std::sync::Arc<crate::writer::Outbox>> = Vec::new();
-                    for (outbox, _) in keys.iter().filter_map(|k| leaving.get(k)) {
-                        if !v.iter().any(|o| std::sync::Arc::ptr_eq(o, outbox)) {
-                            v.push(outbox.clone());
+                // Decided against the names at this point of the stream, not the local
+                // registry's (which a rename on its way has already changed): each
+                // party of this node gets it once, a leaving one too, since its leave
+                // comes later in the order (CLUSTER-3).
+                let outboxes: Vec<Arc<Outbox>> = {
+                    let at = self.at_stream();
+                    let mut v: Vec<Arc<Outbox>> = Vec::new();
+                    for o in [at.get(&from.key()), at.get(&to.key())]
+                        .into_iter()
+                        .flatten()
+                    {
+                        if !v.iter().any(|x| Arc::ptr_eq(x, o)) {
+                            v.push(o.clone());
                         }
                     }
                     v
                 };
-                for outbox in leaving {
-                    let _ = outbox.push(&line);
+                if !outboxes.is_empty() {
+                    let line = crate::writer::encode(&ServerMessage::Private { from, to, text });
+                    hub.deliver_to(&outboxes, &line);
                 }
             }
         }
