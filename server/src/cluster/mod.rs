@@ -644,24 +644,38 @@ impl Engine {
         if batch.iter().all(|r| matches!(r.op, Op::Reply(..))) {
             return vec![Ok(None); batch.len()];
         }
-        if con.is_none() {
-            match connect(&self.client, REQUEST_TIMEOUT) {
-                Ok(c) => *con = Some(c),
+        // A fresh Redis (restarted) has no scripts: load once, then pipeline EVALSHAs.
+        // A connection from before a Redis restart fails at its first use: loading the
+        // script sends nothing that changes anything, so it is tried once more on a
+        // fresh connection before the batch is refused.
+        let mut loaded = false;
+        for _ in 0..2 {
+            if con.is_none() {
+                match connect(&self.client, REQUEST_TIMEOUT) {
+                    Ok(c) => *con = Some(c),
+                    Err(e) => {
+                        warn!(error = %e, "Redis unreachable");
+                        return failed();
+                    }
+                }
+            }
+            let Some(c) = con.as_mut() else {
+                return failed();
+            };
+            match script.load(c) {
+                Ok(_) => {
+                    loaded = true;
+                    break;
+                }
                 Err(e) => {
                     warn!(error = %e, "Redis unreachable");
-                    return failed();
+                    *con = None;
                 }
             }
         }
-        let Some(c) = con.as_mut() else {
+        let Some(c) = con.as_mut().filter(|_| loaded) else {
             return failed();
         };
-        // A fresh Redis (restarted) has no scripts: load once, then pipeline EVALSHAs.
-        if let Err(e) = script.load(c) {
-            warn!(error = %e, "Redis unreachable");
-            *con = None;
-            return failed();
-        }
         let users = key(&format!("users:{}", self.node));
         let lease = key(&format!("lease:{}", self.node));
         let len = self.config.stream_len;
@@ -765,7 +779,7 @@ impl Engine {
             if con.is_none() {
                 con = connect(&self.client, REQUEST_TIMEOUT).ok();
             }
-            let outcome = con.as_mut().map(|c| {
+            let renew = |c: &mut redis::Connection| {
                 redis::cmd("SET")
                     .arg(&lease)
                     .arg("1")
@@ -773,7 +787,14 @@ impl Engine {
                     .arg("PX")
                     .arg(lease_ms)
                     .query::<Option<String>>(c)
-            });
+            };
+            let mut outcome = con.as_mut().map(renew);
+            if let Some(Err(_)) = outcome {
+                // A connection from before a Redis restart fails at its first use; the
+                // renewal is idempotent, so it is tried once more on a fresh one.
+                con = connect(&self.client, REQUEST_TIMEOUT).ok();
+                outcome = con.as_mut().map(renew).or(outcome);
+            }
             let fenced = match outcome {
                 Some(Ok(Some(_))) => {
                     renewed = Instant::now();
