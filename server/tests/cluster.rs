@@ -585,3 +585,125 @@ fn cluster_9_redis_restart_with_aof_loses_nothing() {
     drop((ann, bob, cat, a, b, redis));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The chaos test (issue 15): 3 nodes, 100 clients spread over them, chatting; one node
+/// is killed (`kill -9`). Every surviving client sees each of the dead node's 30 users
+/// leave exactly once, and every survivor sees the same lines in the same order, none
+/// lost or doubled; then each of the dead node's users reconnects to a surviving node
+/// and resumes with no gap (CLUSTER-4, CLUSTER-7, RESUME-2).
+#[test]
+fn cluster_4_chaos_kill_9_one_node_of_three_with_100_clients() {
+    const VICTIMS: usize = 30;
+    const SURVIVORS: usize = 70;
+    const TALKERS: usize = 10;
+    const LINES: usize = 5;
+    let Some(redis) = Redis::start() else { return };
+    let open_node = || {
+        common::start(|c| {
+            c.engine = Some(EngineConfig {
+                lease: Duration::from_secs(1),
+                ..EngineConfig::new(&redis.url())
+            });
+            c.per_address = chat_server::config::AddressLimits::off();
+        })
+    };
+    let nodes = [open_node(), open_node()];
+    let port = free_port();
+    let mut victim = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--engine", &redis.url(), "--lease", "1", "--threads", "1"])
+        .args([
+            "--max-per-address",
+            "0",
+            "--max-handshakes-per-address",
+            "0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the victim node");
+    let victim_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect(victim_addr).is_err() {
+        assert!(Instant::now() < deadline, "the victim node did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut doomed: Vec<Client> = (0..VICTIMS)
+        .map(|i| join_tagged(victim_addr, &format!("v{i}"), None).0)
+        .collect();
+    let mut survivors: Vec<Client> = (0..SURVIVORS)
+        .map(|i| Client::join(nodes[i % 2].local_addr(), &format!("s{i}")))
+        .collect();
+    // Every join is in the stream before s0's line.
+    survivors[0].say("ready");
+    let mut last_ids = Vec::new();
+    for v in &mut doomed {
+        let lines = read_until(v, |l| tagged(l).1.to_string() == "s0: ready");
+        last_ids.push(events(&lines).last().expect("ready").0.clone());
+    }
+    for s in &mut survivors {
+        read_until(s, |l| l == "s0: ready");
+    }
+    victim.kill().expect("SIGKILL");
+    let _ = victim.wait();
+    for i in 0..LINES {
+        for s in &mut survivors[..TALKERS] {
+            let line = format!("{} {i}", s.nick);
+            s.say(&line);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for s in &mut survivors {
+        let (mut left, mut chat) = (0, 0);
+        let lines = read_until(s, |l| {
+            left += usize::from(l.ends_with("has left the chat"));
+            chat += usize::from(l.contains(": "));
+            left == VICTIMS && chat == TALKERS * LINES
+        });
+        let leaves: HashSet<&String> = lines
+            .iter()
+            .filter(|l| l.ends_with("has left the chat"))
+            .collect();
+        assert_eq!(leaves.len(), VICTIMS, "{}: each leaves once", s.nick);
+        for t in 0..TALKERS {
+            let mine: Vec<&String> = lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("s{t}: ")))
+                .collect();
+            let want: Vec<String> = (0..LINES).map(|i| format!("s{t}: s{t} {i}")).collect();
+            assert_eq!(mine, want.iter().collect::<Vec<_>>(), "{}: FIFO", s.nick);
+        }
+        seen.push(lines);
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] == w[1]),
+        "one order for every survivor, leaves included"
+    );
+    // The dead node's users come back on the survivors and miss nothing.
+    drop(doomed);
+    let mut rejoined: Vec<String> = Vec::new();
+    let mut back = Vec::new();
+    for (i, id) in last_ids.iter().enumerate() {
+        let nick = format!("v{i}");
+        let (c, lines) = join_tagged(nodes[i % 2].local_addr(), &nick, Some(id));
+        assert!(
+            !lines.iter().any(|l| matches!(
+                tagged(l).1,
+                ServerMessage::Error {
+                    code: ErrorCode::HistoryGap,
+                    ..
+                }
+            )),
+            "{nick}: no gap"
+        );
+        let missed: Vec<String> = earlier(&lines)
+            .into_iter()
+            .map(|(_, m)| m)
+            .filter(|m| !rejoined.contains(m))
+            .collect();
+        assert_eq!(missed, seen[0], "{nick}: exactly what it missed, in order");
+        rejoined.push(format!("{nick} has joined the chat"));
+        back.push(c);
+    }
+}
