@@ -45,12 +45,14 @@ struct SessionsArg {
 #[derive(Args)]
 struct RunArgs {
     /// A running server, HOST:PORT, or tls://HOST:PORT for its TLS listener (then give
-    /// --fingerprint or --insecure). Sessions that need other limits are skipped.
+    /// --fingerprint or --insecure), or the nodes of a cluster, HOST:PORT,HOST:PORT,...
+    /// (each session's clients are spread over them round-robin). Sessions that need
+    /// other limits are skipped.
     #[arg(
         long,
         conflicts_with = "spawn",
         required_unless_present = "spawn",
-        value_name = "HOST:PORT"
+        value_name = "HOST:PORT[,...]"
     )]
     target: Option<String>,
     /// Connect with TLS (implied by a tls:// target; with --spawn, {port} must then be

@@ -363,6 +363,7 @@ fn to_session(events: &[Event], config: &RecordConfig) -> Session {
         checks: config.checks.clone(),
         requires: config.requires.clone(),
         framing: false,
+        fresh: false,
         step_timeout: None,
         about,
         steps,

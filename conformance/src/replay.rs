@@ -274,7 +274,8 @@ fn step_text(step: &Step) -> String {
 
 struct Engine<'a> {
     session: &'a Session,
-    addr: SocketAddr,
+    /// One server, or the nodes of a cluster (clients spread round-robin).
+    addrs: &'a [SocketAddr],
     opts: ReplayOptions,
     conns: Vec<Conn>,
     start: Instant,
@@ -362,7 +363,12 @@ impl Engine<'_> {
         match &step.action {
             Action::Connect(name) => {
                 self.log(name, "connect");
-                let stream = Wire::connect(self.addr, self.opts.tls, timeout)?;
+                let addr = self
+                    .addrs
+                    .get(self.conns.len() % self.addrs.len().max(1))
+                    .copied()
+                    .ok_or("no server address")?;
+                let stream = Wire::connect(addr, self.opts.tls, timeout)?;
                 let view = ClientView {
                     name: name.clone(),
                     lines: vec![],
@@ -724,9 +730,15 @@ impl Engine<'_> {
 /// Replays `session` against the server at `addr`. Never panics and never waits longer
 /// than the session's steps allow; every client is closed before it returns.
 pub fn replay(session: &Session, addr: SocketAddr, opts: &ReplayOptions) -> Replay {
+    replay_spread(session, &[addr], opts)
+}
+
+/// Replays `session` against the nodes of a cluster (spec §20): its clients connect to
+/// `addrs` round-robin, in the order they connect.
+pub fn replay_spread(session: &Session, addrs: &[SocketAddr], opts: &ReplayOptions) -> Replay {
     let mut engine = Engine {
         session,
-        addr,
+        addrs,
         opts: *opts,
         conns: Vec::new(),
         start: Instant::now(),

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::replay::{Failure, Replay, ReplayOptions, replay};
+use crate::replay::{Failure, Replay, ReplayOptions, replay, replay_spread};
 use crate::session::Session;
 use crate::target::Target;
 use crate::variant::Variant;
@@ -126,25 +126,27 @@ fn run_case(session: &Session, variant: Variant, config: &RunConfig, round: u32)
         ..Default::default()
     };
     let r = match &config.target {
-        Target::Address(addr) => {
+        Target::Address(addrs) => {
             // A shared server: let it forget the previous session first. A server that
             // cannot answer the probe once is not probed again (each failed probe costs
             // time, and a probe is one more client it mishandles); it gets a pause.
             // The first case finds the server as it was started: no probe.
             let probed = round == 0
                 || (PROBE_WORKS.load(Ordering::Relaxed)
-                    && crate::idle::wait_until_idle(
-                        *addr,
-                        config.tls,
-                        round,
-                        Duration::from_secs(2),
-                    )
-                    .is_ok());
+                    && addrs.iter().all(|&addr| {
+                        crate::idle::wait_until_idle(
+                            addr,
+                            config.tls,
+                            round,
+                            Duration::from_secs(2),
+                        )
+                        .is_ok()
+                    }));
             if !probed {
                 PROBE_WORKS.store(false, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(200));
             }
-            replay(session, *addr, &opts)
+            replay_spread(session, addrs, &opts)
         }
         Target::Spawn(spec) => {
             let label = format!("{}-{}", session.name, variant.name());

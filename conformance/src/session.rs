@@ -29,6 +29,10 @@ pub struct Session {
     /// Also replay with every write split byte by byte and into random chunks
     /// (`framing: yes`).
     pub framing: bool,
+    /// Needs a server that has seen nothing before it (`fresh: yes`): its history must
+    /// start empty (§17), which a `--target` server that other sessions used cannot
+    /// promise.
+    pub fresh: bool,
     /// How long a `recv` or `closed` waits before failing, unless the step says
     /// `within` (`step-timeout:`); `None` leaves it to the runner.
     pub step_timeout: Option<Duration>,
@@ -222,6 +226,7 @@ impl Session {
             checks: Vec::new(),
             requires: Vec::new(),
             framing: false,
+            fresh: false,
             step_timeout: None,
             about: Vec::new(),
             steps: Vec::new(),
@@ -275,6 +280,13 @@ impl Session {
                             "yes" => true,
                             "no" => false,
                             _ => return Err(err("`framing:` is `yes` or `no`".into())),
+                        }
+                    }
+                    "fresh" => {
+                        s.fresh = match value {
+                            "yes" => true,
+                            "no" => false,
+                            _ => return Err(err("`fresh:` is `yes` or `no`".into())),
                         }
                     }
                     "step-timeout" => s.step_timeout = Some(parse_duration(value).map_err(err)?),
@@ -345,6 +357,9 @@ impl Session {
         }
         if self.framing {
             out.push_str("framing: yes\n");
+        }
+        if self.fresh {
+            out.push_str("fresh: yes\n");
         }
         if let Some(t) = self.step_timeout {
             let _ = writeln!(out, "step-timeout: {}", format_duration(t));

@@ -21,8 +21,10 @@ use crate::session::Session;
 /// Where sessions are replayed.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// A server already running at this address; it keeps its own settings.
-    Address(SocketAddr),
+    /// A server already running at this address; it keeps its own settings. Several
+    /// addresses are the nodes of one cluster (spec §20): a session's clients are
+    /// spread over them round-robin, in the order they connect.
+    Address(Vec<SocketAddr>),
     /// A fresh server per session, started from a command line.
     Spawn(SpawnSpec),
 }
@@ -43,18 +45,29 @@ pub struct SpawnSpec {
 }
 
 impl Target {
-    /// Parses `HOST:PORT` (resolving host names).
+    /// Parses `HOST:PORT`, or `HOST:PORT,HOST:PORT,...` for the nodes of a cluster
+    /// (resolving host names).
     pub fn address(s: &str) -> Result<Target, String> {
-        let addr = s
-            .to_socket_addrs()
-            .map_err(|e| format!("`{s}` is not HOST:PORT: {e}"))?
-            .next()
-            .ok_or_else(|| format!("`{s}` resolves to no address"))?;
-        Ok(Target::Address(addr))
+        let mut addrs = Vec::new();
+        for one in s.split(',') {
+            let addr = one
+                .to_socket_addrs()
+                .map_err(|e| format!("`{one}` is not HOST:PORT: {e}"))?
+                .next()
+                .ok_or_else(|| format!("`{one}` resolves to no address"))?;
+            addrs.push(addr);
+        }
+        Ok(Target::Address(addrs))
     }
 
     /// Why `session` cannot run against this target, if it cannot.
     pub fn skip_reason(&self, session: &Session) -> Option<String> {
+        if session.fresh && matches!(self, Target::Address(_)) {
+            return Some(
+                "needs a fresh server (its history must start empty); a --target server has one of its own"
+                    .into(),
+            );
+        }
         let first = session.requires.first()?;
         match self {
             Target::Address(_) => Some(format!(
@@ -433,7 +446,7 @@ mod tests {
         )
         .unwrap();
         let plain = Session::parse("t", "checks: NICK-6\nconnect a\n").unwrap();
-        let addr = Target::Address(SocketAddr::from(([127, 0, 0, 1], 9)));
+        let addr = Target::Address(vec![SocketAddr::from(([127, 0, 0, 1], 9))]);
         assert!(
             addr.skip_reason(&session)
                 .unwrap()

@@ -110,6 +110,9 @@ codes! {
     Kicked = "kicked", closes: true;
     /// An operator banned this user's address, or the address is banned (MOD-6).
     Banned = "banned", closes: true;
+    /// A server that is one node of a cluster cannot reach the cluster for now: the
+    /// command (a nickname, `/nick`) was not carried out; try again (CLUSTER-5).
+    Unavailable = "unavailable", closes: false;
 }
 
 /// True for a word that may be an error code, known or not (ERR-1): lower-case ASCII

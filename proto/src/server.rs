@@ -47,6 +47,8 @@ pub mod texts {
     pub const SERVER_FULL: &str = "Server is full; try again later";
     /// CONN-6.
     pub const SERVER_SHUTDOWN: &str = "Server is shutting down";
+    /// `ERR unavailable` (CLUSTER-5).
+    pub const UNAVAILABLE: &str = "The chat is unavailable for now; try again";
     /// CONN-7, first excess.
     pub const FLOOD: &str =
         "You are sending too fast; the server reads your lines more slowly for now";

@@ -65,6 +65,9 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Rejected nickname lines after which the handshake gives up (NICK-6).
     pub handshake_attempts: u32,
+    /// `None`: the chat lives in this process (the default). `Some`: this server is
+    /// one node of a cluster sharing the chat through Redis (`--engine redis://...`).
+    pub engine: Option<crate::cluster::EngineConfig>,
     /// Executor threads. Each runs connection tasks and drives the I/O reactor.
     pub threads: usize,
     /// Protocol dialect (see [`Compat`]).
@@ -107,6 +110,7 @@ impl Default for Config {
             max_clients: DEFAULT_MAX_CLIENTS,
             sendq: DEFAULT_SENDQ_BYTES,
             log_budget: crate::hub::DEFAULT_LOG_BUDGET,
+            engine: None,
             max_lag: DEFAULT_MAX_LAG,
             history: None,
             backlog: crate::history::DEFAULT_BACKLOG,
@@ -186,6 +190,16 @@ pub enum ConfigError {
     /// An idle limit of zero (IDLE-1): leave it out to have none.
     #[error("--idle-timeout must be more than zero (leave it out for no idle limit)")]
     IdleTimeout,
+    /// The seed profile picks free nickname variants locally, which a cluster cannot do
+    /// atomically yet.
+    #[error("--compat seed cannot be combined with --engine redis")]
+    SeedCluster,
+    /// A lease too short to be renewed reliably.
+    #[error("--lease must be at least 300ms")]
+    Lease,
+    /// A cluster keeps its history in the Redis stream (CLUSTER-7), not in a file.
+    #[error("--store cannot be combined with --engine redis (the stream keeps the history)")]
+    StoreCluster,
 }
 
 impl Config {
@@ -248,6 +262,17 @@ impl Config {
         }
         if self.max_lag.is_zero() {
             return Err(ConfigError::MaxLag);
+        }
+        if self.engine.is_some() && self.compat == Compat::Seed {
+            return Err(ConfigError::SeedCluster);
+        }
+        if self.engine.is_some() && self.store.is_some() {
+            return Err(ConfigError::StoreCluster);
+        }
+        if let Some(e) = &self.engine
+            && e.lease < std::time::Duration::from_millis(300)
+        {
+            return Err(ConfigError::Lease);
         }
         let f = &self.flood;
         if !(f.rate.is_finite() && f.rate >= 0.0) || (f.rate > 0.0 && f.burst == 0) {

@@ -24,7 +24,7 @@ use chat_proto::limits::MAX_SERVER_LINE_BYTES;
 use chat_proto::server::encode_earlier_prefix;
 use chat_proto::{EventId, ServerMessage, ServerTime, Tags};
 
-use crate::log::{Appender, Cursor, Log, SEGMENT_BYTES};
+use crate::log::{Appender, Cursor, EntryId, Log, SEGMENT_BYTES};
 
 /// The default `--history`: public events kept (HIST-1).
 pub const DEFAULT_HISTORY: usize = 500;
@@ -97,6 +97,8 @@ pub struct Retention {
     backlog: usize,
     pin: Option<Cursor>,
     not_public: BTreeSet<u64>,
+    /// The log's entries carry stream ids, which are the event ids (cluster, §20).
+    origins: bool,
 }
 
 impl Retention {
@@ -107,6 +109,15 @@ impl Retention {
             backlog,
             pin: None,
             not_public: BTreeSet::new(),
+            origins: false,
+        }
+    }
+
+    /// For a cluster node's log: events are named by their stream ids (CLUSTER-6).
+    pub fn with_stream_ids(self) -> Retention {
+        Retention {
+            origins: true,
+            ..self
         }
     }
 
@@ -193,7 +204,9 @@ impl Retention {
                     .and_then(ServerTime::from_unix_millis);
                 match (form, time) {
                     (Form::Tagged, Some(t)) => {
-                        Tags::earlier(EventId::memory(e.id.epoch, e.id.seq), t)
+                        // In a cluster, the stream's id (CLUSTER-6).
+                        let id = e.origin.unwrap_or(e.id);
+                        Tags::earlier(EventId::memory(id.epoch, id.seq), t)
                             .encode_prefix(&mut line);
                     }
                     (Form::Readable, Some(t)) => encode_earlier_prefix(&t, &mut line),
@@ -244,6 +257,25 @@ impl Retention {
         .unwrap_or_default()
     }
 
+    /// Cluster: the local seq of the retained entry whose stream id is `origin`, among
+    /// those before `before`. Bounded by the entries retained (`--history`).
+    fn seq_of_origin(&self, epoch: u64, origin: EntryId, before: u64) -> Option<u64> {
+        let c = self.pin.clone()?;
+        let mut found = None;
+        c.entries(epoch, before.saturating_sub(1), |e, _| {
+            match e.origin {
+                Some(o) if o == origin => {
+                    found = Some(e.id.seq);
+                    false
+                }
+                // Ids grow along the stream: past it, it is not retained.
+                Some(o) if o > origin => false,
+                _ => true,
+            }
+        });
+        found
+    }
+
     /// A resume (RESUME-2): every event after `id` and before entry `before` (the
     /// client's join notice), or `None` for a gap (RESUME-3).
     pub fn resume_block(
@@ -257,7 +289,15 @@ impl Retention {
             return None;
         }
         let (e, seq) = id.memory_parts()?;
-        if e != epoch || seq >= before {
+        let seq = match &self.pin {
+            // A cluster node's log: ids are the stream's (CLUSTER-7).
+            Some(_) if self.origins => {
+                self.seq_of_origin(epoch, EntryId { epoch: e, seq }, before)?
+            }
+            _ if e != epoch => return None,
+            _ => seq,
+        };
+        if seq >= before {
             return None;
         }
         let from = seq.checked_add(1)?;

@@ -30,8 +30,9 @@ use chat_proto::server::texts;
 use chat_proto::{ErrorCode, NickKey, Nickname, ServerMessage, Text, users_lines};
 use tracing::info;
 
+use crate::cluster::{Engine, Refused};
 use crate::history::{Catchup, Form, Retention};
-use crate::log::{Appended, Appender, Log};
+use crate::log::{Appended, Appender, EntryId, Log};
 use crate::store::{Restored, StoreHandle};
 use crate::writer::{Line, Outbox, Pushed, encode, with_encoded};
 
@@ -97,6 +98,8 @@ pub enum JoinError {
     Taken,
     /// The server is shutting down.
     ShuttingDown,
+    /// The cluster (Redis) did not answer.
+    Unavailable,
 }
 
 /// Why a `/nick` failed.
@@ -108,6 +111,8 @@ pub enum RenameError {
     Unchanged,
     /// This user is no longer registered (cut off, or the server is shutting down).
     Gone,
+    /// The cluster (Redis) did not answer.
+    Unavailable,
 }
 
 /// A connection could not get a slot.
@@ -127,6 +132,9 @@ struct Member {
     nick: Nickname,
     key: NickKey,
     outbox: Arc<Outbox>,
+    /// Cluster: what the user gets once its join comes back from the stream (HIST-5,
+    /// RESUME-2); taken then.
+    catchup: Option<Catchup>,
 }
 
 #[derive(Debug)]
@@ -155,6 +163,10 @@ struct Registry {
     store: Option<StoreHandle>,
     /// Operators, mutes and bans (§18).
     moderation: moderation::Moderation,
+    /// With the Redis engine, public events are proposed to the cluster instead of
+    /// appended here; they come back in the cluster's order through
+    /// [`Hub::append_replicated`] (see `cluster/`).
+    engine: Option<Arc<Engine>>,
 }
 
 /// How a hub is built: the limits, history, and a store to start from.
@@ -172,6 +184,9 @@ pub struct HubSettings {
     pub store: Option<(Restored, StoreHandle)>,
     /// The operator password (MOD-1); `None`: no operators.
     pub operators: Operators,
+    /// The cluster engine (`--engine`, §20): public events go through it. Never with a
+    /// store (the stream is the cluster's store).
+    pub engine: Option<Arc<Engine>>,
 }
 
 /// The registry and sequencer. Share it as `Arc<Hub>`.
@@ -202,11 +217,13 @@ impl Hub {
             backlog: crate::history::DEFAULT_BACKLOG,
             store: None,
             operators: Operators::default(),
+            engine: None,
         })
     }
 
     /// A hub as `settings` say. With a store, the log starts where the stored one ended:
     /// its entries are refilled (with their times) and are history at once (STORE-1).
+    /// With an engine, the log keeps each entry's stream id (CLUSTER-6).
     pub fn with_settings(settings: HubSettings) -> Arc<Hub> {
         let HubSettings {
             max_connections,
@@ -215,21 +232,26 @@ impl Hub {
             backlog,
             store,
             operators,
+            engine,
         } = settings;
         let moderated = operators.enabled();
         let (restored, store) = match store {
             Some((r, h)) => (Some(r), Some(h)),
             None => (None, None),
         };
-        let (log, mut appender) = match &restored {
-            Some(r) => Log::with_origin(
+        let (log, mut appender) = match (&restored, &engine) {
+            (_, Some(_)) => Log::with_origins(log_budget),
+            (Some(r), None) => Log::with_origin(
                 log_budget,
                 r.epoch,
                 r.entries.first().map_or(r.next_seq, |e| e.seq),
             ),
-            None => Log::new(log_budget),
+            (None, None) => Log::new(log_budget),
         };
         let mut retention = Retention::new(history, backlog);
+        if engine.is_some() {
+            retention = retention.with_stream_ids();
+        }
         for e in restored.iter().flat_map(|r| &r.entries) {
             let a = appender.append_at(&e.line, e.time_ms);
             retention.appended(&appender, a.id.seq, e.public);
@@ -253,6 +275,7 @@ impl Hub {
                 retention,
                 store,
                 moderation: moderation::Moderation::new(operators),
+                engine,
             }),
             log,
             max_connections,
@@ -390,6 +413,10 @@ impl Hub {
         outbox: &Arc<Outbox>,
         catchup: Catchup,
     ) -> Result<Membership, JoinError> {
+        let engine = self.lock().engine.clone();
+        if let Some(engine) = engine {
+            return self.join_cluster(&engine, nick, outbox, catchup);
+        }
         self.sequence(|reg| {
             if reg.shutting_down {
                 return Err(JoinError::ShuttingDown);
@@ -399,6 +426,48 @@ impl Hub {
             }
             Ok(self.register(reg, nick, outbox, None, catchup))
         })
+    }
+
+    /// A join through the cluster: the user is registered here first, reading nothing
+    /// yet, then the name is claimed in Redis; when the join comes back from the stream
+    /// its cursor starts at its own join line ([`Hub::append_replicated`]).
+    fn join_cluster(
+        self: &Arc<Self>,
+        engine: &Arc<Engine>,
+        nick: Nickname,
+        outbox: &Arc<Outbox>,
+        catchup: Catchup,
+    ) -> Result<Membership, JoinError> {
+        let key = nick.key();
+        {
+            let mut reg = self.lock();
+            if reg.shutting_down {
+                return Err(JoinError::ShuttingDown);
+            }
+            if reg.holder(&nick).is_some() {
+                return Err(JoinError::Taken);
+            }
+            reg.insert_member(&nick, outbox);
+            if let Some(m) = reg.member_mut(&key) {
+                m.catchup = Some(catchup);
+            }
+        }
+        match engine.join(nick.clone()) {
+            Ok(()) => Ok(Membership {
+                hub: self.clone(),
+                nick,
+                key,
+                outbox: outbox.clone(),
+                why: "connection ended",
+            }),
+            Err(why) => {
+                self.lock().take_member(&key, outbox);
+                Err(match why {
+                    Refused::Taken => JoinError::Taken,
+                    Refused::Unavailable | Refused::NoSuchNick => JoinError::Unavailable,
+                })
+            }
+        }
     }
 
     /// Seed profile (COMPAT-4): registers the client under the nickname it asked for, or,
@@ -441,34 +510,17 @@ impl Hub {
         notice: Option<Line>,
         catchup: Catchup,
     ) -> Membership {
-        let key = nick.key();
-        let index = reg.members.len();
-        reg.members.push(Member {
-            nick: nick.clone(),
-            key: key.clone(),
-            outbox: outbox.clone(),
-        });
-        reg.index.insert(key.clone(), index);
-        reg.skeletons.insert(nick.skeleton(), key.clone());
+        let key = reg.insert_member(&nick, outbox);
         reg.append_then(&ServerMessage::Joined(nick.clone()), |reg, seq| {
             outbox.start_reading(reg.appender.cursor_at_last());
             let mut cut = Cut::new();
-            let lines = std::iter::once(&self.lines.connected).chain(notice.as_ref());
-            // With a catchup, `Connected`, the notice and the block go as one item: an
-            // item always fits an empty queue (CONN-4), and a block may be larger than
-            // `--sendq`.
-            let pushed =
-                match reg.catchup_block(&catchup, seq) {
-                    None => lines.map(|line| outbox.push_after(seq, line)).fold(
-                        Pushed::Queued,
-                        |a, b| if b == Pushed::Queued { a } else { b },
-                    ),
-                    Some(block) => {
-                        let mut item: Vec<u8> = lines.flat_map(|l| l.iter().copied()).collect();
-                        item.extend_from_slice(&block);
-                        outbox.push_after(seq, &Line::from(item))
-                    }
-                };
+            let pushed = reg.welcome(
+                outbox,
+                seq,
+                &self.lines.connected,
+                notice.as_ref(),
+                &catchup,
+            );
             if pushed == Pushed::Overflow {
                 cut.push((key.clone(), outbox.clone(), "sendq exceeded"));
             }
@@ -489,9 +541,13 @@ impl Hub {
     fn leave(&self, key: &NickKey, outbox: &Arc<Outbox>, why: &str) -> bool {
         let left = self.sequence(|reg| {
             let member = reg.take_member(key, outbox)?;
-            outbox.stop_at(reg.appender.log().head());
+            match &reg.engine {
+                // After the events this user caused, still on their way (CONN-9).
+                Some(engine) if !reg.shutting_down => engine.stop(member.key.clone(), outbox),
+                _ => outbox.stop_at(reg.appender.log().head()),
+            }
             if !reg.shutting_down {
-                reg.append(&ServerMessage::Left(member.nick.clone()));
+                reg.announce_leave(&member.nick);
             }
             Some((member.nick, reg.members.len()))
         });
@@ -551,17 +607,82 @@ impl Hub {
     pub fn is_shutting_down(&self) -> bool {
         self.lock().shutting_down
     }
+
+    /// The cluster engine, if this hub is a node of one.
+    pub fn engine(&self) -> Option<Arc<Engine>> {
+        self.lock().engine.clone()
+    }
+
+    /// Cluster: appends an event read back from the stream (in stream order). When it is
+    /// the join of `joined_here`, a user of this node still waiting for it, that user
+    /// starts reading at its own join line and then gets `Connected to the server`.
+    /// Wakes nobody: the reader publishes once per batch.
+    pub(crate) fn append_replicated(
+        &self,
+        msg: &ServerMessage,
+        origin: EntryId,
+        joined_here: Option<&NickKey>,
+    ) {
+        let mut reg = self.lock();
+        reg.append_then_from(msg, Some(origin), |reg, seq| {
+            let mut cut = Cut::new();
+            let Some(member) = joined_here.and_then(|k| reg.member(k)) else {
+                return cut;
+            };
+            if member.outbox.pos() == u64::MAX {
+                let (key, outbox) = (member.key.clone(), member.outbox.clone());
+                outbox.start_reading(reg.appender.cursor_at_last());
+                let catchup = reg
+                    .member_mut(&key)
+                    .and_then(|m| m.catchup.take())
+                    .unwrap_or(Catchup::Nothing);
+                let connected = &self.lines.connected;
+                if reg.welcome(&outbox, seq, connected, None, &catchup) == Pushed::Overflow {
+                    cut.push((key, outbox, "sendq exceeded"));
+                }
+            }
+            cut
+        });
+    }
+
+    /// Cluster: a private line (`/msg`) read from the stream, for `outboxes` (local
+    /// users, or leaving ones whose writers wait for their leave), after everything
+    /// appended so far. A queue that overflows cuts its user off (CONN-4).
+    pub(crate) fn deliver_to(&self, outboxes: &[Arc<Outbox>], line: &Line) {
+        let overflowed: Vec<Arc<Outbox>> = {
+            let reg = self.lock();
+            let head = reg.appender.log().head();
+            outboxes
+                .iter()
+                .filter(|o| o.push_after(head, line) == Pushed::Overflow)
+                .cloned()
+                .collect()
+        };
+        for outbox in overflowed {
+            self.cut_off(&outbox, "sendq exceeded");
+        }
+    }
+
+    /// Cluster: the outbox of the member registered under `key`.
+    pub(crate) fn outbox_of(&self, key: &NickKey) -> Option<Arc<Outbox>> {
+        self.lock().member(key).map(|m| m.outbox.clone())
+    }
 }
 
 impl Registry {
-    /// Every append goes through here: the entry goes into the log and history moves its
-    /// pin (HIST-1). The store reads the log on its own thread (STORE-2): it is told
-    /// only which entries are not public, and when the log evicted entries.
-    fn push_entry(&mut self, bytes: &[u8], public: bool) -> Appended {
+    /// Every append goes through here: the entry goes into the log (with the engine's
+    /// id in a cluster) and history moves its pin (HIST-1). The store reads the log on
+    /// its own thread (STORE-2): it is told only which entries are not public, and when
+    /// the log evicted entries. (A cluster has no store: `--store` with `--engine` is
+    /// refused.)
+    fn push_entry(&mut self, bytes: &[u8], public: bool, origin: Option<EntryId>) -> Appended {
         if !public && let Some(store) = &self.store {
             store.not_public(self.appender.log().head() + 1);
         }
-        let appended = self.appender.append(bytes);
+        let appended = match origin {
+            Some(origin) => self.appender.append_from(bytes, origin),
+            None => self.appender.append(bytes),
+        };
         self.retention
             .appended(&self.appender, appended.id.seq, public);
         if let Some(below) = appended.evicted_below {
@@ -599,6 +720,87 @@ impl Registry {
         }
     }
 
+    /// What a newcomer gets right after its join notice (entry `seq`): `Connected to
+    /// the server`, `notice`, and the block `catchup` asks for. With a catchup they go
+    /// as one item: an item always fits an empty queue (CONN-4), and a block may be
+    /// larger than `--sendq`.
+    fn welcome(
+        &self,
+        outbox: &Outbox,
+        seq: u64,
+        connected: &Line,
+        notice: Option<&Line>,
+        catchup: &Catchup,
+    ) -> Pushed {
+        let lines = std::iter::once(connected).chain(notice);
+        match self.catchup_block(catchup, seq) {
+            None => lines
+                .map(|line| outbox.push_after(seq, line))
+                .fold(
+                    Pushed::Queued,
+                    |a, b| if b == Pushed::Queued { a } else { b },
+                ),
+            Some(block) => {
+                let mut item: Vec<u8> = lines.flat_map(|l| l.iter().copied()).collect();
+                item.extend_from_slice(&block);
+                outbox.push_after(seq, &Line::from(item))
+            }
+        }
+    }
+
+    /// Gives the member registered under `key` the nickname `nick` (its lookalike
+    /// skeleton moves with it, NICK-LOOK-1).
+    fn rekey(&mut self, key: &NickKey, nick: &Nickname) {
+        let new_key = nick.key();
+        if let Some(index) = self.index.remove(key) {
+            self.index.insert(new_key.clone(), index);
+            if let Some(m) = self.members.get_mut(index) {
+                self.skeletons.remove(&m.nick.skeleton());
+                self.skeletons.insert(nick.skeleton(), new_key.clone());
+                m.nick = nick.clone();
+                m.key = new_key;
+            }
+        }
+    }
+
+    /// Adds a member known to be free (name and lookalike skeleton) under its folded
+    /// nickname, which it returns.
+    fn insert_member(&mut self, nick: &Nickname, outbox: &Arc<Outbox>) -> NickKey {
+        let key = nick.key();
+        self.index.insert(key.clone(), self.members.len());
+        self.members.push(Member {
+            nick: nick.clone(),
+            key: key.clone(),
+            outbox: outbox.clone(),
+            catchup: None,
+        });
+        self.skeletons.insert(nick.skeleton(), key.clone());
+        key
+    }
+
+    /// A public notice caused by member `by` (an operator's, §18): appended here, or
+    /// proposed to the cluster (which checks that `by` is still this node's user).
+    fn announce(&mut self, msg: &ServerMessage, by: &Nickname) {
+        match &self.engine {
+            Some(engine) => {
+                engine.notice(by.clone(), msg);
+            }
+            None => {
+                self.append(msg);
+            }
+        }
+    }
+
+    /// Tells everyone `nick` left: appended here, or proposed to the cluster.
+    fn announce_leave(&mut self, nick: &Nickname) {
+        match &self.engine {
+            Some(engine) => engine.leave(nick.clone()),
+            None => {
+                self.append(&ServerMessage::Left(nick.clone()));
+            }
+        }
+    }
+
     /// Appends a public event, encoded once (see [`Registry::append_then`]). Returns its
     /// seq.
     fn append(&mut self, msg: &ServerMessage) -> u64 {
@@ -614,11 +816,21 @@ impl Registry {
         msg: &ServerMessage,
         then: impl FnOnce(&mut Self, u64) -> Cut,
     ) -> u64 {
+        self.append_then_from(msg, None, then)
+    }
+
+    /// [`Registry::append_then`] for an event an engine ordered and named (`origin`).
+    fn append_then_from(
+        &mut self,
+        msg: &ServerMessage,
+        origin: Option<EntryId>,
+        then: impl FnOnce(&mut Self, u64) -> Cut,
+    ) -> u64 {
         if self.shutting_down {
             // `ERR server-shutdown` was the last entry: nothing goes after it.
             return self.appender.log().head();
         }
-        let appended = with_encoded(msg, |bytes| self.push_entry(bytes, true));
+        let appended = with_encoded(msg, |bytes| self.push_entry(bytes, true, origin));
         let cut = then(self, appended.id.seq);
         if let Some(below) = appended.evicted_below {
             self.evict(below);
@@ -629,7 +841,7 @@ impl Registry {
 
     /// Appends an already encoded line (the shutdown notice). Returns its seq.
     fn append_line(&mut self, line: &[u8]) -> u64 {
-        let appended = self.push_entry(line, false);
+        let appended = self.push_entry(line, false, None);
         if let Some(below) = appended.evicted_below {
             self.evict(below);
         }
@@ -671,8 +883,12 @@ impl Registry {
             if self.shutting_down {
                 continue;
             }
+            if let Some(engine) = &self.engine {
+                engine.leave(member.nick);
+                continue;
+            }
             let appended = with_encoded(&ServerMessage::Left(member.nick), |bytes| {
-                self.push_entry(bytes, true)
+                self.push_entry(bytes, true, None)
             });
             if let Some(below) = appended.evicted_below {
                 self.evicted(below, &mut cut);
@@ -687,6 +903,10 @@ impl Registry {
 
     fn member(&self, key: &NickKey) -> Option<&Member> {
         self.index.get(key).and_then(|&i| self.members.get(i))
+    }
+
+    fn member_mut(&mut self, key: &NickKey) -> Option<&mut Member> {
+        self.index.get(key).and_then(|&i| self.members.get_mut(i))
     }
 
     /// The member who makes `nick` unavailable: the same name in any case (NICK-3) or a
@@ -817,6 +1037,10 @@ impl Membership {
         if !reg.is_member(&self.key, &self.outbox) {
             return;
         }
+        if let Some(engine) = &reg.engine {
+            engine.say(self.nick.clone(), text);
+            return;
+        }
         reg.append(&ServerMessage::Chat {
             from: self.nick.clone(),
             text,
@@ -828,6 +1052,13 @@ impl Membership {
     pub fn private(&self, to: &Nickname, text: Text) -> bool {
         self.hub.sequence(|reg| {
             if !reg.is_member(&self.key, &self.outbox) {
+                return true;
+            }
+            if let Some(engine) = &reg.engine {
+                let Some(to) = engine.member(&to.key()) else {
+                    return false;
+                };
+                engine.private(self.nick.clone(), to, text, &self.outbox);
                 return true;
             }
             let Some(target) = reg.member(&to.key()) else {
@@ -851,6 +1082,10 @@ impl Membership {
     /// `/nick <new>` (CMD-NICK-1..3): renames atomically and tells everyone.
     pub fn rename(&mut self, new: Nickname) -> Result<(), RenameError> {
         let new_key = new.key();
+        let engine = self.hub.lock().engine.clone();
+        if let Some(engine) = engine {
+            return self.rename_cluster(&engine, new);
+        }
         let old = self.hub.sequence(|reg| {
             if !reg.is_member(&self.key, &self.outbox) {
                 return Err(RenameError::Gone);
@@ -861,16 +1096,8 @@ impl Membership {
             if reg.holder(&new).is_some_and(|m| m.key != self.key) {
                 return Err(RenameError::Taken);
             }
-            let Some(index) = reg.index.remove(&self.key) else {
-                return Err(RenameError::Gone);
-            };
-            reg.index.insert(new_key.clone(), index);
-            reg.skeletons.remove(&self.nick.skeleton());
-            reg.skeletons.insert(new.skeleton(), new_key.clone());
-            if let Some(m) = reg.members.get_mut(index) {
-                m.nick = new.clone();
-                m.key = new_key.clone();
-            }
+            // A member (checked above): registered under `self.key`.
+            reg.rekey(&self.key, &new);
             let old = std::mem::replace(&mut self.nick, new.clone());
             self.key = new_key.clone();
             reg.append(&ServerMessage::Renamed {
@@ -883,11 +1110,50 @@ impl Membership {
         Ok(())
     }
 
+    /// `/nick` through the cluster: Redis checks and claims the new name and announces
+    /// the rename in one step; the local registry follows.
+    fn rename_cluster(&mut self, engine: &Engine, new: Nickname) -> Result<(), RenameError> {
+        if !self.hub.lock().is_member(&self.key, &self.outbox) {
+            return Err(RenameError::Gone);
+        }
+        if new == self.nick {
+            return Err(RenameError::Unchanged);
+        }
+        let (old, old_key, new_key) = (self.nick.clone(), self.key.clone(), new.key());
+        // The registry knows the new name first: an entry that reaches this node after
+        // the rename finds the user under it, one from before under the old name
+        // (through the engine's pending renames).
+        {
+            let mut reg = self.hub.lock();
+            // The same name or a lookalike held by someone else (NICK-LOOK-1).
+            if reg.holder(&new).is_some_and(|h| h.key != old_key) {
+                return Err(RenameError::Taken);
+            }
+            reg.rekey(&old_key, &new);
+        }
+        if let Err(why) = engine.rename(old.clone(), new.clone()) {
+            self.hub.lock().rekey(&new_key, &old);
+            return Err(match why {
+                Refused::Taken => RenameError::Taken,
+                Refused::Unavailable | Refused::NoSuchNick => RenameError::Unavailable,
+            });
+        }
+        info!(old = %old, new = %new, "renamed");
+        self.nick = new;
+        self.key = new_key;
+        Ok(())
+    }
+
     /// `/who` (CMD-WHO-1, CMD-WHO-2): the sorted list of users, to the sender alone, as
-    /// one private item (however many lines it takes).
+    /// one private item (however many lines it takes). In a cluster it is answered when
+    /// the node's reader reaches the request in the stream.
     pub fn who(&self) {
         self.hub.sequence(|reg| {
             if !reg.is_member(&self.key, &self.outbox) {
+                return;
+            }
+            if let Some(engine) = &reg.engine {
+                engine.who(&self.outbox);
                 return;
             }
             let names = reg.members.iter().map(|m| m.nick.clone()).collect();
@@ -926,6 +1192,14 @@ impl Membership {
     /// Queues a reply (an `ERR` line) to this user alone, after every event appended so
     /// far. A reply that overflows the queue cuts the user off (CONN-4).
     pub fn reply(&self, line: &Line) {
+        let engine = self.hub.lock().engine.clone();
+        if let Some(engine) = engine {
+            // After this user's events still on their way through the cluster (SRV-5).
+            if !engine.reply(&self.outbox, line) {
+                self.hub.cut_off(&self.outbox, "cluster queue full");
+            }
+            return;
+        }
         if self.outbox.push(line) == Pushed::Overflow {
             self.hub.cut_off(&self.outbox, "sendq exceeded");
         }

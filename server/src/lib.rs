@@ -21,6 +21,7 @@
 //! through `chat-proto`.
 #![warn(missing_docs)]
 
+pub mod cluster;
 mod compat;
 pub mod config;
 mod connection;
@@ -125,6 +126,18 @@ impl Server {
         } = self;
         let listener = async_net::TcpListener::try_from(listener)?;
         let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
+        let engine = match &config.engine {
+            Some(c) => {
+                // The stream is the history (CLUSTER-7): it keeps at least `--history`.
+                let c = cluster::EngineConfig {
+                    history: config.history_len(),
+                    stream_len: c.stream_len.max(config.history_len()),
+                    ..c.clone()
+                };
+                Some(cluster::Engine::connect(c).map_err(io::Error::other)?)
+            }
+            None => None,
+        };
         let hub = Hub::with_settings(hub::HubSettings {
             max_connections: config.max_clients,
             log_budget: config.log_budget,
@@ -132,7 +145,11 @@ impl Server {
             backlog: config.backlog,
             store,
             operators: hub::Operators::new(config.op_password.clone()),
+            engine: engine.clone(),
         });
+        if let Some(engine) = &engine {
+            engine.start(&hub)?;
+        }
         let settings = Arc::new(Settings::from_config(&config));
 
         let (stop_accept, accept_stopped) = smol::channel::bounded::<()>(1);
@@ -263,6 +280,10 @@ impl ServerHandle {
         }
         // Everything is in the log now: commit it and mark the store clean (RESUME-5).
         self.hub.close_store();
+        // A cluster node hands its users over: the others see each of them leave.
+        if let Some(engine) = self.hub.engine() {
+            engine.retire();
+        }
         // 3. Stop the threads; tasks still left are dropped with the executor.
         drop(self.stop_threads.take());
         for t in self.threads.drain(..) {

@@ -76,6 +76,10 @@ pub struct Entry<'a> {
     pub time_ms: u64,
     /// The encoded line, LF included.
     pub line: &'a [u8],
+    /// The id the engine gave the event, when the order is not this log's own (a Redis
+    /// Stream entry id, `(ms, n)`, the same on every node of a cluster): what tags and
+    /// history expose instead of `id`.
+    pub origin: Option<EntryId>,
 }
 
 /// A fixed-size, append-only block of entries.
@@ -89,6 +93,8 @@ pub struct Segment {
     ends: Box<[AtomicU32]>,
     /// Time (UTC ms) of each entry.
     times: Box<[AtomicU64]>,
+    /// Engine ids (two words per entry), only in a log fed by a cluster engine.
+    origins: Option<Box<[AtomicU64]>>,
     /// Published entries. Written with `Release` after the entry's bytes and metadata.
     count: AtomicUsize,
     /// The following segment, set once when this one is full (then `count` is final).
@@ -113,7 +119,7 @@ impl std::fmt::Debug for Segment {
 }
 
 impl Segment {
-    fn new(first_seq: u64) -> Segment {
+    fn new(first_seq: u64, origins: bool) -> Segment {
         // `vec![0; n]` asks the allocator for zeroed memory: pages are only touched (and
         // only count in RSS) once lines are written into them.
         let data: Box<[u8]> = vec![0u8; SEGMENT_BYTES].into_boxed_slice();
@@ -123,6 +129,11 @@ impl Segment {
             data,
             ends: (0..SEGMENT_ENTRIES).map(|_| AtomicU32::new(0)).collect(),
             times: (0..SEGMENT_ENTRIES).map(|_| AtomicU64::new(0)).collect(),
+            origins: origins.then(|| {
+                (0..2 * SEGMENT_ENTRIES)
+                    .map(|_| AtomicU64::new(0))
+                    .collect()
+            }),
             count: AtomicUsize::new(0),
             next: OnceLock::new(),
         }
@@ -158,6 +169,15 @@ impl Segment {
     fn next(&self) -> Option<&Arc<Segment>> {
         self.next.get()
     }
+
+    /// The engine id of entry `i` (published), if this log carries them.
+    fn origin(&self, i: usize) -> Option<EntryId> {
+        let o = self.origins.as_ref()?;
+        Some(EntryId {
+            epoch: o.get(2 * i)?.load(Ordering::Relaxed),
+            seq: o.get(2 * i + 1)?.load(Ordering::Relaxed),
+        })
+    }
 }
 
 impl Drop for Segment {
@@ -176,6 +196,10 @@ pub struct Log {
     epoch: u64,
     /// UTC ms at `started`: entry times are `time_base` plus the monotonic time since.
     time_base: u64,
+    /// Entries carry engine ids ([`Entry::origin`]).
+    origins: bool,
+    /// What one segment costs in this log.
+    segment_cost: usize,
     started: Instant,
     /// Seq of the newest published entry (0 before the first).
     head: AtomicU64,
@@ -251,18 +275,40 @@ impl Log {
 
     /// Segments retained at most for a budget of `budget` bytes.
     pub fn segments_for(budget: usize) -> usize {
-        (budget / SEGMENT_COST).max(MIN_BUDGET / SEGMENT_COST)
+        Log::segments_costing(budget, SEGMENT_COST)
+    }
+
+    fn segments_costing(budget: usize, segment_cost: usize) -> usize {
+        (budget / segment_cost).max(MIN_BUDGET / SEGMENT_COST)
     }
 
     /// An empty log of epoch `epoch` whose first entry will be `first_seq` (a log
     /// restored from a store goes on where the stored one ended, RESUME-5).
     pub fn with_origin(budget: usize, epoch: u64, first_seq: u64) -> (Arc<Log>, Appender) {
-        let budget_segments = Log::segments_for(budget);
+        Log::build(budget, epoch, first_seq, false)
+    }
+
+    /// An empty log fed by a cluster engine: each entry also keeps the engine's id
+    /// ([`Appender::append_from`]), 16 bytes more per entry, counted in the budget.
+    pub fn with_origins(budget: usize) -> (Arc<Log>, Appender) {
+        Log::build(budget, unix_now_ms(), 1, true)
+    }
+
+    fn build(budget: usize, epoch: u64, first_seq: u64, origins: bool) -> (Arc<Log>, Appender) {
+        let segment_cost = SEGMENT_COST
+            + if origins {
+                2 * SEGMENT_ENTRIES * std::mem::size_of::<AtomicU64>()
+            } else {
+                0
+            };
+        let budget_segments = Log::segments_costing(budget, segment_cost);
         let first_seq = first_seq.max(1);
-        let open = Arc::new(Segment::new(first_seq));
+        let open = Arc::new(Segment::new(first_seq, origins));
         let log = Arc::new(Log {
             epoch,
             time_base: unix_now_ms(),
+            origins,
+            segment_cost,
             started: Instant::now(),
             head: AtomicU64::new(first_seq - 1),
             budget_segments,
@@ -315,12 +361,12 @@ impl Log {
 
     /// Bytes held by retained segments (what `--log-budget` bounds).
     pub fn retained_bytes(&self) -> usize {
-        self.lock().segments.len() * SEGMENT_COST
+        self.lock().segments.len() * self.segment_cost
     }
 
     /// The budget in bytes, rounded down to whole segments.
     pub fn budget_bytes(&self) -> usize {
-        self.budget_segments * SEGMENT_COST
+        self.budget_segments * self.segment_cost
     }
 
     /// True while readers lag so far that the senders should be paused.
@@ -453,12 +499,25 @@ impl Appender {
     /// parked writers are woken by [`Log::publish`].
     pub fn append(&mut self, line: &[u8]) -> Appended {
         let now = self.log.now_ms();
-        self.append_at(line, now)
+        self.append_inner(line, now, None)
     }
 
     /// Appends one line with the time `time_ms` (UTC ms) instead of now: an event
     /// restored from a store keeps the time it first had.
     pub fn append_at(&mut self, line: &[u8], time_ms: u64) -> Appended {
+        self.append_inner(line, time_ms, None)
+    }
+
+    /// Appends an entry the engine ordered and named (`origin`, see [`Entry::origin`]).
+    /// In a log made without origins the id is not kept. Its time is the id's first
+    /// part (a Redis stream id's is Redis's clock in UTC ms), so every node of a
+    /// cluster shows the same time for one event, and an event read back after a
+    /// restart keeps its time.
+    pub fn append_from(&mut self, line: &[u8], origin: EntryId) -> Appended {
+        self.append_inner(line, origin.epoch, Some(origin))
+    }
+
+    fn append_inner(&mut self, line: &[u8], time_ms: u64, origin: Option<EntryId>) -> Appended {
         let line = line.get(..SEGMENT_BYTES).unwrap_or(line);
         let mut evicted_below = None;
         if self.entries == SEGMENT_ENTRIES || self.bytes + line.len() > SEGMENT_BYTES {
@@ -487,6 +546,13 @@ impl Appender {
             );
             time.store(time_ms, Ordering::Relaxed);
         }
+        if let (Some(o), Some(origin)) = (self.open.origins.as_ref(), origin) {
+            let i = 2 * self.entries;
+            if let (Some(ms), Some(n)) = (o.get(i), o.get(i + 1)) {
+                ms.store(origin.epoch, Ordering::Relaxed);
+                n.store(origin.seq, Ordering::Relaxed);
+            }
+        }
         self.entries += 1;
         self.open.count.store(self.entries, Ordering::Release);
         self.log.head.store(seq, Ordering::Release);
@@ -504,7 +570,7 @@ impl Appender {
     /// Closes the open segment and starts the next; evicts the oldest one when the budget
     /// would be exceeded, returning the seq below which cursors lost their place.
     fn seal(&mut self) -> Option<u64> {
-        let next = Arc::new(Segment::new(self.next_seq));
+        let next = Arc::new(Segment::new(self.next_seq, self.log.origins));
         // `count` is final before `next` is visible (OnceLock::set publishes).
         let _ = self.open.next.set(next.clone());
         self.open = next.clone();
@@ -644,6 +710,7 @@ impl Cursor {
                 .get(self.index)
                 .map_or(0, |t| t.load(Ordering::Relaxed)),
             line: seg.bytes(start, end),
+            origin: seg.origin(self.index),
         })
     }
 
@@ -702,6 +769,7 @@ impl Cursor {
                         .get(index)
                         .map_or(0, |t| t.load(Ordering::Relaxed)),
                     line: seg.bytes(seg.end_of(index), seg.end_of(index + 1)),
+                    origin: seg.origin(index),
                 };
                 if !f(entry, std::mem::take(&mut skip)) {
                     return;
@@ -871,6 +939,23 @@ mod tests {
         assert_eq!(log.lock().parked.len(), 1);
         app.append(b"y\n");
         assert!(!log.park(2, waker, &mut ticket));
+    }
+
+    #[test]
+    fn entries_carry_engine_ids_only_when_asked() {
+        let (log, mut app) = Log::with_origins(64 << 20);
+        let origin = EntryId {
+            epoch: 1_733_000_000_000,
+            seq: 0,
+        };
+        app.append_from(b"x\n", origin);
+        let c = app.cursor_at_last();
+        assert_eq!(c.entry(log.epoch()).unwrap().origin, Some(origin));
+        assert!(log.budget_bytes() > 0 && log.retained_bytes() > SEGMENT_COST);
+        let (log, mut app) = Log::new(64 << 20);
+        app.append_from(b"x\n", origin);
+        let c = app.cursor_at_last();
+        assert_eq!(c.entry(log.epoch()).unwrap().origin, None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chat_server::cluster::EngineConfig;
 use chat_server::config::{
     AddressLimits, Compat, Config, FloodLimit, default_threads, parse_duration,
 };
@@ -115,6 +116,16 @@ struct Cli {
     /// File whose first line is the operator password.
     #[arg(long, value_name = "FILE")]
     op_password_file: Option<std::path::PathBuf>,
+    /// Share the chat with other servers through Redis: `redis://HOST:PORT[/DB]`.
+    /// Every server started with the same URL serves the same chat, in one order.
+    /// Without it the chat lives in this process.
+    #[arg(long, value_name = "URL")]
+    engine: Option<String>,
+
+    /// With --engine: how long after this server dies its users are shown as leaving
+    /// (it renews the lease every third of it).
+    #[arg(long, default_value = "5", value_parser = parse_duration, value_name = "TIME")]
+    lease: Duration,
 
     /// Also listen for TLS here (default 127.0.0.1:9443 once --tls-cert/--tls-key or
     /// --tls-self-signed is given); the plain listener stays on --listen.
@@ -216,6 +227,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         history: cli.history,
         backlog: cli.backlog,
         store: cli.store,
+        engine: cli.engine.as_deref().map(|url| EngineConfig {
+            lease: cli.lease,
+            ..EngineConfig::new(url)
+        }),
         max_lag: cli.max_lag,
         handshake_timeout: cli.handshake_timeout,
         handshake_attempts: cli.handshake_attempts,

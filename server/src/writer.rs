@@ -169,6 +169,20 @@ struct State {
     writer_done: bool,
     /// The reader, waiting for `writer_done` or for the outbox to close.
     reader: Option<Waker>,
+    /// Cluster: a leaving user's last entry is not known yet (its own events are still
+    /// on their way through Redis), so a close waits for [`Outbox::release_close`].
+    hold: Hold,
+}
+
+/// See [`State::hold`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Hold {
+    #[default]
+    None,
+    /// Closing waits.
+    Held,
+    /// A close was asked for meanwhile, with this flush time.
+    CloseAsked(Option<Duration>),
 }
 
 /// A connection's output: its place in the log and its bounded private queue.
@@ -201,6 +215,7 @@ impl Outbox {
                 writer_idle: false,
                 writer_done: false,
                 reader: None,
+                hold: Hold::None,
             }),
             log,
             limit,
@@ -317,12 +332,52 @@ impl Outbox {
     /// Sends what is queued (log entries up to now included), then closes; takes no
     /// more lines.
     pub fn close(&self) {
+        if self.defer_close(None) {
+            return;
+        }
         self.close_with(|st, log| st.last = st.last.min(log.head()));
+    }
+
+    /// Records a close asked for while held; true when held.
+    fn defer_close(&self, within: Option<Duration>) -> bool {
+        let mut st = self.lock();
+        match st.hold {
+            Hold::None => false,
+            Hold::Held | Hold::CloseAsked(_) => {
+                st.hold = Hold::CloseAsked(within);
+                true
+            }
+        }
+    }
+
+    /// Cluster: from now on a close waits until [`Outbox::release_close`] says which
+    /// log entry is this client's last.
+    pub(crate) fn hold_close(&self) {
+        let mut st = self.lock();
+        if st.hold == Hold::None && matches!(st.phase, Phase::Open) {
+            st.hold = Hold::Held;
+        }
+    }
+
+    /// Cluster: entry `last` is this client's last; a close asked for meanwhile happens
+    /// now.
+    pub(crate) fn release_close(&self, last: u64) {
+        let asked = {
+            let mut st = self.lock();
+            st.last = st.last.min(last);
+            std::mem::take(&mut st.hold)
+        };
+        if let Hold::CloseAsked(within) = asked {
+            self.close_with(|st, _| st.flush_within = within.or(st.flush_within));
+        }
     }
 
     /// Like [`Outbox::close`], with `within` to flush instead of the writer's default
     /// (a client that ended its side gets a bounded best effort).
     pub fn close_within(&self, within: Duration) {
+        if self.defer_close(Some(within)) {
+            return;
+        }
         self.close_with(|st, log| {
             st.last = st.last.min(log.head());
             st.flush_within = Some(within);

@@ -38,14 +38,19 @@ impl LinePrefix for TagPrefix {
         if entry.id.seq <= self.after {
             return;
         }
-        match i64::try_from(entry.time_ms)
+        // In a cluster the stream's id and time, the same on every node (CLUSTER-6).
+        let (id, time_ms) = match entry.origin {
+            Some(origin) => (origin, origin.epoch),
+            None => (entry.id, entry.time_ms),
+        };
+        match i64::try_from(time_ms)
             .ok()
             .and_then(ServerTime::from_unix_millis)
         {
-            Some(time) => write_event_prefix(entry.id.epoch, entry.id.seq, time, out),
+            Some(time) => write_event_prefix(id.epoch, id.seq, time, out),
             // A clock outside the years 0000..9999: the id alone.
             None => Tags {
-                id: Some(EventId::memory(entry.id.epoch, entry.id.seq)),
+                id: Some(EventId::memory(id.epoch, id.seq)),
                 time: None,
                 other: Vec::new(),
             }

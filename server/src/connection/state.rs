@@ -341,9 +341,16 @@ impl Conn {
                 }
             };
             let joined = self.hub.join_with(nick.clone(), &self.outbox, catchup);
-            if matches!(joined, Err(JoinError::Taken)) {
-                self.reply(&taken(&self.hub, &nick));
-                return self.rejected();
+            match joined {
+                Err(JoinError::Taken) => {
+                    self.reply(&taken(&self.hub, &nick));
+                    return self.rejected();
+                }
+                Err(JoinError::Unavailable) => {
+                    self.reply(&encode(&unavailable()));
+                    return self.rejected();
+                }
+                _ => {}
             }
             joined
         };
@@ -358,6 +365,7 @@ impl Conn {
             }
             Err(JoinError::Taken) => Flow::Close("no free nickname"),
             Err(JoinError::ShuttingDown) => Flow::Close("server shutting down"),
+            Err(JoinError::Unavailable) => Flow::Close("cluster unavailable"),
         }
     }
 
@@ -405,6 +413,7 @@ impl Conn {
                     member.reply(&encode(&ServerMessage::nick_unchanged(&new)))
                 }
                 Err(RenameError::Gone) => {}
+                Err(RenameError::Unavailable) => member.reply(&encode(&unavailable())),
             },
             Ok(ClientMessage::Quit) => return Flow::Close("quit"),
             Ok(ClientMessage::Caps(names)) => self.on_caps(names),
@@ -432,4 +441,12 @@ fn taken(hub: &Hub, nick: &Nickname) -> Line {
         Some(holder) => ServerMessage::nick_taken_by(nick, &holder),
         None => ServerMessage::nick_taken(nick),
     })
+}
+
+/// `ERR unavailable` (CLUSTER-5): a node of a cluster could not reach Redis in time.
+fn unavailable() -> ServerMessage {
+    ServerMessage::error(
+        chat_proto::ErrorCode::Unavailable,
+        chat_proto::server::texts::UNAVAILABLE,
+    )
 }

@@ -201,11 +201,18 @@ impl Registry {
             .key
             .clone();
         let member = self.take_member(&key, outbox)?;
-        let last = self.appender.log().head();
-        outbox.stop_at(last);
-        outbox.push_after(last, err);
+        match &self.engine {
+            // Cluster: its last log entry is the one before its leave, which is still
+            // on its way through the stream; `err` follows it.
+            Some(engine) => engine.stop_with(key, outbox, Some(err.clone())),
+            None => {
+                let last = self.appender.log().head();
+                outbox.stop_at(last);
+                outbox.push_after(last, err);
+            }
+        }
         outbox.close();
-        self.append(&ServerMessage::Left(member.nick.clone()));
+        self.announce_leave(&member.nick);
         Some(member.nick)
     }
 
@@ -268,7 +275,7 @@ impl Membership {
                 let line = refusal(ErrorCode::AlreadyOperator, texts::ALREADY_OPERATOR);
                 return (Some(line), OpOutcome::Continue, address);
             }
-            reg.append(&ServerMessage::Operator(self.nick.clone()));
+            reg.announce(&ServerMessage::Operator(self.nick.clone()), &self.nick);
             (None, OpOutcome::Continue, address)
         });
         match (&reply, outcome) {
@@ -322,14 +329,14 @@ impl Membership {
             match cmd {
                 ModCommand::Kick { reason, .. } => {
                     info!(op = %self.nick, target = %target_nick, reason = reason.as_ref().map(|r| r.as_str()), "kicked");
-                    reg.append(&notice(Action::Kicked(reason)));
+                    reg.announce(&notice(Action::Kicked(reason)), &self.nick);
                     let err = refusal(ErrorCode::Kicked, &texts::kicked(&self.nick));
                     reg.expel(&target_outbox, &err);
                 }
                 ModCommand::Ban { reason, .. } => {
                     let address = reg.moderation.address_of(&target_outbox);
                     info!(op = %self.nick, target = %target_nick, ?address, reason = reason.as_ref().map(|r| r.as_str()), "banned");
-                    reg.append(&notice(Action::Banned(reason)));
+                    reg.announce(&notice(Action::Banned(reason)), &self.nick);
                     let err = refusal(ErrorCode::Banned, &texts::banned(&self.nick));
                     reg.expel(&target_outbox, &err);
                     if let Some(address) = address {
@@ -347,7 +354,7 @@ impl Membership {
                         reg.moderation.address_mutes.insert(address, until);
                     }
                     info!(op = %self.nick, target = %target_nick, minutes, "muted");
-                    reg.append(&notice(Action::Muted(minutes)));
+                    reg.announce(&notice(Action::Muted(minutes)), &self.nick);
                 }
                 ModCommand::Unmute(_) => {
                     if reg.moderation.muted_until(&target_outbox, now).is_none() {
@@ -358,7 +365,7 @@ impl Membership {
                         reg.moderation.address_mutes.remove(&address);
                     }
                     info!(op = %self.nick, target = %target_nick, "unmuted");
-                    reg.append(&notice(Action::Unmuted));
+                    reg.announce(&notice(Action::Unmuted), &self.nick);
                 }
                 ModCommand::Unban(_) => {}
             }
@@ -383,11 +390,12 @@ impl Membership {
         };
         let banned = reg.moderation.bans.remove(&address)?;
         info!(op = %self.nick, target = %banned, ?address, "unbanned");
-        reg.append(&ServerMessage::Moderated {
+        let notice = ServerMessage::Moderated {
             target: banned,
             by: self.nick.clone(),
             action: Action::Unbanned,
-        });
+        };
+        reg.announce(&notice, &self.nick);
         None
     }
 
