@@ -116,8 +116,13 @@ impl Server {
         });
         let settings = Arc::new(Settings::from_config(&config));
 
+        // The accept loop has an executor and a thread of its own: under a join storm the
+        // shared executor's queue holds thousands of writers woken by each notice, and a
+        // newcomer must not wait behind them for its `NICK` (issue 14; the prompt is
+        // written by the accept path itself, `connection::spawn`).
+        let accept_ex: Arc<Executor<'static>> = Arc::new(Executor::new());
         let (stop_accept, accept_stopped) = smol::channel::bounded::<()>(1);
-        let accept_task = ex.spawn(listener::accept_loop(
+        let accept_task = accept_ex.spawn(listener::accept_loop(
             listener,
             ex.clone(),
             hub.clone(),
@@ -129,7 +134,15 @@ impl Server {
         ));
 
         let (stop_threads, threads_stopped) = smol::channel::bounded::<()>(1);
-        let mut threads = Vec::with_capacity(config.threads);
+        let mut threads = Vec::with_capacity(config.threads + 1);
+        {
+            let stopped = threads_stopped.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("chat-server-accept".into())
+                    .spawn(move || run_executor(&accept_ex, &stopped))?,
+            );
+        }
         for i in 0..config.threads {
             let ex = ex.clone();
             let stopped = threads_stopped.clone();
