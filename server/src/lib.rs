@@ -127,7 +127,7 @@ impl Server {
             ex.clone(),
             hub.clone(),
             settings,
-            per_address::PerAddress::new(config.per_address),
+            per_address::PerAddress::new(config.per_address, config.flood),
             async move {
                 let _ = accept_stopped.recv().await;
             },

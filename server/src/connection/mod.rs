@@ -128,13 +128,16 @@ pub(crate) fn spawn(
     }))
     .detach();
 
-    let core = Core::new(
+    let mut core = Core::new(
         hub,
         settings,
         shared.outbox.clone(),
         shared.peer,
         admission.handshake,
     );
+    if let Some(address) = admission.flood {
+        core.bucket.share(address);
+    }
     let reader = Reader {
         core,
         stream: shared.stream.clone(),
