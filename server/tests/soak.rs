@@ -60,6 +60,8 @@ impl Server {
                 "0",
                 "--max-handshakes-per-address",
                 "0",
+                "--flood-per-address",
+                "0",
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
