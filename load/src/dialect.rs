@@ -212,7 +212,7 @@ async fn join_spec(stream: &mut Stream, nick: &str) -> Result<Vec<u8>> {
                 let hint = match code {
                     // Every load client comes from one address (spec ADDR-1).
                     chat_proto::ErrorCode::TooManyConnections => {
-                        " (start chat-server with --max-per-address 0 --max-handshakes-per-address 0 to load it from one machine)"
+                        " (start chat-server with --max-per-address 0 --max-handshakes-per-address 0 --flood-per-address 0 to load it from one machine)"
                     }
                     _ => "",
                 };

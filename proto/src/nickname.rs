@@ -9,9 +9,16 @@ use thiserror::Error;
 use crate::limits::MAX_NICK_LEN;
 use crate::lookalike::Skeleton;
 
-/// Words no nickname may be, compared case-insensitively (NICK-4). `ERR` would make
-/// `ERR has joined the chat` read as an error line; `NICK` is the handshake prompt.
+/// Words no nickname may be, compared exactly (NICK-4): `ERR` would make
+/// `ERR has joined the chat` read as an error line; `NICK` is the handshake prompt. Only
+/// the upper-case spellings are the wire's words (§10 matches them exactly, and so does
+/// the seed client), so `Nick`, `nick` and `err` are ordinary names.
 pub const RESERVED: [&str; 2] = ["ERR", "NICK"];
+
+/// True when `s` is one of the [`RESERVED`] words, spelled exactly (NICK-4).
+pub fn is_reserved(s: &str) -> bool {
+    RESERVED.contains(&s)
+}
 
 /// True when `s` starts with a word of [`RESERVED`], in any case, followed by a
 /// character that is not a letter (NICK-PREFIX-1): `ERR_`, `nick-1`, `Err2x`. A chat
@@ -84,7 +91,7 @@ impl Nickname {
         if s.len() > MAX_NICK_LEN {
             return Err(NickError::TooLong);
         }
-        if RESERVED.iter().any(|r| r.eq_ignore_ascii_case(s)) {
+        if is_reserved(s) {
             return Err(NickError::Reserved);
         }
         if has_reserved_prefix(s) {
@@ -194,12 +201,15 @@ mod tests {
     }
 
     #[test]
-    fn nick_4_reserved_words_any_case() {
-        for w in ["ERR", "err", "Err", "NICK", "nick", "NiCk"] {
+    fn nick_4_reserved_words_exactly() {
+        for w in ["ERR", "NICK"] {
             assert_eq!(Nickname::new(w), Err(NickError::Reserved), "{w}");
         }
-        assert!(Nickname::new("ERRx").is_ok());
-        assert!(Nickname::new("nicky").is_ok());
+        for w in [
+            "err", "Err", "nick", "Nick", "NiCk", "ERRx", "nicky", "Errol",
+        ] {
+            assert!(Nickname::new(w).is_ok(), "{w}");
+        }
     }
 
     #[test]

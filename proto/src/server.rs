@@ -678,9 +678,7 @@ pub fn chat_parts(line: &str) -> Option<(&str, &str)> {
     let text = rest.strip_prefix(wire::SAYS)?;
     if from.is_empty()
         || from.len() > MAX_NICK_LEN
-        || crate::nickname::RESERVED
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(from))
+        || crate::nickname::is_reserved(from)
         || text.len() > crate::limits::MAX_LINE_BYTES
         || crate::text::is_blank(text)
         || crate::text::has_forbidden(text)

@@ -12,6 +12,7 @@
 //! back on the client through TCP, and only a client that stays in excess for the whole
 //! grace period is cut off.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chat_proto::Frame;
@@ -93,14 +94,89 @@ pub enum Admit {
     Disconnect,
 }
 
-/// One client's bucket.
+/// The two budgets of FLOOD-1 (lines and bytes) as they refill with time. A
+/// connection's [`Bucket`] holds one; so does its address, shared by all of that
+/// address's connections (FLOOD-ADDR-1).
+/// The limit is kept beside it, not in it (a connection's [`Bucket`] has it already, and
+/// every idle connection carries its bucket).
 #[derive(Debug, Clone)]
-pub struct Bucket {
-    limit: FloodLimit,
+pub struct Budget {
     tokens: f64,
     /// The byte budget (FLOOD-1), in bytes.
     bytes: f64,
     last: Instant,
+}
+
+/// An address's budget and its limit, shared by its connections (FLOOD-ADDR-1).
+pub type SharedBudget = Arc<Mutex<(FloodLimit, Budget)>>;
+
+impl Budget {
+    /// A full budget of `limit`.
+    pub fn new(limit: FloodLimit, now: Instant) -> Budget {
+        Budget {
+            tokens: f64::from(limit.burst),
+            bytes: f64::from(limit.burst_bytes),
+            last: now,
+        }
+    }
+
+    /// An address's budget: `share` times one connection's `limit`, in lines and bytes.
+    pub fn for_address(limit: FloodLimit, share: u32, now: Instant) -> SharedBudget {
+        let scaled = FloodLimit {
+            burst: limit.burst.saturating_mul(share),
+            rate: limit.rate * f64::from(share),
+            burst_bytes: limit.burst_bytes.saturating_mul(share),
+            rate_bytes: limit.rate_bytes.saturating_mul(share),
+            ..limit
+        };
+        Arc::new(Mutex::new((scaled, Budget::new(scaled, now))))
+    }
+
+    fn refill(&mut self, limit: &FloodLimit, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * limit.rate).min(f64::from(limit.burst));
+        if limit.bytes_enabled() {
+            let burst = f64::from(limit.burst_bytes);
+            self.bytes = (self.bytes + elapsed * f64::from(limit.rate_bytes)).min(burst);
+        }
+    }
+
+    /// What a line of `weight` bytes costs from the byte budget: never more than the
+    /// whole budget, so every line gets through once the budget is full.
+    fn cost(limit: &FloodLimit, weight: u32) -> f64 {
+        if limit.bytes_enabled() {
+            f64::from(weight).min(f64::from(limit.burst_bytes))
+        } else {
+            0.0
+        }
+    }
+
+    /// Seconds until a line of `weight` bytes can be taken (0 when it can now).
+    fn wait(&self, limit: &FloodLimit, weight: u32) -> f64 {
+        let for_line = (1.0 - self.tokens).max(0.0) / limit.rate;
+        let for_bytes = if limit.bytes_enabled() {
+            (Budget::cost(limit, weight) - self.bytes).max(0.0) / f64::from(limit.rate_bytes)
+        } else {
+            0.0
+        };
+        for_line.max(for_bytes)
+    }
+
+    fn take(&mut self, limit: &FloodLimit, weight: u32) {
+        self.tokens -= 1.0;
+        self.bytes -= Budget::cost(limit, weight);
+    }
+}
+
+/// One client's bucket: its own budget, its address's (when the address limit is on),
+/// and the excess period.
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    limit: FloodLimit,
+    own: Budget,
+    /// FLOOD-ADDR-1: the budget this connection shares with its address's others.
+    address: Option<SharedBudget>,
     excess_since: Option<Instant>,
 }
 
@@ -109,11 +185,16 @@ impl Bucket {
     pub fn new(limit: FloodLimit, now: Instant) -> Bucket {
         Bucket {
             limit,
-            tokens: f64::from(limit.burst),
-            bytes: f64::from(limit.burst_bytes),
-            last: now,
+            own: Budget::new(limit, now),
+            address: None,
             excess_since: None,
         }
+    }
+
+    /// Makes every line also pay from `address`, the budget of the connection's address
+    /// (FLOOD-ADDR-1).
+    pub fn share(&mut self, address: SharedBudget) {
+        self.address = Some(address);
     }
 
     /// True when the limit applies; when it does not, nothing needs asking (no clock
@@ -129,37 +210,34 @@ impl Bucket {
 
     /// Decides about one line of `weight` bytes (see [`weight`]). `waited` is true when
     /// this same line was already told to wait: only a line handled without waiting ends
-    /// an excess period.
+    /// an excess period. A line is taken when its connection's budget and its address's
+    /// both hold enough, from both at once.
     pub fn admit(&mut self, now: Instant, waited: bool, weight: u32) -> Admit {
         if !self.limit.enabled() {
             return Admit::Go;
         }
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.limit.rate).min(f64::from(self.limit.burst));
-        // A line never costs more than the whole budget, so every line gets through once
-        // the budget is full.
-        let (cost, bytes_rate) = if self.limit.bytes_enabled() {
-            let burst = f64::from(self.limit.burst_bytes);
-            self.bytes = (self.bytes + elapsed * f64::from(self.limit.rate_bytes)).min(burst);
-            (
-                f64::from(weight).min(burst),
-                f64::from(self.limit.rate_bytes),
-            )
-        } else {
-            (0.0, 1.0)
-        };
-        if self.tokens >= 1.0 && self.bytes >= cost {
-            self.tokens -= 1.0;
-            self.bytes -= cost;
+        self.own.refill(&self.limit, now);
+        let mut address = self
+            .address
+            .as_ref()
+            .map(|a| a.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut wait = self.own.wait(&self.limit, weight);
+        if let Some((limit, budget)) = address.as_deref_mut() {
+            budget.refill(limit, now);
+            wait = wait.max(budget.wait(limit, weight));
+        }
+        if wait <= 0.0 {
+            self.own.take(&self.limit, weight);
+            if let Some((limit, budget)) = address.as_deref_mut() {
+                budget.take(limit, weight);
+            }
             if !waited {
                 self.excess_since = None;
             }
             return Admit::Go;
         }
-        let for_line = (1.0 - self.tokens) / self.limit.rate;
-        let for_bytes = (cost - self.bytes) / bytes_rate;
-        let wait = Duration::from_secs_f64(for_line.max(for_bytes).clamp(0.0, 3600.0));
+        drop(address);
+        let wait = Duration::from_secs_f64(wait.clamp(0.0, 3600.0));
         match self.excess_since {
             None => {
                 self.excess_since = Some(now);

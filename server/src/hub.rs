@@ -18,6 +18,7 @@
 //! stale guard can never remove a newer user of the same nickname (DEFECTS.md item 3),
 //! and a leave notice goes out exactly once (CONN-2), also for a user cut off.
 
+mod memory;
 mod moderation;
 
 pub use moderation::{OpOutcome, Operators};
@@ -969,6 +970,9 @@ impl Drop for Slot {
             // back. `reg.slots` itself keeps its length (slots are reused).
             let crowd_left = reg.open_peak >= TRIM_AFTER && reg.open <= reg.open_peak / 4;
             let last_gone = reg.open == 0 && reg.trim_when_empty;
+            if crowd_left || last_gone {
+                reg.shrink();
+            }
             if crowd_left {
                 reg.open_peak = reg.open;
                 reg.trim_when_empty = reg.open > 0;

@@ -152,16 +152,21 @@ impl Server {
         }
         let settings = Arc::new(Settings::from_config(&config));
 
+        // The accept loop has an executor and a thread of its own: under a join storm the
+        // shared executor's queue holds thousands of writers woken by each notice, and a
+        // newcomer must not wait behind them for its `NICK` (issue 14; the prompt is
+        // written by the accept path itself, `connection::spawn`).
+        let accept_ex: Arc<Executor<'static>> = Arc::new(Executor::new());
         let (stop_accept, accept_stopped) = smol::channel::bounded::<()>(1);
         // Per-address limits count plain and TLS connections together (ADDR-1, TLS-4).
-        let addresses = per_address::PerAddress::new(config.per_address);
+        let addresses = per_address::PerAddress::new(config.per_address, config.flood);
         let mut accept_tasks = Vec::with_capacity(2);
         let mut tls_addr = None;
         if let (Some((tls_listener, addr)), Some(tls)) = (tls_listener, &config.tls) {
             let tls_listener = async_net::TcpListener::try_from(tls_listener)?;
             let stopped = accept_stopped.clone();
             tls_addr = Some(addr);
-            accept_tasks.push(ex.spawn(listener::accept_loop(
+            accept_tasks.push(accept_ex.spawn(listener::accept_loop(
                 tls_listener,
                 ex.clone(),
                 hub.clone(),
@@ -173,7 +178,7 @@ impl Server {
                 },
             )));
         }
-        accept_tasks.push(ex.spawn(listener::accept_loop(
+        accept_tasks.push(accept_ex.spawn(listener::accept_loop(
             listener,
             ex.clone(),
             hub.clone(),
@@ -186,7 +191,15 @@ impl Server {
         )));
 
         let (stop_threads, threads_stopped) = smol::channel::bounded::<()>(1);
-        let mut threads = Vec::with_capacity(config.threads);
+        let mut threads = Vec::with_capacity(config.threads + 1);
+        {
+            let stopped = threads_stopped.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("chat-server-accept".into())
+                    .spawn(move || run_executor(&accept_ex, &stopped))?,
+            );
+        }
         for i in 0..config.threads {
             let ex = ex.clone();
             let stopped = threads_stopped.clone();

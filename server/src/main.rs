@@ -103,6 +103,11 @@ struct Cli {
     #[arg(long, default_value_t = chat_proto::limits::DEFAULT_MAX_HANDSHAKES_PER_ADDRESS, value_name = "N")]
     max_handshakes_per_address: usize,
 
+    /// The connections of one address together may send this many times what one
+    /// connection may (lines and bytes, FLOOD-ADDR-1). 0 = each connection on its own.
+    #[arg(long, default_value_t = chat_server::per_address::DEFAULT_FLOOD_SHARE, value_name = "N")]
+    flood_per_address: u32,
+
     /// Disconnect a user who has sent nothing for this long (seconds, or with a unit:
     /// 10m). Off by default: a quiet user is not a fault.
     #[arg(long, value_parser = parse_duration, value_name = "TIME")]
@@ -251,6 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         per_address: AddressLimits {
             connections: cli.max_per_address,
             handshakes: cli.max_handshakes_per_address,
+            flood_share: cli.flood_per_address,
         },
         ..Config::default()
     };

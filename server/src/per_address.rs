@@ -22,6 +22,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chat_proto::limits::{DEFAULT_MAX_HANDSHAKES_PER_ADDRESS, DEFAULT_MAX_PER_ADDRESS};
 
+use crate::flood::{Budget, FloodLimit, SharedBudget};
+
+/// FLOOD-ADDR-1's default: one address may send twice what one connection may, however
+/// many connections it opens (up to ADDR-1's 10).
+pub const DEFAULT_FLOOD_SHARE: u32 = 2;
+
 /// The per-address limits; 0 turns a limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressLimits {
@@ -30,6 +36,9 @@ pub struct AddressLimits {
     /// Connections one address may have in the handshake at once
     /// (`--max-handshakes-per-address`).
     pub handshakes: usize,
+    /// FLOOD-ADDR-1: an address's connections together may send this many times what
+    /// one connection may (`--flood-per-address`); 0 = each connection on its own.
+    pub flood_share: u32,
 }
 
 impl Default for AddressLimits {
@@ -37,6 +46,7 @@ impl Default for AddressLimits {
         AddressLimits {
             connections: DEFAULT_MAX_PER_ADDRESS,
             handshakes: DEFAULT_MAX_HANDSHAKES_PER_ADDRESS,
+            flood_share: DEFAULT_FLOOD_SHARE,
         }
     }
 }
@@ -47,12 +57,13 @@ impl AddressLimits {
         AddressLimits {
             connections: 0,
             handshakes: 0,
+            flood_share: 0,
         }
     }
 
-    /// True when either limit applies.
+    /// True when any limit applies.
     pub fn enabled(&self) -> bool {
-        self.connections > 0 || self.handshakes > 0
+        self.connections > 0 || self.handshakes > 0 || self.flood_share > 0
     }
 }
 
@@ -100,24 +111,29 @@ impl Refused {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 struct Counts {
     connections: usize,
     handshakes: usize,
+    /// The flood budget the address's connections share (FLOOD-ADDR-1).
+    flood: Option<SharedBudget>,
 }
 
 /// The table of open connections per address. Share it as `Arc<PerAddress>`.
 #[derive(Debug)]
 pub struct PerAddress {
     limits: AddressLimits,
+    /// One connection's flood limit, which an address's shared budget multiplies.
+    flood: FloodLimit,
     table: Mutex<HashMap<AddressKey, Counts>>,
 }
 
 impl PerAddress {
-    /// An empty table enforcing `limits`.
-    pub fn new(limits: AddressLimits) -> Arc<PerAddress> {
+    /// An empty table enforcing `limits`; `flood` is one connection's flood limit.
+    pub fn new(limits: AddressLimits, flood: FloodLimit) -> Arc<PerAddress> {
         Arc::new(PerAddress {
             limits,
+            flood,
             table: Mutex::new(HashMap::new()),
         })
     }
@@ -139,6 +155,7 @@ impl PerAddress {
         let AddressLimits {
             connections,
             handshakes,
+            flood_share,
         } = self.limits;
         if connections > 0 && counts.connections >= connections {
             // A refusal means the count is at least a limit above 0, so the entry was
@@ -150,6 +167,14 @@ impl PerAddress {
         }
         counts.connections += 1;
         counts.handshakes += 1;
+        let flood = (flood_share > 0 && self.flood.enabled()).then(|| {
+            counts
+                .flood
+                .get_or_insert_with(|| {
+                    Budget::for_address(self.flood, flood_share, std::time::Instant::now())
+                })
+                .clone()
+        });
         drop(table);
         let slot = |kind| {
             Some(Held {
@@ -165,18 +190,16 @@ impl PerAddress {
             handshake: HandshakeSlot {
                 _held: slot(Kind::Handshake),
             },
+            flood,
         })
     }
 
     /// How many connections from `ip`'s address are open, and how many of them are in
     /// the handshake (for tests and monitoring).
     pub fn counts(&self, ip: IpAddr) -> (usize, usize) {
-        let c = self
-            .lock()
+        self.lock()
             .get(&AddressKey::from(ip))
-            .copied()
-            .unwrap_or_default();
-        (c.connections, c.handshakes)
+            .map_or((0, 0), |c| (c.connections, c.handshakes))
     }
 
     /// Addresses with at least one open connection.
@@ -192,6 +215,8 @@ pub struct Admission {
     pub connection: AddressSlot,
     /// Held while the connection is in the handshake.
     pub handshake: HandshakeSlot,
+    /// The address's flood budget, when FLOOD-ADDR-1 applies.
+    pub flood: Option<SharedBudget>,
 }
 
 impl Admission {
@@ -201,6 +226,7 @@ impl Admission {
         Admission {
             connection: AddressSlot { _held: None },
             handshake: HandshakeSlot { _held: None },
+            flood: None,
         }
     }
 }
@@ -230,6 +256,11 @@ impl Drop for Held {
         }
         if counts.connections == 0 && counts.handshakes == 0 {
             table.remove(&self.key);
+            // A storm from many addresses leaves the table's room behind (issue 14).
+            let len = table.len();
+            if table.capacity() > 64 && len * 4 <= table.capacity() {
+                table.shrink_to(len * 2);
+            }
         }
     }
 }
@@ -256,10 +287,14 @@ mod tests {
     }
 
     fn table(connections: usize, handshakes: usize) -> Arc<PerAddress> {
-        PerAddress::new(AddressLimits {
-            connections,
-            handshakes,
-        })
+        PerAddress::new(
+            AddressLimits {
+                connections,
+                handshakes,
+                flood_share: 0,
+            },
+            FloodLimit::default(),
+        )
     }
 
     #[test]
@@ -274,6 +309,7 @@ mod tests {
         let Admission {
             connection: a_conn,
             handshake: a_hs,
+            ..
         } = a;
         drop(a_hs);
         assert_eq!(t.counts(ip("10.0.0.1")), (2, 1));

@@ -409,6 +409,8 @@ fn push_out(tls: &mut TlsStream<SharedTcp>) {
 }
 
 impl Transport for TlsTransport {
+    const RAW: bool = false;
+
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut tls = self.lock();
         match Pin::new(&mut *tls).poll_read(cx, buf) {

@@ -43,9 +43,16 @@ pub trait Transport: Send + Sync + 'static {
 
     /// The TCP socket under the stream.
     fn socket(&self) -> &TcpStream;
+
+    /// Whether bytes written to [`Transport::socket`] reach the peer as they are (plain
+    /// TCP), so that the prompt may be written straight to a fresh socket
+    /// (`connection::greet_now`). Over TLS it must go through the stream.
+    const RAW: bool;
 }
 
 impl Transport for Async<TcpStream> {
+    const RAW: bool = true;
+
     #[inline]
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut &*self).poll_read(cx, buf)

@@ -44,10 +44,12 @@ const PER_THREAD: u64 = 48 * 1024;
 /// (ADDR-1: 3 handshakes at once by default) would turn most of them away: the tests
 /// turn those limits off, as `scripts/idle_memory.py` and the soak test do, and keep
 /// every other setting.
-const NO_PER_ADDRESS: [&str; 4] = [
+const NO_PER_ADDRESS: [&str; 6] = [
     "--max-per-address",
     "0",
     "--max-handshakes-per-address",
+    "0",
+    "--flood-per-address",
     "0",
 ];
 

@@ -193,7 +193,7 @@ fn cmd_nick_rename() {
     b.expect_err(ErrorCode::NickTaken);
     b.send_raw(b"/nick bob\n");
     b.expect_err(ErrorCode::NickUnchanged);
-    b.send_raw(b"/nick err\n");
+    b.send_raw(b"/nick ERR\n");
     b.expect_err(ErrorCode::NickInvalid);
     b.send_raw(b"/nick Bob\n");
     b.expect("bob is now known as Bob");

@@ -50,6 +50,7 @@ fn limits(connections: usize, handshakes: usize) -> AddressLimits {
     AddressLimits {
         connections,
         handshakes,
+        flood_share: 0,
     }
 }
 

@@ -61,6 +61,8 @@ impl Server {
                 "0",
                 "--max-handshakes-per-address",
                 "0",
+                "--flood-per-address",
+                "0",
             ])
             .args(engine.map_or(Vec::new(), |url| vec!["--engine", url, "--lease", "2"]))
             .env("RUST_LOG", "warn")

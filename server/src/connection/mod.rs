@@ -19,6 +19,7 @@ mod reader;
 mod state;
 
 use std::future::Future;
+use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -36,7 +37,7 @@ use crate::flood::FloodLimit;
 use crate::hub::{Hub, Slot};
 use crate::per_address::{AddressSlot, Admission};
 use crate::transport::Transport;
-use crate::writer::{Outbox, Writer, WriterEnd};
+use crate::writer::{Line, Outbox, Writer, WriterEnd};
 use reader::Reader;
 use state::{Core, Flow, Phase};
 
@@ -106,6 +107,7 @@ pub(crate) fn spawn<S: Transport>(
         _address: admission.connection,
     });
 
+    greet_now(&hub, &settings, &*shared.stream, &shared.outbox);
     let writer = Writer::new(
         shared.outbox.clone(),
         shared.stream.clone(),
@@ -129,8 +131,7 @@ pub(crate) fn spawn<S: Transport>(
     }))
     .detach();
 
-    greet(&hub, &settings, &shared.outbox);
-    let core = Core::new(
+    let mut core = Core::new(
         hub,
         settings,
         shared.outbox.clone(),
@@ -138,6 +139,9 @@ pub(crate) fn spawn<S: Transport>(
         admission.handshake,
         accepted,
     );
+    if let Some(address) = admission.flood {
+        core.bucket.share(address);
+    }
     let reader = Reader {
         core,
         stream: shared.stream.clone(),
@@ -201,6 +205,26 @@ impl<F: Future + Unpin, S: Transport> Future for Task<F, S> {
         task.half = None;
         (task.end)(&task.guard, end);
         Poll::Ready(())
+    }
+}
+
+/// Writes the prompt straight to the fresh socket, before the connection's tasks exist
+/// (NICK-1, COMPAT-1). Why not through the writer: under a join storm the executor's
+/// queue holds thousands of writers woken by each join notice, and a newcomer whose
+/// prompt waited behind them would wait for the whole sweep (issue 14 asks for `NICK`
+/// within 100 ms at 10,000 users). A fresh socket's send buffer is empty, so the
+/// non-blocking write goes out whole; whatever it did not take is queued as before.
+/// Over TLS the prompt is queued (`S::RAW` is false): it must go through the TLS stream,
+/// after the TLS handshake, which the storm does not slow in the same way.
+fn greet_now<S: Transport>(hub: &Hub, settings: &Settings, stream: &S, outbox: &Outbox) {
+    let line = settings.compat.greeting(hub.lines());
+    if !S::RAW {
+        outbox.push(line);
+        return;
+    }
+    let sent = io::Write::write(&mut stream.socket(), line).unwrap_or_default();
+    if let Some(rest) = line.get(sent..).filter(|r| !r.is_empty()) {
+        outbox.push(&Line::from(rest));
     }
 }
 

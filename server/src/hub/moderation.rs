@@ -98,6 +98,12 @@ impl Moderation {
         self.mutes.remove(&id);
     }
 
+    /// Shrinks the per-connection tables after a crowd has left (`hub::memory`).
+    pub(super) fn shrink(&mut self) {
+        super::memory::shrink_map(&mut self.peers);
+        super::memory::shrink_map(&mut self.mutes);
+    }
+
     /// A connection closed: its address is no longer needed.
     pub(super) fn forget_connection(&mut self, outbox: &Arc<Outbox>) {
         self.peers.remove(&conn_id(outbox));

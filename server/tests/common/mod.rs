@@ -31,8 +31,14 @@ pub fn start(f: impl FnOnce(&mut Config)) -> ServerHandle {
 /// Starts the real `chat-server` binary on a free port with `args` (and two threads),
 /// and reads the address from its banner.
 pub fn spawn_binary(args: &[&str]) -> (std::process::Child, SocketAddr) {
+    spawn_binary_at(env!("CARGO_BIN_EXE_chat-server").as_ref(), args)
+}
+
+/// [`spawn_binary`] with the binary at `bin` (a release build, for a test whose figures
+/// depend on the build).
+pub fn spawn_binary_at(bin: &std::path::Path, args: &[&str]) -> (std::process::Child, SocketAddr) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+    let mut child = std::process::Command::new(bin)
         .args(["--listen", "127.0.0.1:0", "--threads", "2"])
         .args(args)
         .env("RUST_LOG", "warn")
