@@ -21,7 +21,7 @@
 //!   chatting clients (the senders) until readers catch up; only past the budget is the
 //!   oldest segment evicted and the cursors still in it cut off.
 //! - **Ids for history and resume.** An entry's id is `(epoch, seq)`: `epoch` is chosen
-//!   at start-up, `seq` counts from 1. Each entry carries the server's UTC time in ms
+//!   at random at start-up ([`new_epoch`]), `seq` counts from 1. Each entry carries the server's UTC time in ms
 //!   (taken from a monotonic clock anchored at start-up, so lag arithmetic never sees a
 //!   clock step).
 //!
@@ -270,7 +270,7 @@ impl Log {
     /// An empty log that retains at most `budget` bytes of segments (at least
     /// [`MIN_BUDGET`]), and its appender.
     pub fn new(budget: usize) -> (Arc<Log>, Appender) {
-        Log::with_origin(budget, unix_now_ms(), 1)
+        Log::with_origin(budget, new_epoch(None), 1)
     }
 
     /// Segments retained at most for a budget of `budget` bytes.
@@ -291,7 +291,7 @@ impl Log {
     /// An empty log fed by a cluster engine: each entry also keeps the engine's id
     /// ([`Appender::append_from`]), 16 bytes more per entry, counted in the budget.
     pub fn with_origins(budget: usize) -> (Arc<Log>, Appender) {
-        Log::build(budget, unix_now_ms(), 1, true)
+        Log::build(budget, new_epoch(None), 1, true)
     }
 
     fn build(budget: usize, epoch: u64, first_seq: u64, origins: bool) -> (Arc<Log>, Appender) {
@@ -608,6 +608,23 @@ impl Appender {
             index,
         }
     }
+}
+
+/// A fresh epoch (TAG-3, RESUME-5): random, in `1..2^63` (it is stored as an SQLite
+/// integer), and never `old`. Why not the start time: two servers started in the same
+/// millisecond would share an epoch, and a client failing over from one to the other
+/// with `/resume <epoch>:<seq>` would be handed the other chat's events as the ones it
+/// missed instead of `ERR history-gap`. 63 random bits make that chance negligible.
+pub fn new_epoch(old: Option<u64>) -> u64 {
+    use std::hash::BuildHasher;
+    // std's RandomState is keyed from the operating system's randomness; hashing the
+    // time, the process and a counter with it gives an unpredictable 64-bit value
+    // without another dependency.
+    let keys = std::collections::hash_map::RandomState::new();
+    (0u64..64)
+        .map(|i| keys.hash_one((unix_now_ms(), std::process::id(), i)) >> 1)
+        .find(|&e| e != 0 && Some(e) != old)
+        .unwrap_or(if old == Some(1) { 2 } else { 1 })
 }
 
 /// Now as UTC milliseconds since 1970 (0 if the clock is before 1970).
@@ -960,12 +977,25 @@ mod tests {
 
     #[test]
     fn entries_carry_id_and_time() {
+        let started = unix_now_ms();
         let (log, mut app) = Log::new(64 << 20);
         let a = app.append(b"x\n");
         let c = app.cursor_at_last();
         let e = c.entry(log.epoch()).unwrap();
         assert_eq!(e.id, a.id);
         assert_eq!(e.line, b"x\n");
-        assert!(e.time_ms >= log.epoch() && e.time_ms <= log.now_ms());
+        assert!(e.time_ms >= started && e.time_ms <= log.now_ms());
+    }
+
+    /// RESUME-5, TAG-3: two logs made in the same millisecond (two servers started
+    /// together) get different epochs, so an id of one is never taken for the other's.
+    #[test]
+    fn resume_5_epochs_of_two_runs_differ_even_in_one_millisecond() {
+        let epochs: Vec<u64> = (0..64).map(|_| Log::new(64 << 20).0.epoch()).collect();
+        for (i, a) in epochs.iter().enumerate() {
+            assert!(*a > 0 && *a < 1 << 63, "{a} fits an SQLite integer");
+            assert!(!epochs[i + 1..].contains(a), "epoch {a} given twice");
+        }
+        assert_ne!(new_epoch(Some(epochs[0])), epochs[0]);
     }
 }
