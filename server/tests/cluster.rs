@@ -380,6 +380,19 @@ fn events(lines: &[String]) -> Vec<(String, String)> {
 }
 
 /// `(id, event)` of the earlier events (a block's) among `lines`.
+/// Whether the lines hold an `ERR history-gap` (RESUME-3).
+fn has_gap(lines: &[String]) -> bool {
+    lines.iter().any(|l| {
+        matches!(
+            tagged(l).1,
+            ServerMessage::Error {
+                code: ErrorCode::HistoryGap,
+                ..
+            }
+        )
+    })
+}
+
 fn earlier(lines: &[String]) -> Vec<(String, String)> {
     pick(lines, chat_proto::Tags::is_earlier)
 }
@@ -421,15 +434,7 @@ fn cluster_7_resume_on_another_node_and_history_from_the_stream() {
     read_until(&mut stay, |l| tagged(l).1.to_string() == "stay: s4");
     let (_ann, lines) = join_tagged(b.local_addr(), "ann", Some(&last_id));
     let resumed = earlier(&lines);
-    let gap = lines.iter().any(|l| {
-        matches!(
-            tagged(l).1,
-            ServerMessage::Error {
-                code: ErrorCode::HistoryGap,
-                ..
-            }
-        )
-    });
+    let gap = has_gap(&lines);
     assert!(!gap, "no gap: {lines:?}");
     let missed: Vec<String> = resumed.iter().map(|(_, m)| m.clone()).collect();
     let want: Vec<String> = std::iter::once("ann has left the chat".to_owned())
@@ -451,13 +456,7 @@ fn cluster_7_resume_on_another_node_and_history_from_the_stream() {
     let (_y, lines) = join_tagged(c.local_addr(), "yves", Some(&last_id));
     let again = earlier(&lines);
     assert!(
-        !lines.iter().any(|l| matches!(
-            tagged(l).1,
-            ServerMessage::Error {
-                code: ErrorCode::HistoryGap,
-                ..
-            }
-        )),
+        !has_gap(&lines),
         "a resume from before the restart: {lines:?}"
     );
     let again_ids: Vec<String> = again.iter().map(|(id, _)| id.clone()).collect();
@@ -687,16 +686,7 @@ fn cluster_4_chaos_kill_9_one_node_of_three_with_100_clients() {
     for (i, id) in last_ids.iter().enumerate() {
         let nick = format!("v{i}");
         let (c, lines) = join_tagged(nodes[i % 2].local_addr(), &nick, Some(id));
-        assert!(
-            !lines.iter().any(|l| matches!(
-                tagged(l).1,
-                ServerMessage::Error {
-                    code: ErrorCode::HistoryGap,
-                    ..
-                }
-            )),
-            "{nick}: no gap"
-        );
+        assert!(!has_gap(&lines), "{nick}: no gap");
         let missed: Vec<String> = earlier(&lines)
             .into_iter()
             .map(|(_, m)| m)
