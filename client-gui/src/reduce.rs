@@ -166,6 +166,9 @@ fn on_line(state: &mut AppState, msg: ServerMessage, now: Stamp, effects: &mut V
         ServerMessage::NickPrompt | ServerMessage::Connected => {}
         // Answers to `/caps`, which this client does not send yet.
         ServerMessage::Caps { .. } | ServerMessage::CapsEnabled(_) => {}
+        // Liveness (§13.1) is the session's business; a probe that reaches here (before
+        // the join, PING-3 never sends one then) is not for the user.
+        ServerMessage::Ping(_) | ServerMessage::Pong(_) => {}
         // A block (HIST-2): after a join it is the backlog or what was missed while
         // away; else the answer to a `/history` the user typed.
         ServerMessage::HistoryStart(count) => {

@@ -27,11 +27,16 @@ pub enum Limit {
     Compat,
     /// The operator password (MOD-1); a server has none by default.
     OpPassword,
+    /// Silence, in whole seconds, before a `PING` to a client that enabled `ping`
+    /// (PING-3).
+    PingInterval,
+    /// Silence, in whole seconds, after a `PING` before `ERR ping-timeout` (PING-4).
+    PingTimeout,
 }
 
 impl Limit {
     /// Every limit, in the order of the spec's table.
-    pub const ALL: [Limit; 9] = [
+    pub const ALL: [Limit; 11] = [
         Limit::HandshakeTimeout,
         Limit::HandshakeAttempts,
         Limit::MaxClients,
@@ -41,6 +46,8 @@ impl Limit {
         Limit::FloodExcess,
         Limit::Compat,
         Limit::OpPassword,
+        Limit::PingInterval,
+        Limit::PingTimeout,
     ];
 
     /// The name used in session files and in `--server-arg`, the same as the
@@ -56,13 +63,17 @@ impl Limit {
             Limit::FloodExcess => "flood-excess",
             Limit::Compat => "compat",
             Limit::OpPassword => "op-password",
+            Limit::PingInterval => "ping-interval",
+            Limit::PingTimeout => "ping-timeout",
         }
     }
 
     /// The placeholder a `--spawn` command may hold for this limit's value, filled with
     /// the spec's default when a session does not require another. The profile has
     /// none: a server's default profile has no name in the spec, so it can be set only
-    /// through `--server-arg 'compat=--compat {}'`, which is added only when needed.
+    /// through `--server-arg 'compat=--compat {}'`, which is added only when needed; nor
+    /// have the operator password and the probe times (`--server-arg
+    /// 'ping-interval=--ping-interval {}'`), which only a few sessions need.
     pub fn placeholder(self) -> Option<&'static str> {
         Some(match self {
             Limit::HandshakeTimeout => "{handshake_timeout}",
@@ -72,7 +83,9 @@ impl Limit {
             Limit::FloodBurst => "{flood_burst}",
             Limit::FloodRate => "{flood_rate}",
             Limit::FloodExcess => "{flood_excess}",
-            Limit::Compat | Limit::OpPassword => return None,
+            Limit::Compat | Limit::OpPassword | Limit::PingInterval | Limit::PingTimeout => {
+                return None;
+            }
         })
     }
 
@@ -88,6 +101,10 @@ impl Limit {
             Limit::FloodExcess => limits::DEFAULT_FLOOD_EXCESS.as_secs().to_string(),
             Limit::Compat => "standard".to_owned(),
             Limit::OpPassword => "none".to_owned(),
+            Limit::PingInterval => chat_proto::ping::DEFAULT_PING_INTERVAL
+                .as_secs()
+                .to_string(),
+            Limit::PingTimeout => chat_proto::ping::DEFAULT_PING_TIMEOUT.as_secs().to_string(),
         }
     }
 

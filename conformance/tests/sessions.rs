@@ -43,6 +43,14 @@ fn config_for(session: &Session) -> Result<chat_server::Config, String> {
                 config.op_password =
                     Some(chat_proto::Password::for_server(v).map_err(|e| e.to_string())?)
             }
+            Limit::PingInterval | Limit::PingTimeout => {
+                let times = config.ping.get_or_insert_with(Default::default);
+                let secs = Duration::from_secs(v.parse().unwrap());
+                match r.limit {
+                    Limit::PingInterval => times.interval = secs,
+                    _ => times.timeout = secs,
+                }
+            }
         }
     }
     Ok(config)

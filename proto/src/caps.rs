@@ -109,6 +109,11 @@ impl CapName {
         CapName(HISTORY.into())
     }
 
+    /// The `ping` capability (PING-1).
+    pub fn ping() -> CapName {
+        CapName(crate::ping::PING.into())
+    }
+
     /// The name as on the wire.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -203,6 +208,11 @@ impl Enabled {
     /// True when the history capability is enabled (HIST-1).
     pub fn history(&self) -> bool {
         self.has(HISTORY)
+    }
+
+    /// True when the liveness capability is enabled (PING-1).
+    pub fn ping(&self) -> bool {
+        self.has(crate::ping::PING)
     }
 
     /// Every enabled name.

@@ -18,6 +18,7 @@ pub use crate::command::{Args, Command};
 use crate::error::ErrorCode;
 use crate::moderation::{ModCommand, Password, Reason, valid_minutes};
 use crate::nickname::{NickError, Nickname};
+use crate::ping::Token;
 use crate::server::ServerMessage;
 use crate::tags::EventId;
 use crate::text::{Text, TextError, is_blank};
@@ -53,6 +54,10 @@ pub enum ClientMessage {
     Op(Password),
     /// An operator command: `/kick`, `/mute`, `/unmute`, `/ban`, `/unban` (MOD-3).
     Moderate(ModCommand),
+    /// `/ping <token>`: asks for `PONG <token>` (PING-6).
+    Ping(Token),
+    /// `/pong <token>`: answers the server's `PING <token>` (PING-3).
+    Pong(Token),
 }
 
 /// Why a client line is not a [`ClientMessage`]. Every variant but `Blank` is answered
@@ -231,6 +236,15 @@ impl ClientMessage {
                     minutes,
                 }))
             }
+            (Args::Token, _) => {
+                let (_, word) = one_arg(args).map_err(|_| bad.clone())?;
+                let token = Token::new(word).map_err(|_| bad)?;
+                Ok(if cmd == Command::Ping {
+                    ClientMessage::Ping(token)
+                } else {
+                    ClientMessage::Pong(token)
+                })
+            }
             (Args::Target, _) => {
                 let (_, word) = one_arg(args).map_err(|_| bad)?;
                 let target = Nickname::new(word).map_err(|_| ClientError::InvalidTarget)?;
@@ -291,6 +305,11 @@ impl ClientMessage {
                 out.extend_from_slice(password.expose().as_bytes());
             }
             ClientMessage::Moderate(m) => encode_moderation(m, out),
+            ClientMessage::Ping(token) | ClientMessage::Pong(token) => {
+                put_word(out, self.token_command());
+                out.push(b' ');
+                out.extend_from_slice(token.as_str().as_bytes());
+            }
         }
         out.push(b'\n');
     }
@@ -321,6 +340,18 @@ impl ClientMessage {
                 encode_moderation(m, &mut out);
                 out.len()
             }
+            ClientMessage::Ping(t) | ClientMessage::Pong(t) => {
+                2 + self.token_command().word().len() + t.as_str().len()
+            }
+        }
+    }
+
+    /// `/ping` or `/pong`, for a message that carries a token.
+    fn token_command(&self) -> Command {
+        if matches!(self, ClientMessage::Ping(_)) {
+            Command::Ping
+        } else {
+            Command::Pong
         }
     }
 }
@@ -428,7 +459,7 @@ mod tests {
         }
         let reply = ClientError::UnknownCommand.reply().unwrap().to_string();
         assert!(reply.starts_with("ERR unknown-command "));
-        for c in Command::ALL {
+        for c in Command::ALL.iter().filter(|c| c.args() != Args::Token) {
             assert!(reply.contains(&format!("/{}", c.word())), "{reply}");
         }
     }
@@ -619,6 +650,46 @@ mod tests {
         );
     }
 
+    /// PING-3, PING-6: one token, visible ASCII, at most 32 bytes; anything else is
+    /// `bad-arguments` with the usage (CMD-3). Not a pre-join command: in the handshake
+    /// `/ping x` is a nickname attempt, as in 1.0.
+    #[test]
+    fn ping_3_commands() {
+        let tok = |s: &str| Token::new(s).unwrap();
+        assert_eq!(
+            ClientMessage::parse("/pong 17"),
+            Ok(ClientMessage::Pong(tok("17")))
+        );
+        assert_eq!(
+            ClientMessage::parse("/PING  gui:1 \t"),
+            Ok(ClientMessage::Ping(tok("gui:1")))
+        );
+        for (bad, c) in [
+            ("/pong", Command::Pong),
+            ("/pong a b", Command::Pong),
+            ("/ping", Command::Ping),
+            ("/ping é", Command::Ping),
+        ] {
+            assert_eq!(ClientMessage::parse(bad), Err(ClientError::BadArguments(c)));
+        }
+        let long = format!("/pong {}", "x".repeat(33));
+        assert_eq!(
+            ClientMessage::parse(&long),
+            Err(ClientError::BadArguments(Command::Pong))
+        );
+        assert_eq!(ClientMessage::parse_pre_join("/pong 1"), None);
+        assert_eq!(
+            ClientMessage::parse("PONG 1"),
+            Ok(ClientMessage::Text(txt("PONG 1"))),
+            "a line without / is chat text (CHAT-1)"
+        );
+        let reply = ClientError::BadArguments(Command::Pong)
+            .reply()
+            .unwrap()
+            .to_string();
+        assert_eq!(reply, "ERR bad-arguments Usage: /pong <token>");
+    }
+
     #[test]
     fn encode_examples() {
         let cases = [
@@ -638,6 +709,8 @@ mod tests {
                 ClientMessage::Caps(vec![CapName::tags(), CapName::new("x").unwrap()]),
                 "/caps tags x\n",
             ),
+            (ClientMessage::Pong(Token::new("7").unwrap()), "/pong 7\n"),
+            (ClientMessage::Ping(Token::new("a").unwrap()), "/ping a\n"),
         ];
         for (m, wire) in cases {
             let mut out = Vec::new();

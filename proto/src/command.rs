@@ -29,6 +29,8 @@ pub enum Args {
     TargetAndMinutes,
     /// Exactly one word, then judged as a nickname to act on (MOD-3).
     Target,
+    /// Exactly one word, a liveness token (PING-2).
+    Token,
 }
 
 impl Args {
@@ -147,6 +149,16 @@ commands! {
         word: "unban", usage: "/unban <nick>", args: Target,
         pre_join: false, for_people: false,
     }
+    /// `/ping <token>`: answered `PONG <token>`, to measure the round trip (PING-6).
+    Ping {
+        word: "ping", usage: "/ping <token>", args: Token,
+        pre_join: false, for_people: false,
+    }
+    /// `/pong <token>`: the answer to the server's `PING <token>` (PING-3).
+    Pong {
+        word: "pong", usage: "/pong <token>", args: Token,
+        pre_join: false, for_people: false,
+    }
 }
 
 impl Command {
@@ -159,13 +171,14 @@ impl Command {
     }
 }
 
-/// The human text of `ERR unknown-command`: it lists every command so that a person at
+/// The human text of `ERR unknown-command`: it lists the commands so that a person at
 /// `nc` can find them (CMD-2); operator commands (§18) by their word only, so that the
-/// text stays within ERR-3's 256 bytes.
+/// text stays within ERR-3's 256 bytes. `/ping` and `/pong` are left out: programs send
+/// them (PING-3, PING-6), and the text has no room for them.
 pub fn help_text() -> String {
     let usages: Vec<&str> = Command::ALL
         .iter()
-        .filter(|c| !c.args().operator())
+        .filter(|c| !c.args().operator() && c.args() != Args::Token)
         .map(|c| c.usage())
         .collect();
     let operator: Vec<String> = Command::ALL
@@ -207,7 +220,7 @@ mod tests {
     #[test]
     fn cmd_2_help_lists_every_command() {
         let help = help_text();
-        for c in Command::ALL {
+        for c in Command::ALL.iter().filter(|c| c.args() != Args::Token) {
             let shown = if c.args().operator() {
                 format!("/{} ", c.word())
             } else {

@@ -65,6 +65,8 @@ codes! {
     HandshakeTimeout = "handshake-timeout", closes: true;
     /// A joined user sent nothing for the server's idle limit (IDLE-1).
     IdleTimeout = "idle-timeout", closes: true;
+    /// A connection that enabled `ping` answered nothing to a `PING` in time (PING-4).
+    PingTimeout = "ping-timeout", closes: true;
     /// The server holds its maximum number of connections (CONN-1).
     ServerFull = "server-full", closes: true;
     /// The client's address holds its maximum number of connections or of handshakes

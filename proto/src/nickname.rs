@@ -10,10 +10,12 @@ use crate::limits::MAX_NICK_LEN;
 use crate::lookalike::Skeleton;
 
 /// Words no nickname may be, compared exactly (NICK-4): `ERR` would make
-/// `ERR has joined the chat` read as an error line; `NICK` is the handshake prompt. Only
-/// the upper-case spellings are the wire's words (§10 matches them exactly, and so does
-/// the seed client), so `Nick`, `nick` and `err` are ordinary names.
-pub const RESERVED: [&str; 2] = ["ERR", "NICK"];
+/// `ERR has joined the chat` read as an error line; `NICK` is the handshake prompt;
+/// `PING` and `PONG` start the liveness lines (PING-1), so `PING has joined the chat`
+/// must not exist for a client that tests `startswith("PING ")`. Only the upper-case
+/// spellings are the wire's words (§10 matches them exactly, and so does the seed
+/// client), so `Nick`, `nick` and `err` are ordinary names.
+pub const RESERVED: [&str; 4] = ["ERR", "NICK", "PING", "PONG"];
 
 /// True when `s` is one of the [`RESERVED`] words, spelled exactly (NICK-4).
 pub fn is_reserved(s: &str) -> bool {
@@ -63,7 +65,7 @@ pub enum NickError {
     /// One of [`RESERVED`], in any case, followed by a character that is not a letter
     /// (NICK-PREFIX-1).
     #[error(
-        "a nickname may not start with ERR or NICK followed by a character other than a letter"
+        "a nickname may not start with ERR, NICK, PING or PONG followed by a character other than a letter"
     )]
     ReservedPrefix,
 }
@@ -202,11 +204,12 @@ mod tests {
 
     #[test]
     fn nick_4_reserved_words_exactly() {
-        for w in ["ERR", "NICK"] {
+        for w in ["ERR", "NICK", "PING", "PONG"] {
             assert_eq!(Nickname::new(w), Err(NickError::Reserved), "{w}");
         }
         for w in [
-            "err", "Err", "nick", "Nick", "NiCk", "ERRx", "nicky", "Errol",
+            "err", "Err", "nick", "Nick", "NiCk", "ERRx", "nicky", "Errol", "ping", "Pong",
+            "Pingu", "pongo",
         ] {
             assert!(Nickname::new(w).is_ok(), "{w}");
         }
@@ -215,7 +218,8 @@ mod tests {
     #[test]
     fn nick_prefix_1_reserved_word_then_non_letter() {
         for w in [
-            "ERR_", "ERR-1", "err2", "Err_x", "NICK-1", "nick_", "Nick2go", "ERR__",
+            "ERR_", "ERR-1", "err2", "Err_x", "NICK-1", "nick_", "Nick2go", "ERR__", "PING_",
+            "ping-1", "Pong2",
         ] {
             assert_eq!(Nickname::new(w), Err(NickError::ReservedPrefix), "{w}");
         }

@@ -25,6 +25,7 @@ use crate::framer::Frame;
 use crate::limits::{MAX_ERR_TEXT_BYTES, MAX_NICK_LEN, MAX_USERS_LINE_BYTES};
 use crate::moderation::{Action, Reason, valid_minutes};
 use crate::nickname::{NickError, Nickname, is_nick_char};
+use crate::ping::Token;
 use crate::tags::{ServerTime, Tags};
 use crate::text::Text;
 use crate::wire;
@@ -65,6 +66,9 @@ pub mod texts {
     /// CAPS-3.
     pub const UNKNOWN_CAPABILITY: &str =
         "Unknown capability; /caps lists the ones this server offers";
+    /// PING-5: a `/pong` whose token is not that of the last `PING` sent.
+    pub const NO_SUCH_PING: &str =
+        "No PING with that token is waiting for an answer; answer PING <token> with /pong <token>";
 }
 
 /// A parsed server line.
@@ -153,6 +157,11 @@ pub enum ServerMessage {
         /// What was done.
         action: Action,
     },
+    /// `PING <token>`: the server asks a connection that enabled `ping` to prove it is
+    /// alive with `/pong <token>` (PING-3).
+    Ping(Token),
+    /// `PONG <token>`: the answer to the client's `/ping <token>` (PING-6).
+    Pong(Token),
 }
 
 /// A server line that is none of the forms of §5.
@@ -386,8 +395,20 @@ fn earlier(i: &str) -> IResult<&str, ServerMessage> {
     .parse(i)
 }
 
+/// `PING <token>` or `PONG <token>` (PING-3, PING-6): the token runs to the end of the
+/// line, so `PING a b` is no line at all.
+fn liveness_line(i: &str) -> IResult<&str, ServerMessage> {
+    let token = || map_res(rest, Token::new);
+    alt((
+        map(preceded(tag(wire::PING_LINE), token()), ServerMessage::Ping),
+        map(preceded(tag(wire::PONG_LINE), token()), ServerMessage::Pong),
+    ))
+    .parse(i)
+}
+
 fn server_line(i: &str) -> IResult<&str, ServerMessage> {
     alt((
+        all_consuming(liveness_line),
         all_consuming(history_start),
         all_consuming(value(ServerMessage::HistoryEnd, tag(wire::HISTORY_END))),
         all_consuming(earlier),
@@ -624,6 +645,14 @@ impl ServerMessage {
                     }
                     _ => {}
                 }
+            }
+            ServerMessage::Ping(token) => {
+                put(wire::PING_LINE);
+                put(token.as_str());
+            }
+            ServerMessage::Pong(token) => {
+                put(wire::PONG_LINE);
+                put(token.as_str());
             }
             ServerMessage::Earlier { time, event } => {
                 encode_earlier_prefix(time, out);
@@ -885,6 +914,42 @@ mod tests {
                 text: txt("alicia was kicked by teacher")
             })
         );
+    }
+
+    /// PING-3, PING-6: the liveness lines, and what is not one. `PING` is a reserved
+    /// word (NICK-4), so no event line starts with `PING ` or `PONG `.
+    #[test]
+    fn ping_3_liveness_lines() {
+        let tok = |s: &str| Token::new(s).unwrap();
+        for (line, msg) in [
+            ("PING 1", ServerMessage::Ping(tok("1"))),
+            ("PONG gui:17", ServerMessage::Pong(tok("gui:17"))),
+        ] {
+            assert_eq!(ServerMessage::parse(line), Ok(msg.clone()), "{line}");
+            assert_eq!(msg.to_string(), line);
+            assert!(!msg.is_public_event());
+        }
+        for bad in [
+            "PING",
+            "PING ",
+            "PING a b",
+            "PING  a",
+            "ping 1",
+            "Ping 1",
+            "PONG",
+            &format!("PING {}", "x".repeat(33)),
+        ] {
+            assert_eq!(ServerMessage::parse(bad), Err(ServerParseError), "{bad:?}");
+        }
+        // Chat text that reads like a probe stays a chat line (SRV-2).
+        assert_eq!(
+            ServerMessage::parse("Pingu: PING 1"),
+            Ok(ServerMessage::Chat {
+                from: nick("Pingu"),
+                text: txt("PING 1")
+            })
+        );
+        assert!(Nickname::new("PING").is_err() && Nickname::new("PONG").is_err());
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub const USERS: &str = "Users online: ";
 pub const USERS_SEP: &str = ", ";
 /// Ends a `/who` answer line that another one follows (CMD-WHO-2).
 pub const USERS_MORE: &str = ",";
+/// Start of the server's liveness probe, before its token (PING-3).
+pub const PING_LINE: &str = "PING ";
+/// Start of the answer to a client's `/ping`, before the token (PING-6).
+pub const PONG_LINE: &str = "PONG ";
 /// Start of an error line, before its code (ERR-1).
 pub const ERR: &str = "ERR ";
 /// Start of the capability list, before the protocol version (CAPS-2).
@@ -70,6 +74,8 @@ pub const TAG_VALUE: char = '=';
 
 /// The literals of server lines, for the spec check: each appears in the grammar.
 pub const SERVER_LITERALS: &[&str] = &[
+    PING_LINE,
+    PONG_LINE,
     NICK_PROMPT,
     CONNECTED,
     JOINED,

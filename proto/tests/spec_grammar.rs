@@ -109,6 +109,19 @@ fn srv_3_limits_table_states_the_crates_numbers() {
             KEEPALIVE_INTERVAL.as_secs()
         ),
         format!("Version {PROTOCOL_VERSION}."),
+        // PING-3, PING-4, PING-2.
+        format!(
+            "before `PING`, after enabling `ping`) | {} s |",
+            chat_proto::ping::DEFAULT_PING_INTERVAL.as_secs()
+        ),
+        format!(
+            "before `ERR ping-timeout`) | {} s |",
+            chat_proto::ping::DEFAULT_PING_TIMEOUT.as_secs()
+        ),
+        format!(
+            "| liveness token | 1 to {} visible ASCII characters |",
+            chat_proto::ping::MAX_TOKEN_LEN
+        ),
         format!(
             "`ERR` lines\nare at most {} bytes (ERR-3)",
             wire::ERR.len()

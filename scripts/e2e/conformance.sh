@@ -11,4 +11,6 @@ exec timeout 600 "target/$profile/chat-conformance" run \
   --spawn "target/$profile/chat-server --listen 127.0.0.1:{port} --handshake-timeout {handshake_timeout} --handshake-attempts {handshake_attempts} --max-clients {max_clients} --sendq {sendq} --flood-burst {flood_burst} --flood-rate {flood_rate} --flood-excess {flood_excess} --max-per-address 0 --max-handshakes-per-address 0 --flood-per-address 0" \
   --server-arg 'compat=--compat {}' \
   --server-arg 'op-password=--op-password {}' \
+  --server-arg 'ping-interval=--ping-interval {}' \
+  --server-arg 'ping-timeout=--ping-timeout {}' \
   --report artifacts/conformance-report.md

@@ -46,6 +46,12 @@ impl Compat {
         matches!(self, Compat::Seed)
     }
 
+    /// True when the server may offer the `ping` capability (PING-1): not in the seed
+    /// profile, whose client shows a `PING` as text and never answers it.
+    pub(crate) fn offers_ping(&self) -> bool {
+        matches!(self, Compat::Standard)
+    }
+
     /// True when the nickname a client asked for must be kept after its handshake (the
     /// seed client writes it in front of every line, COMPAT-3).
     pub(crate) fn remembers_asked_nickname(&self) -> bool {

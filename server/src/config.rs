@@ -81,6 +81,9 @@ pub struct Config {
     /// A joined user from whom nothing was read for this long is disconnected (IDLE-1);
     /// `None` (the default) keeps quiet users for ever.
     pub idle_timeout: Option<Duration>,
+    /// Liveness probes for connections that enabled `ping` (PING-3, PING-4); `None`
+    /// (`--ping-interval 0`): no probes, and `ping` is not offered (PING-1).
+    pub ping: Option<crate::liveness::PingTimes>,
     /// The operator password (MOD-1); `None` (the default): no operators.
     pub op_password: Option<chat_proto::Password>,
     /// Longest time a closing connection (`/quit`, handshake failure, shutdown) may take
@@ -123,6 +126,7 @@ impl Default for Config {
             per_address: AddressLimits::default(),
             tls: None,
             idle_timeout: None,
+            ping: Some(crate::liveness::PingTimes::default()),
             op_password: None,
             close_flush_timeout: Duration::from_secs(5),
             close_linger: chat_proto::limits::CLOSE_LINGER_MAX,
@@ -190,6 +194,9 @@ pub enum ConfigError {
     /// An idle limit of zero (IDLE-1): leave it out to have none.
     #[error("--idle-timeout must be more than zero (leave it out for no idle limit)")]
     IdleTimeout,
+    /// A probe timeout of zero (PING-4) would close every probed client at once.
+    #[error("--ping-timeout must be more than zero (--ping-interval 0 turns probes off)")]
+    PingTimeout,
     /// The seed profile picks free nickname variants locally, which a cluster cannot do
     /// atomically yet.
     #[error("--compat seed cannot be combined with --engine redis")]
@@ -286,6 +293,12 @@ impl Config {
         if self.idle_timeout.is_some_and(|t| t.is_zero()) {
             return Err(ConfigError::IdleTimeout);
         }
+        if self
+            .ping
+            .is_some_and(|p| p.timeout.is_zero() || p.interval.is_zero())
+        {
+            return Err(ConfigError::PingTimeout);
+        }
         Ok(())
     }
 }
@@ -346,6 +359,11 @@ mod tests {
         assert_eq!(c.per_address.connections, 10);
         assert_eq!(c.per_address.handshakes, 3);
         assert_eq!(c.idle_timeout, None, "IDLE-1: off by default");
+        assert_eq!(
+            c.ping,
+            Some(crate::liveness::PingTimes::default()),
+            "PING-3: probes on by default, for clients that enable them"
+        );
         assert_eq!(c.validate(), Ok(()));
     }
 

@@ -90,7 +90,7 @@ impl Idle {
 }
 
 /// `10 minutes`, `90 seconds`, `250 ms`.
-fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let secs = d.as_secs();
     if d.subsec_nanos() != 0 || secs == 0 {
         format!("{} ms", d.as_millis())
@@ -98,7 +98,7 @@ fn human(d: Duration) -> String {
         let m = secs / 60;
         format!("{m} minute{}", if m == 1 { "" } else { "s" })
     } else {
-        format!("{secs} seconds")
+        format!("{secs} second{}", if secs == 1 { "" } else { "s" })
     }
 }
 
@@ -111,6 +111,7 @@ mod tests {
         assert_eq!(human(Duration::from_secs(600)), "10 minutes");
         assert_eq!(human(Duration::from_secs(60)), "1 minute");
         assert_eq!(human(Duration::from_secs(90)), "90 seconds");
+        assert_eq!(human(Duration::from_secs(1)), "1 second");
         assert_eq!(human(Duration::from_millis(250)), "250 ms");
         let idle = Idle::new(Some(Duration::from_secs(300)), Instant::now()).unwrap();
         let line = String::from_utf8(idle.line().to_vec()).unwrap();

@@ -30,6 +30,7 @@ pub mod history;
 pub mod hub;
 mod idle;
 pub mod listener;
+pub mod liveness;
 pub mod log;
 pub mod per_address;
 pub mod shutdown;

@@ -113,6 +113,17 @@ struct Cli {
     #[arg(long, value_parser = parse_duration, value_name = "TIME")]
     idle_timeout: Option<Duration>,
 
+    /// Clients that enabled the `ping` capability (the GUI does) are sent `PING` after
+    /// this long without a word from them. 0 = no probes (and `ping` is not offered).
+    /// Other clients never see a PING.
+    #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "TIME")]
+    ping_interval: Duration,
+
+    /// A client that sent nothing for this long after a `PING` is taken for dead:
+    /// `ERR ping-timeout`, and the others see it leave.
+    #[arg(long, default_value = "30", value_parser = parse_duration, value_name = "TIME")]
+    ping_timeout: Duration,
+
     /// Operator password: a user who sends `/op <password>` may /kick, /mute and /ban.
     /// Prefer --op-password-file: a command line is visible to other local users.
     #[arg(long, value_name = "WORD", conflicts_with = "op_password_file")]
@@ -252,6 +263,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             rate_bytes: cli.flood_rate_bytes,
         },
         idle_timeout: cli.idle_timeout,
+        ping: (!cli.ping_interval.is_zero()).then_some(chat_server::liveness::PingTimes {
+            interval: cli.ping_interval,
+            timeout: cli.ping_timeout,
+        }),
         tls,
         per_address: AddressLimits {
             connections: cli.max_per_address,

@@ -77,7 +77,7 @@ fn nick_prefix_1_reserved_prefixes_refused() {
     for bad in ["ERR_", "err-2", "NICK-1", "Nick_"] {
         c.send_raw(format!("{bad}\n").as_bytes());
         let text = c.expect_err(ErrorCode::NickInvalid);
-        assert!(text.contains("ERR or NICK"), "{text}");
+        assert!(text.contains("ERR, NICK, PING or PONG"), "{text}");
         c.expect("NICK");
     }
     c.send_raw(b"Errol\n");

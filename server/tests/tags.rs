@@ -95,5 +95,5 @@ fn caps_3_unknown_name_enables_nothing() {
     a.say("hi");
     a.expect("alice: hi");
     a.say("/caps");
-    a.expect("Protocol 1.1 capabilities: tags history");
+    a.expect("Protocol 1.1 capabilities: tags history ping");
 }

@@ -177,7 +177,14 @@ pub fn server_message() -> impl Strategy<Value = ServerMessage> {
             event: Box::new(event),
         }),
         moderation_notice(),
+        token().prop_map(ServerMessage::Ping),
+        token().prop_map(ServerMessage::Pong),
     ]
+}
+
+/// A liveness token (PING-2).
+pub fn token() -> impl Strategy<Value = chat_proto::Token> {
+    "[!-~]{1,32}".prop_map(|s| chat_proto::Token::new(&s).unwrap())
 }
 
 /// A public event: what history keeps (HIST-1).
@@ -202,5 +209,7 @@ pub fn client_message() -> impl Strategy<Value = ClientMessage> {
         proptest::option::of(1..=u32::MAX).prop_map(ClientMessage::History),
         event_id().prop_map(ClientMessage::Resume),
         moderation_command(),
+        token().prop_map(ClientMessage::Ping),
+        token().prop_map(ClientMessage::Pong),
     ]
 }

@@ -13,15 +13,22 @@ use std::sync::Arc;
 use chat_proto::tags::{Tags, write_event_prefix};
 use chat_proto::{CapName, Capability, EventId, PROTOCOL_VERSION, ServerMessage, ServerTime};
 
+use std::time::Instant;
+
 use super::state::Conn;
+use crate::liveness::Liveness;
 use crate::log::Entry;
 use crate::writer::{LinePrefix, Pushed, encode};
 
-/// What this server offers (CAPS-1): tags, and history when it keeps any (HIST-1).
-fn offered(history: bool) -> Vec<Capability> {
+/// What this server offers (CAPS-1): tags, history when it keeps any (HIST-1), and ping
+/// when it probes (PING-1).
+fn offered(history: bool, ping: bool) -> Vec<Capability> {
     let mut caps = vec![Capability::named(CapName::tags())];
     if history {
         caps.push(Capability::named(CapName::history()));
+    }
+    if ping {
+        caps.push(Capability::named(CapName::ping()));
     }
     caps
 }
@@ -62,15 +69,13 @@ impl LinePrefix for TagPrefix {
 impl Conn {
     /// `/caps` (CAPS-2) or `/caps <name>...` (CAPS-3), in the handshake or after it.
     pub(super) fn on_caps(&mut self, names: Vec<CapName>) {
+        let ping = self.settings.ping;
+        let offered = offered(self.hub.history_enabled(), ping.is_some());
         if names.is_empty() {
-            let line = encode(&ServerMessage::caps(
-                PROTOCOL_VERSION,
-                offered(self.hub.history_enabled()),
-            ));
+            let line = encode(&ServerMessage::caps(PROTOCOL_VERSION, offered));
             self.reply(&line);
             return;
         }
-        let offered = offered(self.hub.history_enabled());
         if !names.iter().all(|n| offered.iter().any(|o| &o.name == n)) {
             self.reply(&encode(&ServerMessage::unknown_capability()));
             return;
@@ -87,6 +92,10 @@ impl Conn {
         if self.caps.tags() && !had_tags {
             self.outbox
                 .set_prefix(Some(Arc::new(TagPrefix { after: head })));
+        }
+        // PING-3: probing starts now; silence is counted from here.
+        if let Some(times) = ping.filter(|_| self.caps.ping() && self.liveness.is_none()) {
+            self.liveness = Some(Box::new(Liveness::new(times, Instant::now())));
         }
     }
 }

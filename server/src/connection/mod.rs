@@ -53,6 +53,8 @@ pub(crate) struct Settings {
     pub compat: Compat,
     pub flood: FloodLimit,
     pub idle_timeout: Option<Duration>,
+    /// PING-1: `None` when `ping` is not offered (probes off, or the seed profile).
+    pub ping: Option<crate::liveness::PingTimes>,
     pub panic_trigger: Option<String>,
 }
 
@@ -68,6 +70,7 @@ impl Settings {
             compat: c.compat,
             flood: c.flood,
             idle_timeout: c.idle_timeout,
+            ping: c.ping.filter(|_| c.compat.offers_ping()),
             panic_trigger: c.panic_trigger.clone(),
         }
     }

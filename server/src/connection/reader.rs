@@ -19,6 +19,7 @@ use async_io::Timer;
 use tracing::debug;
 
 use super::state::{Core, Flow, Phase};
+use crate::liveness::Probe;
 use crate::transport::Transport;
 
 /// Bytes read per `read` call, into a buffer on the stack (not kept while idle).
@@ -71,10 +72,41 @@ impl<S: Transport> Reader<S> {
         Poll::Pending
     }
 
-    /// IDLE-1: the server stops reading on purpose; that time is not idle time.
+    /// IDLE-1, PING-4: the server stops reading on purpose; that time is neither idle
+    /// time nor silence.
     fn suspend_idle(&mut self) {
         if let Some(idle) = &mut self.core.idle {
             idle.suspend();
+        }
+        if let Some(liveness) = &mut self.core.conn.liveness {
+            liveness.suspend();
+        }
+    }
+
+    /// PING-3, PING-4: a chatting connection that enabled `ping` and has nothing to read
+    /// is probed after the interval, and closed when the probe goes unanswered. Checked
+    /// only while waiting for the socket, as the idle limit is. True when it acted (a
+    /// `PING` queued, or the connection closed): the caller polls again, which arms the
+    /// next wait.
+    fn probe(&mut self, cx: &mut Context<'_>) -> bool {
+        let conn = &mut self.core.conn;
+        let Some(liveness) = &mut conn.liveness else {
+            return false;
+        };
+        if !matches!(conn.phase, Phase::Chatting(_)) {
+            return false;
+        }
+        match liveness.poll_due(cx) {
+            Poll::Pending => false,
+            Poll::Ready(Probe::Send(ping)) => {
+                conn.reply(&ping);
+                true
+            }
+            Poll::Ready(Probe::Dead(err)) => {
+                conn.reply(&err);
+                conn.close("ping timeout");
+                true
+            }
         }
     }
 
@@ -170,7 +202,7 @@ impl<S: Transport> Future for Reader<S> {
             let read = reader.stream.poll_read(cx, &mut buf);
             match read {
                 Poll::Pending => {
-                    if reader.idle_expired(cx) {
+                    if reader.idle_expired(cx) || reader.probe(cx) {
                         continue;
                     }
                     return Poll::Pending;
@@ -188,11 +220,21 @@ impl<S: Transport> Future for Reader<S> {
                     return Poll::Ready(());
                 }
                 Poll::Ready(Ok(n)) => {
-                    if let Some(idle) = &mut reader.core.idle {
-                        idle.touch(std::time::Instant::now());
+                    let now = std::time::Instant::now();
+                    if let Some(liveness) = &mut reader.core.conn.liveness {
+                        liveness.touch(now);
                     }
+                    reader.core.conn.idle_input = false;
                     let chunk = buf.get(..n).unwrap_or_default();
                     let flow = reader.core.feed(chunk);
+                    // IDLE-1, PING-7: any input but `/ping` and `/pong` lines (a line
+                    // still arriving counts: it is not known to be one of them).
+                    if let Some(idle) = &mut reader.core.idle
+                        && (std::mem::take(&mut reader.core.conn.idle_input)
+                            || reader.core.framer.has_partial())
+                    {
+                        idle.touch(now);
+                    }
                     // One wake-up per chunk for the writers, however many lines it held.
                     reader.core.conn.hub.publish();
                     if let Flow::Close(why) = flow {

@@ -18,6 +18,7 @@ use crate::flood::Bucket;
 use crate::history::{Catchup, Form};
 use crate::hub::{Hub, JoinError, Membership, OpOutcome, RenameError};
 use crate::idle::Idle;
+use crate::liveness::Liveness;
 use crate::per_address::HandshakeSlot;
 use crate::writer::{Line, Outbox, encode};
 
@@ -86,6 +87,12 @@ pub(super) struct Conn {
     pub(super) caps: Enabled,
     /// Wrong operator passwords sent on this connection (MOD-2).
     op_failures: u32,
+    /// PING-3: the probe of a connection that enabled `ping` (boxed: the others carry a
+    /// pointer only).
+    pub(super) liveness: Option<Box<Liveness>>,
+    /// IDLE-1, PING-7: a line other than `/ping` and `/pong` was handled since the
+    /// reader last looked; only such input moves the idle limit.
+    pub(super) idle_input: bool,
 }
 
 /// Fault injection for tests only (see `Config::panic_trigger`).
@@ -128,6 +135,8 @@ impl Core {
                 asked: None,
                 caps: Enabled::default(),
                 op_failures: 0,
+                liveness: None,
+                idle_input: false,
             },
         }
     }
@@ -237,6 +246,10 @@ impl Conn {
     }
 
     pub(super) fn on_frame(&mut self, frame: Frame<'_>) -> Flow {
+        // PING-7: only a chatting line can be `/ping` or `/pong` (judged when parsed).
+        if !matches!((&frame, &self.phase), (Frame::Line(_), Phase::Chatting(_))) {
+            self.idle_input = true;
+        }
         match frame {
             Frame::Line(line) => self.on_line(line),
             Frame::TooLong => self.on_framing_error(self.hub.lines().line_too_long.clone(), true),
@@ -379,6 +392,9 @@ impl Conn {
             injected_panic();
         }
         let parsed = ClientMessage::parse(line);
+        if !matches!(parsed, Ok(ClientMessage::Ping(_) | ClientMessage::Pong(_))) {
+            self.idle_input = true;
+        }
         // MOD-5: a muted user's text, private lines and renames are refused.
         if matches!(
             parsed,
@@ -419,6 +435,17 @@ impl Conn {
             Ok(ClientMessage::Caps(names)) => self.on_caps(names),
             Ok(ClientMessage::History(count)) => {
                 member.history(count, Form::for_tags(self.caps.tags()))
+            }
+            // PING-6: for anyone, to measure the round trip.
+            Ok(ClientMessage::Ping(token)) => member.reply(&encode(&ServerMessage::Pong(token))),
+            // PING-5: the last PING's token is accepted silently, even late or twice.
+            Ok(ClientMessage::Pong(token)) => {
+                if !self.liveness.as_ref().is_some_and(|l| l.answers(&token)) {
+                    member.reply(&encode(&ServerMessage::error(
+                        chat_proto::ErrorCode::BadArguments,
+                        chat_proto::server::texts::NO_SUCH_PING,
+                    )));
+                }
             }
             Ok(ClientMessage::Resume(_)) => member.reply(&encode(&ServerMessage::error(
                 chat_proto::ErrorCode::BadArguments,
