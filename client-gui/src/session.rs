@@ -69,6 +69,13 @@ pub struct Session {
     answered_ahead: u8,
     /// The server enabled `tags` (spec §14): its events come with their time.
     tags: bool,
+    /// A `/caps` line got a 1.1 server's answer (CAPS-5): `/caps ping` may be sent after
+    /// the join without a 1.0 server taking it for anything.
+    caps_known: bool,
+    /// `/caps ping` went out after the join and its answer is still due (PING-1).
+    ping_pending: bool,
+    /// The server enabled `ping` (spec §13.1): its `PING`s are answered here.
+    ping: bool,
     /// The last bytes of the stream (at most 4): a prompt read while they are `NICK`
     /// is the seed server's bare greeting, not an LF-terminated line.
     tail: Vec<u8>,
@@ -91,6 +98,9 @@ impl Session {
             history: false,
             answered_ahead: 0,
             tags: false,
+            caps_known: false,
+            ping_pending: false,
+            ping: false,
             tail: Vec::new(),
         }
     }
@@ -111,6 +121,11 @@ impl Session {
     /// True once the server enabled `history`.
     pub fn history(&self) -> bool {
         self.history
+    }
+
+    /// True once the server enabled `ping`: its probes are answered (PING-3).
+    pub fn ping(&self) -> bool {
+        self.ping
     }
 
     /// The id of the last live event received on this connection, if any (RESUME-1).
@@ -178,10 +193,23 @@ impl Session {
                 // is `ERR nick-invalid` (CAPS-5), not a refusal of their nickname; a
                 // refusal of `history` (a server with `--history 0`) keeps `tags`.
                 self.caps_pending -= 1;
+                self.caps_known |= answer != CapsAnswer::Unsupported;
                 if let CapsAnswer::Enabled(names) = &answer {
                     let has = |c: CapName| names.iter().any(|n| n.as_str() == c.as_str());
                     self.tags = has(CapName::tags());
                     self.history = has(CapName::history());
+                }
+                return;
+            }
+        }
+        if self.ping_pending {
+            if let Some(answer) = CapsAnswer::judge(&msg) {
+                // The answer to our `/caps ping` (sent before any line of the user's,
+                // so it comes before their answers, SRV-5); a server that does not
+                // offer `ping` refuses it, and then it never probes us (PING-1).
+                self.ping_pending = false;
+                if let CapsAnswer::Enabled(names) = &answer {
+                    self.ping = names.iter().any(|n| n.as_str() == CapName::ping().as_str());
                 }
                 return;
             }
@@ -247,11 +275,25 @@ impl Session {
                 Some(nick) => {
                     self.phase = Phase::Chatting;
                     events.push(NetEvent::Welcome { nick });
+                    // PING-1, PING-3: liveness probes, asked for once joined (probes
+                    // are for chatting connections), and only of a server that answered
+                    // `/caps` as 1.1 did: a 1.0 server would take it for a bad nickname
+                    // in the handshake, one more rejected attempt (NICK-6).
+                    if self.caps_known {
+                        ClientMessage::Caps(vec![CapName::ping()]).encode(out);
+                        self.ping_pending = true;
+                    }
                 }
                 None => events.push(NetEvent::Garbled(
                     "(the server said we are connected before we gave a nickname)".into(),
                 )),
             },
+            // PING-3: answered at once, with the same token; nothing for the user.
+            (Phase::Chatting, ServerMessage::Ping(token)) => {
+                ClientMessage::Pong(token).encode(out);
+            }
+            // The answer to a `/ping` (PING-6), which this client does not send.
+            (_, ServerMessage::Pong(_)) => {}
             (Phase::Chatting, ServerMessage::NickPrompt | ServerMessage::Connected) => {
                 // NICK-8 puts these in the handshake only; show them rather than act.
                 events.push(NetEvent::Garbled(
@@ -402,6 +444,58 @@ mod tests {
         assert_eq!(s.phase(), Phase::Chatting);
     }
 
+    /// PING-1, PING-3: once joined on a 1.1 server the session enables `ping` and
+    /// answers every `PING` with `/pong` and the same token, showing the user nothing;
+    /// a refusal (a server without probes) leaves it off; a 1.0 server is never asked.
+    #[test]
+    fn ping_3_probes_answered_without_the_user() {
+        let mut s = Session::new(Some(nick("alice")));
+        feed(&mut s, b"NICK\n");
+        let (ev, out) = feed(
+            &mut s,
+            b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\n\
+              @id=7:1;t=2026-12-01T23:59:30.250Z alice has joined the chat\n\
+              Connected to the server\n",
+        );
+        assert_eq!(out, b"/caps ping\n");
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        // Another user's line may come before the answer; it is shown as usual.
+        let (ev, out) = feed(
+            &mut s,
+            b"bob -> alice: hi\nCapabilities enabled: tags history ping\nPING 1\n",
+        );
+        assert!(s.ping());
+        assert_eq!(out, b"/pong 1\n");
+        assert_eq!(ev.len(), 1, "only bob's line reaches the user: {ev:?}");
+        let (ev, out) = feed(&mut s, b"PING x:9\nPONG late\n");
+        assert_eq!(out, b"/pong x:9\n");
+        assert!(ev.is_empty(), "{ev:?}");
+
+        // A 1.1 server that does not offer `ping`: refused, and nothing shown.
+        let mut s = Session::new(Some(nick("bob")));
+        feed(&mut s, b"NICK\n");
+        feed(
+            &mut s,
+            b"Capabilities enabled: tags\nNICK\nCapabilities enabled: tags history\nNICK\n\
+              bob has joined the chat\nConnected to the server\n",
+        );
+        let (ev, _) = feed(
+            &mut s,
+            b"ERR unknown-capability Unknown capability; /caps lists the ones this server offers\n",
+        );
+        assert!(ev.is_empty() && !s.ping(), "{ev:?}");
+
+        // A 1.0 server never receives `/caps ping` (CAPS-5).
+        let mut s = Session::new(Some(nick("carol")));
+        feed(&mut s, b"NICK\n");
+        let (_, out) = feed(
+            &mut s,
+            b"ERR nick-invalid x\nNICK\nERR nick-invalid x\nNICK\n\
+              carol has joined the chat\nConnected to the server\n",
+        );
+        assert!(out.is_empty() && !s.ping());
+    }
+
     #[test]
     fn rejected_nick_waits_for_user_then_answers() {
         let mut s = Session::new(Some(nick("bob")));
@@ -459,7 +553,7 @@ mod tests {
               @id=7:2;t=2026-12-02T00:00:01.000Z;later=x bob: hi\n\
               bob -> alice: untagged private\n",
         );
-        assert!(out.is_empty());
+        assert_eq!(out, b"/caps ping\n", "PING-1: asked for once joined");
         assert!(s.tags());
         assert_eq!(
             ev,
@@ -509,7 +603,7 @@ mod tests {
               @id=7:8;t=2026-12-02T09:59:30.000Z;history bob: missed\n\
               End of earlier events\n",
         );
-        assert!(out.is_empty(), "the nickname was sent ahead");
+        assert_eq!(out, b"/caps ping\n", "the nickname was sent ahead");
         assert!(s.tags() && s.history());
         assert_eq!(
             ev,

@@ -94,8 +94,20 @@ impl Peer {
     fn handshake(&mut self, name: &str) {
         self.greet(name);
         self.send(format!("{name} has joined the chat\nConnected to the server\n").as_bytes());
-        assert_eq!(self.line(), "/who\n", "the client asks who is online");
+        self.joined();
         self.send(format!("Users online: {name}\n").as_bytes());
+    }
+
+    /// What a client sends once joined to a 1.1 server: `/caps ping` (PING-1), answered
+    /// by enabling it, and `/who`.
+    fn joined(&mut self) {
+        assert_eq!(
+            self.line(),
+            "/caps ping\n",
+            "PING-1: probes asked for once joined"
+        );
+        assert_eq!(self.line(), "/who\n", "the client asks who is online");
+        self.send(b"Capabilities enabled: tags ping\n");
     }
 }
 
@@ -174,7 +186,13 @@ fn server(f: impl FnOnce(TcpListener) + Send + 'static) -> (String, JoinHandle<(
 fn handshake_chat_and_quit_when_the_window_closes() {
     let (addr, srv) = server(|l| {
         let mut p = Peer::accept(&l);
-        p.handshake("alice");
+        p.greet("alice");
+        p.send(b"alice has joined the chat\nConnected to the server\n");
+        p.joined();
+        // PING-3: a probe is answered at once with its token, before anything the user
+        // sends after seeing the line that came with it.
+        p.send(b"PING 5\nUsers online: alice\n");
+        assert_eq!(p.line(), "/pong 5\n");
         assert_eq!(p.line(), "hi \u{e9}\n");
         p.send("alice: hi \u{e9}\n".as_bytes());
         assert_eq!(p.line(), "/quit\n", "closing the window says /quit");
@@ -218,7 +236,7 @@ fn rejected_nickname_waits_for_the_user_on_the_same_connection() {
         p.send(b"ERR nick-taken Nickname bob is already in use\nNICK\n");
         assert_eq!(p.line(), "bob2\n");
         p.send(b"bob2 has joined the chat\nConnected to the server\n");
-        assert_eq!(p.line(), "/who\n");
+        p.joined();
         p.send(b"Users online: bob, bob2\n");
         assert!(p.closed());
     });
@@ -321,7 +339,7 @@ fn reconnect_after_a_rename_uses_the_new_name() {
         assert_eq!(p.line(), "ally\n");
         p.send(b"Capabilities enabled: tags\nNICK\nERR unknown-capability Not offered: history\nNICK\nNICK\n");
         p.send(b"ally has joined the chat\nConnected to the server\n");
-        assert_eq!(p.line(), "/who\n");
+        p.joined();
         assert!(p.closed());
     });
     let (cmd, handle, rx) = connect(&addr, "alice");
