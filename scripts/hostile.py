@@ -10,9 +10,10 @@ is bounded in count and time.
     python3 scripts/hostile.py                 # all attacks, about a minute
     python3 scripts/hostile.py silent reopen   # some of them
     python3 scripts/hostile.py storm           # the join storm (not in "all"; minutes)
+    python3 scripts/hostile.py probes --clients 10000 --seconds 20  # cost of PING probes
 
 The same attacks run in CI, smaller and faster, as tests: server/tests/per_address.rs,
-server/tests/flood_bytes.rs, server/tests/idle.rs.
+server/tests/flood_bytes.rs, server/tests/idle.rs, server/tests/liveness.rs.
 """
 
 import argparse
@@ -335,6 +336,155 @@ def idle(args):
         srv.stop()
 
 
+def vanish(args):
+    """A client that enabled `ping` stops answering (a hung program behind a live TCP
+    connection: the kernel still ACKs, so keepalive sees nothing), under
+    --ping-interval 2s --ping-timeout 2s; another user watches it leave. Then a
+    `/pong` flood with bogus tokens from a third connection."""
+    srv = Server("--ping-interval", "2s", "--ping-timeout", "2s")
+    try:
+        watcher = join(srv.port, NORMAL, "watcher")
+        hung = connect(srv.port, ATTACKER)
+        assert first_line(hung, 5) == "NICK"
+        hung.sendall(b"/caps ping\nhung\n")
+        start = time.monotonic()
+        got = b""
+        hung.settimeout(15)
+        while True:
+            chunk = hung.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        took = time.monotonic() - start
+        lines = got.decode(errors="replace").splitlines()
+        watcher.settimeout(5)
+        seen = b""
+        while b"hung has left the chat\n" not in seen:
+            seen += watcher.recv(4096)
+        left = time.monotonic() - start
+        pings = [l for l in lines if l.startswith("PING ")]
+        print(f"vanish: a client that stopped answering PING was closed {took:.2f} s after its "
+              f"last line (interval 2 s + timeout 2 s), after {pings}, with {lines[-1]!r}; the "
+              f"watcher saw it leave {left:.2f} s after")
+        flood = join(srv.port, ATTACKER, "mallory")
+        flood.sendall(b"/pong 12345\n" * 1000)
+        flood.settimeout(5)
+        errs, start = 0, time.monotonic()
+        buf = b""
+        while errs < 1000 and time.monotonic() - start < 30:
+            try:
+                chunk = flood.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            errs = buf.count(b"ERR bad-arguments")
+        t0 = time.monotonic()
+        watcher.sendall(b"still fine\n")
+        seen = b""
+        while b"watcher: still fine\n" not in seen:
+            seen += watcher.recv(4096)
+        echo_ms = (time.monotonic() - t0) * 1000
+        print(f"vanish: 1,000 bogus /pong lines in one write: {errs} ERR bad-arguments in "
+              f"{time.monotonic() - start:.1f} s (flood limit), ERR flood: "
+              f"{'yes' if b'ERR flood' in buf else 'no'}; the watcher's next line came back in "
+              f"{echo_ms:.1f} ms")
+    finally:
+        srv.stop()
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def probes(args):
+    """The cost of probing: `--clients` joined users (each from its own loopback address)
+    that enabled `ping` and answer every `PING`, under --ping-interval 1s, against the same
+    users without `ping`. Server CPU (utime + stime) over `--seconds`, and the probes
+    answered."""
+    import selectors
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    for enable in (False, True):
+        srv = Server("--max-clients", str(args.clients + 100), "--ping-interval", "1s",
+                     "--ping-timeout", "10s")
+        sel = selectors.DefaultSelector()
+        socks = []
+        pongs = 0
+        # Lines each user has read that the warm-up waits for.
+        connected, saw_last = set(), set()
+        last_join = b"zz-last has joined the chat"
+
+        def pump(until, done_when=lambda: False):
+            """Reads and answers `PING`s until `until` or `done_when()`."""
+            nonlocal pongs
+            while time.monotonic() < until and not done_when():
+                for key, _ in sel.select(timeout=0.1):
+                    try:
+                        chunk = key.fileobj.recv(65536)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        sel.unregister(key.fileobj)
+                        continue
+                    buf = key.data
+                    buf += chunk
+                    *lines, rest = bytes(buf).split(b"\n")
+                    buf[:] = rest
+                    if b"Connected to the server" in lines:
+                        connected.add(key.fileobj)
+                    if last_join in lines:
+                        saw_last.add(key.fileobj)
+                    answer = b"".join(b"/pong " + l[5:] + b"\n" for l in lines
+                                      if l.startswith(b"PING "))
+                    if answer:
+                        key.fileobj.sendall(answer)
+                        pongs += answer.count(b"\n")
+
+        last = None
+        try:
+            for i in range(args.clients):
+                s = socket.socket()
+                s.bind((source(i), 0))
+                s.connect(("127.0.0.1", srv.port))
+                s.sendall((b"/caps ping\n" if enable else b"") + f"p{i}\n".encode())
+                s.setblocking(False)
+                sel.register(s, selectors.EVENT_READ, bytearray())
+                socks.append(s)
+                if i % 100 == 99:
+                    pump(time.monotonic() + 0.02)  # keep reading: a lagging reader is cut off
+            # Joins race, so the last user to connect is not the last to join: first wait
+            # for every welcome, then for the join notice of one more user who joins last.
+            pump(time.monotonic() + 300, lambda: len(connected) == len(socks))
+            last = join(srv.port, NORMAL, "zz-last")
+            pump(time.monotonic() + 300, lambda: len(saw_last) == len(socks))
+            print(f"probes: {len(connected)} joined, {len(saw_last)} read every join", flush=True)
+            if enable:
+                # The first probes all come one interval after the joins: let them settle.
+                pump(time.monotonic() + 3)
+            pongs = 0
+            cpu0, t0 = cpu_seconds(srv.proc.pid), time.monotonic()
+            pump(t0 + args.seconds)
+            cpu = cpu_seconds(srv.proc.pid) - cpu0
+            wall = time.monotonic() - t0
+            left = len(sel.get_map())
+            print(f"probes: {args.clients} users {'with' if enable else 'without'} ping, "
+                  f"--ping-interval 1s: server CPU {cpu:.2f} s over {wall:.0f} s "
+                  f"({100 * cpu / wall:.1f}% of one core), {pongs} PINGs answered "
+                  f"({pongs / wall:.0f}/s), {left} still connected, RSS {srv.rss_kib() // 1024} MiB",
+                  flush=True)
+        finally:
+            for s in socks:
+                s.close()
+            if last is not None:
+                last.close()
+            srv.stop()
+
+
 def source(i):
     """A distinct loopback source address for client `i` (127.1.0.0 and up), so that a
     storm of many clients is not stopped by the per-address limits."""
@@ -416,7 +566,7 @@ def storm(args):
 
 
 ATTACKS = {"silent": silent, "reopen": reopen, "many": many, "flood": flood, "idle": idle,
-           "storm": storm}
+           "vanish": vanish, "storm": storm, "probes": probes}
 
 
 def main():
@@ -428,7 +578,7 @@ def main():
     args = ap.parse_args()
     if not SERVER.exists():
         sys.exit(f"missing {SERVER}: cargo build --release -p chat-server")
-    for name in args.attacks or [a for a in ATTACKS if a != "storm"]:
+    for name in args.attacks or [a for a in ATTACKS if a not in ("storm", "probes")]:
         ATTACKS[name](args)
 
 
