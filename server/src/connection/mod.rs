@@ -243,7 +243,8 @@ fn greet(hub: &Hub, settings: &Settings, outbox: &Outbox) {
 /// (`fuzz/fuzz_targets/connection.rs`) drives it directly, with many clients at once.
 ///
 /// Not applied here, because they need a clock: the handshake time limit, the seed
-/// profile's idle nickname (COMPAT-2) and the flood limit (which is turned off).
+/// profile's idle nickname (COMPAT-2), the flood limit (which is turned off), the idle
+/// limit and the liveness probes (PING-3; `/ping` and `/pong` are answered).
 pub struct Detached {
     core: Core,
     _slot: Slot,
