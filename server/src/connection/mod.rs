@@ -75,12 +75,18 @@ impl Settings {
 
 /// What both tasks of a connection share. The socket closes, and the slot under
 /// `max_clients` is freed, when both have ended.
+///
+/// Fields drop in declaration order: the address's place (ADDR-1) is freed before the
+/// slot, so once [`Hub::open_connections`] shows a connection gone, its address may
+/// connect again. The other way round, a slot's drop (which may give memory back to
+/// the system after a crowd left) held the address's place a moment longer, and a
+/// client reconnecting just then was refused as over its address's limit.
 struct Shared<S> {
     stream: Arc<S>,
     outbox: Arc<Outbox>,
     peer: SocketAddr,
-    _slot: Slot,
     _address: AddressSlot,
+    _slot: Slot,
 }
 
 /// Starts the reader and writer tasks of an accepted, attached connection, over plain
@@ -103,8 +109,8 @@ pub(crate) fn spawn<S: Transport>(
         stream,
         outbox,
         peer,
-        _slot: slot,
         _address: admission.connection,
+        _slot: slot,
     });
 
     greet_now(&hub, &settings, &*shared.stream, &shared.outbox);
