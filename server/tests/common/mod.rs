@@ -200,9 +200,13 @@ impl Client {
         ServerMessage::parse(&l).expect("parses")
     }
 
+    /// The next line is `want`. A timeout names the line that did not come (a flake
+    /// report that only says "expected a line" leaves one guessing which).
     pub fn expect(&mut self, want: &str) {
-        let got = self.line();
-        assert_eq!(got, want, "{}: unexpected line", self.nick);
+        match self.next(WAIT) {
+            Got::Line(got) => assert_eq!(got, want, "{}: unexpected line", self.nick),
+            other => panic!("{}: expected {want:?}, got {other:?}", self.nick),
+        }
     }
 
     /// The next line is `ERR <code> ...`; returns its text.
