@@ -17,6 +17,7 @@ summed over perf's 20 ms intervals that fall in the send window; without perf, f
     scripts/compare.py                 # 5 runs per cell, writes docs/performance.md
     scripts/compare.py --runs 3 --quick --no-write
     BEFORE_BIN=/path/to/old/chat-server scripts/compare.py --servers ours,before --no-write
+    BEFORE_ARGS="--max-per-address 0 --max-handshakes-per-address 0" BEFORE_BIN=... # a build with ADDR-1
     scripts/compare.py --servers ours --store --no-write   # the cost of --store (issue 13)
     scripts/compare.py --servers ours --tls --no-write     # the cost of TLS (issue 14)
 
@@ -119,6 +120,10 @@ def start(server, port, workdir):
             # a "before" build may predate them).
             cmd += ["--max-per-address", "0", "--max-handshakes-per-address", "0"]
         extra = os.environ.get("OURS_ARGS", "").split()
+        if server == "before":
+            # Arguments only the "before" build takes, e.g. "--max-per-address 0
+            # --max-handshakes-per-address 0" for a build that has the per-address limits.
+            extra += os.environ.get("BEFORE_ARGS", "").split()
         if server == "ours+store":
             # History kept in a fresh SQLite file (issue 13): every event also goes to
             # the store thread.
