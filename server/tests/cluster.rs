@@ -585,6 +585,71 @@ fn cluster_9_redis_restart_with_aof_loses_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// CLUSTER-5 with a leave that Redis missed: a user quits while Redis is down (kill -9)
+/// and Redis comes back on its append-only file within the grace period, still holding
+/// the name for the user's node. The node proposes the leave again once Redis answers:
+/// the others see it once and the name is free again.
+#[test]
+fn cluster_5_a_leave_missed_while_redis_was_down_is_sent_when_it_returns() {
+    if Redis::start().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("chat-aof-leave-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("aof dir");
+    let port = free_port();
+    let mut redis = Redis::on(port, Some(&dir));
+    let node_on = |redis: &Redis| {
+        common::start(|c| {
+            c.engine = Some(EngineConfig {
+                lease: Duration::from_secs(5),
+                ..EngineConfig::new(&redis.url())
+            });
+        })
+    };
+    let (a, b) = (node_on(&redis), node_on(&redis));
+    let mut ann = Client::join(a.local_addr(), "ann");
+    let mut bob = Client::join(b.local_addr(), "bob");
+    read_until(&mut ann, |l| l == "bob has joined the chat");
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    bob.say("/quit");
+    bob.expect_closed();
+    redis = Redis::on(port, Some(&dir));
+    // Bounded: the lease keeper renews every third of the lease (about 1.7 s).
+    let deadline = Instant::now() + WAIT * 2;
+    let mut again = loop {
+        let mut c = Client::connect(a.local_addr());
+        c.expect("NICK");
+        c.send_nick("bob");
+        let got = c.line();
+        if got == "bob has joined the chat" {
+            break c;
+        }
+        assert!(
+            got.starts_with("ERR nick-taken ") || got.starts_with("ERR unavailable "),
+            "{got}"
+        );
+        assert!(Instant::now() < deadline, "the name stayed held: {got}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let seen = read_until(&mut ann, |l| l == "bob has joined the chat");
+    let left = seen
+        .iter()
+        .filter(|l| *l == "bob has left the chat")
+        .count();
+    assert_eq!(left, 1, "the leave once, before the new join: {seen:?}");
+    again.say("/who");
+    let got = read_until(&mut again, |l| l.starts_with("Users online: "));
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("Users online: ann, bob"),
+        "{got:?}"
+    );
+    drop((ann, again, a, b, redis));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The chaos test (issue 15): 3 nodes, 100 clients spread over them, chatting; one node
 /// is killed (`kill -9`). Every surviving client sees each of the dead node's 30 users
 /// leave exactly once, and every survivor sees the same lines in the same order, none

@@ -207,6 +207,15 @@ pub struct Engine {
     at_stream: Mutex<HashMap<NickKey, Arc<Outbox>>>,
     /// Users of this node whose leave is on its way (see [`Engine::stop`]).
     leaving: Mutex<Leaving>,
+    /// This node's joins added to the stream and not yet applied: entry id -> the
+    /// joiner's outbox, taken when Redis answered (the joiner cannot have renamed yet,
+    /// it is still waiting for that answer). The reader finds the joiner by the entry,
+    /// not by a name that pending renames may have changed since.
+    joined: Mutex<std::collections::BTreeMap<EntryId, Arc<Outbox>>>,
+    /// Leaves that could not be proposed (Redis unreachable): the names stay owned by
+    /// this node in Redis until the lease keeper, once Redis answers again, proposes
+    /// them once more (or, if this node dies first, the reaper frees them).
+    owed: Mutex<Vec<Nickname>>,
     hub: std::sync::OnceLock<std::sync::Weak<Hub>>,
 }
 
@@ -281,6 +290,8 @@ impl Engine {
             leaving: Mutex::new(HashMap::new()),
             at_stream: Mutex::new(HashMap::new()),
             renaming: Mutex::new(HashMap::new()),
+            joined: Mutex::new(std::collections::BTreeMap::new()),
+            owed: Mutex::new(Vec::new()),
             hub: std::sync::OnceLock::new(),
         }))
     }
@@ -338,6 +349,28 @@ impl Engine {
         if let Err(e) = done {
             warn!(error = %e, "could not retire from the cluster; the lease will expire");
         }
+    }
+
+    fn joined_map(&self) -> MutexGuard<'_, std::collections::BTreeMap<EntryId, Arc<Outbox>>> {
+        self.joined.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn owed_leaves(&self) -> MutexGuard<'_, Vec<Nickname>> {
+        self.owed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The joiner of own join entry `id` (forgetting joins before it, which the reader
+    /// has passed), found by the entry; or, if the proposer could not note it, by the
+    /// name it joined under, following its pending renames.
+    pub(super) fn joiner(&self, hub: &Hub, id: EntryId, nick: &Nickname) -> Option<Arc<Outbox>> {
+        let noted = {
+            let mut joined = self.joined_map();
+            while joined.first_key_value().is_some_and(|(e, _)| *e < id) {
+                joined.pop_first();
+            }
+            joined.remove(&id)
+        };
+        noted.or_else(|| hub.outbox_of(&self.local_key(nick.key())))
     }
 
     fn replica(&self) -> MutexGuard<'_, HashMap<NickKey, Nickname>> {
@@ -598,13 +631,22 @@ impl Engine {
                 }
                 if let Ok(Some(id)) = outcome {
                     self.replies().added = Some(id);
+                    if let (Op::Join(nick), Some(hub)) =
+                        (&req.op, self.hub.get().and_then(std::sync::Weak::upgrade))
+                        && let Some(outbox) = hub.outbox_of(&nick.key())
+                    {
+                        self.joined_map().insert(id, outbox);
+                    }
                 }
                 let outcome = outcome.map(|_| ());
-                if let (Op::Leave(nick), Err(_)) = (&req.op, outcome) {
+                if let (Op::Leave(nick), Err(why)) = (&req.op, outcome) {
                     self.stop_leaver(&nick.key());
-                    // No leave in the stream: forget it here (the reaper frees its name
-                    // if this node dies; see the status notes).
+                    // No leave in the stream yet: forget it here.
                     self.at_stream().remove(&nick.key());
+                    if why == Refused::Unavailable {
+                        // Redis may still hold the name for this node: owed.
+                        self.owed_leaves().push(nick.clone());
+                    }
                 }
                 if let (Op::Private { to, outbox, .. }, Err(Refused::NoSuchNick)) =
                     (&req.op, outcome)
@@ -614,7 +656,14 @@ impl Engine {
                     continue;
                 }
                 if let Some(reply) = req.reply {
-                    let _ = reply.try_send(outcome);
+                    if reply.try_send(outcome).is_err()
+                        && outcome.is_ok()
+                        && let Op::Join(nick) = req.op
+                    {
+                        // The joiner gave up waiting (and is no member here): the name
+                        // it claimed would stay held by nobody. Its leave follows.
+                        self.send(Op::Leave(nick));
+                    }
                 } else if outcome != Ok(()) && !matches!(req.op, Op::Leave(_)) {
                     warn!(op = ?req.op, outcome = ?outcome, "proposal refused by the cluster");
                 }
@@ -752,6 +801,11 @@ impl Engine {
                             }
                             Some(redis::Value::Int(0)) => Err(Refused::Taken),
                             Some(redis::Value::Int(-4)) => Err(Refused::NoSuchNick),
+                            // A leave of a name this node does not own: nothing to free
+                            // (not retried, unlike an unanswered one).
+                            Some(redis::Value::Int(-2)) if matches!(req.op, Op::Leave(_)) => {
+                                Err(Refused::NoSuchNick)
+                            }
                             _ => Err(Refused::Unavailable),
                         },
                     })
@@ -824,6 +878,14 @@ impl Engine {
                         && let Err(e) = self.reap(c).await
                     {
                         warn!(error = %e, "reaping dead nodes failed");
+                    }
+                    // Redis answers again: the leaves it missed go out now (in the
+                    // order they were owed), freeing their names.
+                    let owed = std::mem::take(&mut *self.owed_leaves());
+                    for nick in owed {
+                        if !self.send(Op::Leave(nick.clone())) {
+                            self.owed_leaves().push(nick);
+                        }
                     }
                     false
                 }

@@ -252,10 +252,20 @@ impl Engine {
         match event {
             Event::Joined { nick, node } => {
                 self.replica().insert(nick.key(), nick.clone());
-                // Renamed since (its rename still on its way): under its new name.
-                let here = (node == self.node).then(|| self.local_key(nick.key()));
-                hub.append_replicated(&ServerMessage::Joined(nick.clone()), origin, here.as_ref());
-                if let Some(outbox) = here.and_then(|k| hub.outbox_of(&k)) {
+                // The joiner, if it joined here: found by this entry, since it may
+                // have renamed since (its rename still on its way).
+                let here = (node == self.node)
+                    .then(|| self.joiner(hub, origin, &nick))
+                    .flatten();
+                let here_key = here
+                    .as_ref()
+                    .and_then(|o| hub.key_of(o, self.local_key(nick.key())));
+                hub.append_replicated(
+                    &ServerMessage::Joined(nick.clone()),
+                    origin,
+                    here_key.as_ref(),
+                );
+                if let Some(outbox) = here {
                     self.at_stream().insert(nick.key(), outbox);
                 }
             }
