@@ -35,6 +35,9 @@
 //!   so the engine's tasks run on smol's global executor, where the `redis` crate also
 //!   drives its connections, and never on the server's executor threads: a burst of
 //!   joins holding every server thread must not starve the proposer they wait for.
+//!   (The crate's async connections use tokio's `sync` primitives and tokio-util's codec
+//!   as plain libraries: no tokio runtime, reactor or timer is built in; `scripts/test.sh`
+//!   checks `cargo tree -e features -i tokio` for that.)
 
 pub mod scripts;
 mod stream;
