@@ -261,7 +261,7 @@ def cluster(args):
             bad = sum(r["lost"] + r["duplicates"] + r["reordered"] + r["corrupt"] for r in ok)
             errs = len(rs) - len(ok)
             lines.append(
-                f"| {sc['name']} | {name} | {fmt_rate(med(ok, 'deliveries_per_s'))} "
+                f"| {sc['name']} | {name} | {'paced' if sc.get('paced') else fmt_rate(med(ok, 'deliveries_per_s'))} "
                 f"| {med(ok, 'p50_us') / 1000:.2f} ms | {med(ok, 'p99_us') / 1000:.1f} ms "
                 f"| {', '.join(f'{v:.0f} ns' for v in per_node)} "
                 f"| {fmt_num(med(ok, 'nodes_cpu_ns_per_delivery'), 0)} ns "
