@@ -668,6 +668,22 @@ impl Hub {
     pub(crate) fn outbox_of(&self, key: &NickKey) -> Option<Arc<Outbox>> {
         self.lock().member(key).map(|m| m.outbox.clone())
     }
+
+    /// Cluster: the key `outbox`'s member is registered under now; `guess` first (one
+    /// lookup), else by a scan (rare: only when renames raced a join).
+    pub(crate) fn key_of(&self, outbox: &Arc<Outbox>, guess: NickKey) -> Option<NickKey> {
+        let reg = self.lock();
+        if reg
+            .member(&guess)
+            .is_some_and(|m| Arc::ptr_eq(&m.outbox, outbox))
+        {
+            return Some(guess);
+        }
+        reg.members
+            .iter()
+            .find(|m| Arc::ptr_eq(&m.outbox, outbox))
+            .map(|m| m.key.clone())
+    }
 }
 
 impl Registry {
