@@ -2,7 +2,9 @@
 //! a rejected nickname's reason is shown here so the user can pick another.
 
 use druid::keyboard_types::Key;
-use druid::widget::{Button, Controller, CrossAxisAlignment, Flex, Label, LineBreaking, TextBox};
+use druid::widget::{
+    Button, Controller, CrossAxisAlignment, Either, Flex, Label, LineBreaking, SizedBox, TextBox,
+};
 use druid::{Env, Event, EventCtx, Widget, WidgetExt};
 
 use super::take_focus::TakeFocus;
@@ -52,6 +54,15 @@ pub fn build() -> impl Widget<AppState> {
     // Never disabled: pressing it again while a connection hangs starts over.
     .on_click(|ctx, _d: &mut AppState, _env| ctx.submit_command(ACTION.with(Action::Connect)))
     .fix_width(140.0);
+    // TLS-7: shown only after a changed certificate was refused, and only ever acted on
+    // when pressed (the warning above it says to check with the server's owner first).
+    let trust = Either::new(
+        |d: &AppState, _env: &Env| d.cert_changed.is_some(),
+        Button::new("Trust the new certificate and connect")
+            .on_click(|ctx, _d: &mut AppState, _env| ctx.submit_command(ACTION.with(Action::Trust)))
+            .padding((0.0, 0.0, 0.0, 10.0)),
+        SizedBox::empty(),
+    );
     // The reason of a failure is the error line's; the status line does not repeat it.
     let status = Label::new(|d: &AppState, _env: &Env| {
         if !d.connect_error.is_empty() && !matches!(d.status, Status::Connecting { .. }) {
@@ -85,6 +96,7 @@ pub fn build() -> impl Widget<AppState> {
         .with_spacer(10.0)
         .with_child(error)
         .with_spacer(10.0)
+        .with_child(trust)
         .with_child(button)
         .with_spacer(18.0)
         .with_child(status)
