@@ -109,21 +109,27 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
         // TLS-7: a security stop, said where the user looks (the history, the note under
         // the input, the connect screen's error), with both fingerprints and the way out.
         NetEvent::CertChanged(changed) => {
-            let warning = crate::tls::changed_warning(
-                &changed.server,
-                changed.pinned,
-                changed.presented,
-                None,
-            );
-            state.push_line(now, LineKind::Error, "", &warning);
+            let warning = |accept| {
+                crate::tls::changed_warning(
+                    &changed.server,
+                    changed.pinned,
+                    changed.presented,
+                    accept,
+                )
+            };
+            for line in warning("type /trust") {
+                state.push_line(now, LineKind::Error, "", &line);
+            }
             if state.screen == Screen::Connect {
-                state.connect_error = warning;
+                state.connect_error =
+                    warning("press \u{201c}Trust the new certificate and connect\u{201d}")
+                        .join("\n");
             } else {
                 state.set_notice(
                     format!(
-                        "Not connected: the certificate of {} CHANGED. Type /trust only if \
-                         the server's owner confirms {}",
-                        changed.server, changed.presented
+                        "Not connected: the certificate of {} CHANGED (see the warning \
+                         above). Type /trust only if the server's owner confirms the new one.",
+                        changed.server
                     ),
                     true,
                 );
@@ -1322,9 +1328,10 @@ mod tests {
         let warning = s
             .history
             .iter()
-            .find(|l| l.kind == LineKind::Error)
+            .filter(|l| l.kind == LineKind::Error)
             .map(|l| l.plain().to_owned())
-            .unwrap_or_default();
+            .collect::<Vec<_>>()
+            .join("\n");
         assert!(warning.starts_with("WARNING"), "{warning}");
         for part in [
             "chat.example:9443",
@@ -1379,8 +1386,13 @@ mod tests {
             "{}",
             s.connect_error
         );
-        assert!(!s.connect_error.contains('\n'), "{}", s.connect_error);
+        // Once: the close that follows adds nothing.
+        assert_eq!(s.connect_error.lines().count(), 4, "{}", s.connect_error);
         assert!(s.connect_error.contains(&c.presented.to_string()));
+        assert!(
+            s.connect_error
+                .contains("Trust the new certificate and connect")
+        );
         assert_eq!(s.cert_changed, Some(c));
     }
 }

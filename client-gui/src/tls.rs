@@ -160,24 +160,28 @@ pub fn open(addr: &str, timeout: Duration) -> Result<(Reader, Link), OpenError> 
     ))
 }
 
-/// The loud refusal of a server whose certificate changed (TLS-7): both fingerprints,
-/// and the deliberate ways to accept the new one (`/trust` in the window, `--trust` on
-/// the command line, or the pin file).
+/// The loud refusal of a server whose certificate changed (TLS-7), in short lines so
+/// that the two fingerprints stand out: what happened, both fingerprints, and the
+/// deliberate way to accept the new one (`accept`: how this screen does it, like
+/// "type /trust"; the command line's `--trust` is for those who read `--help`).
 pub fn changed_warning(
     server: &str,
     pinned: Fingerprint,
     presented: Fingerprint,
-    store: Option<&pin::PinStore>,
-) -> String {
-    let file = store.map_or(String::new(), |s| {
-        format!(", or remove its line from {}", s.path().display())
-    });
-    format!(
-        "WARNING: the certificate of {server} has CHANGED. Someone may be impersonating \
-         the server. Pinned: {pinned}. Presented now: {presented}. Not connected, and no \
-         automatic retry. Only if the server's owner confirms the new fingerprint: type \
-         /trust (or start chat-gui with --server tls://{server} --trust {presented}{file})."
-    )
+    accept: &str,
+) -> [String; 4] {
+    [
+        format!(
+            "WARNING: the certificate of {server} has CHANGED. Someone may be \
+             impersonating the server. Not connected, and no automatic retry."
+        ),
+        format!("Pinned fingerprint: {pinned}"),
+        format!("Presented now: {presented}"),
+        format!(
+            "Ask the server's owner which fingerprint is right. Only if they confirm the \
+             new one, {accept} to accept it."
+        ),
+    ]
 }
 
 /// The rustls state both sides of a TLS connection use.
@@ -374,9 +378,13 @@ mod tests {
     #[test]
     fn tls_7_changed_warning_names_both_fingerprints() {
         let (a, b) = (Fingerprint([1; 32]), Fingerprint([2; 32]));
-        let w = changed_warning("h:1", a, b, None);
-        assert!(w.starts_with("WARNING"));
-        assert!(w.contains(&a.to_string()) && w.contains(&b.to_string()));
-        assert!(w.contains(&format!("--trust {b}")));
+        let w = changed_warning("h:1", a, b, "type /trust").join("\n");
+        assert!(w.starts_with("WARNING: the certificate of h:1 has CHANGED"));
+        assert!(w.contains(&format!("\nPinned fingerprint: {a}\n")), "{w}");
+        assert!(w.contains(&format!("\nPresented now: {b}\n")), "{w}");
+        assert!(
+            w.ends_with("confirm the new one, type /trust to accept it."),
+            "{w}"
+        );
     }
 }

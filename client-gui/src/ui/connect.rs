@@ -5,7 +5,7 @@ use druid::keyboard_types::Key;
 use druid::widget::{
     Button, Controller, CrossAxisAlignment, Either, Flex, Label, LineBreaking, SizedBox, TextBox,
 };
-use druid::{Env, Event, EventCtx, Widget, WidgetExt};
+use druid::{Env, Event, EventCtx, Widget, WidgetExt, WidgetId};
 
 use super::take_focus::TakeFocus;
 use super::{ACTION, Action, theme};
@@ -13,6 +13,10 @@ use crate::state::{AppState, Status};
 
 /// Width of the form: every line of it wraps within this.
 const FORM_WIDTH: f64 = 380.0;
+/// The form's id (tests find where it is laid out).
+pub const FORM: WidgetId = WidgetId::reserved(0xC0F1);
+/// The "Trust the new certificate and connect" button's place in the form (TLS-7).
+pub const TRUST_BUTTON: WidgetId = WidgetId::reserved(0xC0F2);
 
 /// The screen.
 pub fn build() -> impl Widget<AppState> {
@@ -62,7 +66,8 @@ pub fn build() -> impl Widget<AppState> {
             .on_click(|ctx, _d: &mut AppState, _env| ctx.submit_command(ACTION.with(Action::Trust)))
             .padding((0.0, 0.0, 0.0, 10.0)),
         SizedBox::empty(),
-    );
+    )
+    .with_id(TRUST_BUTTON);
     // The reason of a failure is the error line's; the status line does not repeat it.
     let status = Label::new(|d: &AppState, _env: &Env| {
         if !d.connect_error.is_empty() && !matches!(d.status, Status::Connecting { .. }) {
@@ -100,7 +105,8 @@ pub fn build() -> impl Widget<AppState> {
         .with_child(button)
         .with_spacer(18.0)
         .with_child(status)
-        .fix_width(FORM_WIDTH);
+        .fix_width(FORM_WIDTH)
+        .with_id(FORM);
     Flex::column()
         .with_flex_spacer(1.0)
         .with_child(form)
