@@ -17,8 +17,18 @@ summed over perf's 20 ms intervals that fall in the send window; without perf, f
     scripts/compare.py                 # 5 runs per cell, writes docs/performance.md
     scripts/compare.py --runs 3 --quick --no-write
     BEFORE_BIN=/path/to/old/chat-server scripts/compare.py --servers ours,before --no-write
+    BEFORE_ARGS="--max-per-address 0 --max-handshakes-per-address 0" BEFORE_BIN=... # a build with ADDR-1
     scripts/compare.py --servers ours --store --no-write   # the cost of --store (issue 13)
     scripts/compare.py --servers ours --tls --no-write     # the cost of TLS (issue 14)
+    scripts/compare.py --cluster --runs 3                  # one node vs 3 nodes + Redis (issue 15)
+
+The cluster scenario (issue 15, `--cluster`) starts one `redis-server` on a free loopback
+port (no persistence) per run and stops it after; it compares one node (in memory), one
+node with the Redis engine and three nodes of one cluster, with the same 600 receivers
+(spread round-robin over the nodes by `chat-load --target a,b,c`) and one sender. It
+reports total deliveries/s, p50/p99, each node's CPU per delivery of its own clients and
+Redis's CPU per message, and writes its table between the `cluster` markers of
+docs/performance.md.
 
 Loopback only. Needs `ngircd` (apt-get install ngircd); without it that column is skipped.
 """
@@ -119,6 +129,10 @@ def start(server, port, workdir):
             # a "before" build may predate them).
             cmd += ["--max-per-address", "0", "--max-handshakes-per-address", "0"]
         extra = os.environ.get("OURS_ARGS", "").split()
+        if server == "before":
+            # Arguments only the "before" build takes, e.g. "--max-per-address 0
+            # --max-handshakes-per-address 0" for a build that has the per-address limits.
+            extra += os.environ.get("BEFORE_ARGS", "").split()
         if server == "ours+store":
             # History kept in a fresh SQLite file (issue 13): every event also goes to
             # the store thread.
@@ -139,6 +153,130 @@ def start(server, port, workdir):
         raise ValueError(server)
     wait_port(port, proc)
     return proc, dialect
+
+
+def start_redis():
+    """A private redis-server on a free loopback port, no persistence: (process, port)."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return proc, port
+
+
+def start_node(port, engine=None):
+    """One of our servers (as `start("ours", ...)`), with `--engine URL` when given."""
+    cmd = [str(SERVER), "--listen", f"127.0.0.1:{port}", "--max-clients", "20000", "--flood-rate", "0",
+           "--max-per-address", "0", "--max-handshakes-per-address", "0"]
+    if engine:
+        cmd += ["--engine", engine]
+    proc = subprocess.Popen(cmd + os.environ.get("OURS_ARGS", "").split(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "RUST_LOG": "warn"})
+    wait_port(port, proc)
+    return proc
+
+
+def run_cluster_once(nodes, redis, scenario):
+    """One load run against `nodes` fresh servers (with a fresh Redis when `redis`)."""
+    procs, redis_proc = [], None
+    try:
+        url = None
+        if redis:
+            redis_proc, rport = start_redis()
+            url = f"redis://127.0.0.1:{rport}"
+        ports = [free_port() for _ in range(nodes)]
+        procs = [start_node(p, url) for p in ports]
+        pids = [p.pid for p in procs] + ([redis_proc.pid] if redis_proc else [])
+        timeout = scenario.get("timeout", 120)
+        cmd = [str(LOAD), "--target", ",".join(f"127.0.0.1:{p}" for p in ports), "--json",
+               "--server-pid", ",".join(str(p) for p in pids),
+               "--clients", str(scenario["clients"]), "--senders", "1",
+               "--messages", str(scenario["messages"]), "--size", "50",
+               "--timeout", str(timeout), "--settle", "2"]
+        if scenario.get("rate"):
+            cmd += ["--rate", str(scenario["rate"])]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60)
+        line = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+        if not line.startswith("{"):
+            return {"error": (out.stderr.strip().splitlines() or ["no output"])[0][:120]}
+        r = json.loads(line)
+        other = r.get("other_cpu_s", {})
+        cpu = [r.get("server_cpu_s")] + [other.get(str(p.pid)) for p in procs[1:]]
+        if None not in cpu and r.get("delivered"):
+            # Receivers are spread evenly: each node delivered its share.
+            share = r["delivered"] / nodes
+            r["node_cpu_ns_per_delivery"] = [c * 1e9 / share for c in cpu]
+            r["nodes_cpu_ns_per_delivery"] = sum(cpu) * 1e9 / r["delivered"]
+        if redis_proc and other.get(str(redis_proc.pid)) is not None:
+            r["redis_cpu_s"] = other[str(redis_proc.pid)]
+            r["redis_cpu_us_per_message"] = r["redis_cpu_s"] * 1e6 / scenario["messages"]
+        return r
+    finally:
+        for p in procs:
+            stop(p)
+        if redis_proc:
+            stop(redis_proc)
+
+
+def cluster(args):
+    """The cluster scenario (issue 15): prints its table and returns it."""
+    if not shutil.which("redis-server"):
+        sys.exit("the cluster scenario needs redis-server (apt-get install redis-server)")
+    scale = 10 if args.quick else 1
+    configs = [("1 node", 1, False), ("1 node + Redis", 1, True), ("3 nodes + Redis", 3, True)]
+    scenarios = [
+        {"name": "600 clients, 1 sender, 5,000 msgs", "clients": 600, "messages": 5000 // scale},
+        {"name": "600 clients, paced 200 msg/s, 1,000 msgs", "clients": 600, "messages": 1000 // scale,
+         "rate": 200, "paced": True},
+        # Few receivers, so that latency is the path of one line (through Redis and back)
+        # rather than the fan-out's queueing: what the Redis round trip adds.
+        {"name": "30 clients, paced 100 msg/s, 1,000 msgs", "clients": 30, "messages": 1000 // scale,
+         "rate": 100, "paced": True},
+    ]
+    results = {(sc["name"], c[0]): [] for sc in scenarios for c in configs}
+    loads = []
+    for sc in scenarios:
+        for i in range(args.runs):
+            for name, nodes, redis in configs:
+                loads.append(os.getloadavg()[0])
+                r = run_cluster_once(nodes, redis, sc)
+                results[(sc["name"], name)].append(r)
+                summary = r.get("error") or (
+                    f"{fmt_rate(r['deliveries_per_s'])} p50 {r['p50_us']}us p99 {r['p99_us']}us lost {r['lost']}"
+                    f" dup {r['duplicates']} reordered {r['reordered']}"
+                    f" node cpu {[round(x, 1) for x in r.get('node_cpu_ns_per_delivery', [])]} ns/delivery"
+                    f" redis {fmt_num(r.get('redis_cpu_us_per_message'), 1)} us/msg")
+                print(f"[{sc['name']}] run {i + 1} {name}: {summary}", flush=True)
+
+    def med(rs, key, f=lambda v: v):
+        vals = [f(r[key]) for r in rs if "error" not in r and r.get(key) is not None]
+        return statistics.median(vals) if vals else None
+
+    lines = ["| scenario | setup | deliveries/s | p50 | p99 | CPU per delivery, each node | all nodes | Redis CPU per message | lost, dup, reordered |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for sc in scenarios:
+        for name, nodes, redis in configs:
+            rs = results[(sc["name"], name)]
+            ok = [r for r in rs if "error" not in r]
+            if not ok:
+                lines.append(f"| {sc['name']} | {name} | failed | | | | | | |")
+                continue
+            per_node = [statistics.median([r["node_cpu_ns_per_delivery"][k] for r in ok
+                                           if r.get("node_cpu_ns_per_delivery")] or [0]) for k in range(nodes)]
+            bad = sum(r["lost"] + r["duplicates"] + r["reordered"] + r["corrupt"] for r in ok)
+            errs = len(rs) - len(ok)
+            lines.append(
+                f"| {sc['name']} | {name} | {'paced' if sc.get('paced') else fmt_rate(med(ok, 'deliveries_per_s'))} "
+                f"| {med(ok, 'p50_us') / 1000:.2f} ms | {med(ok, 'p99_us') / 1000:.1f} ms "
+                f"| {', '.join(f'{v:.0f} ns' for v in per_node)} "
+                f"| {fmt_num(med(ok, 'nodes_cpu_ns_per_delivery'), 0)} ns "
+                f"| {fmt_num(med(ok, 'redis_cpu_us_per_message'), 1) + ' µs' if redis else '-'} "
+                f"| {bad}{f' ({errs} runs failed)' if errs else ''} |")
+    table = "\n".join(lines)
+    print()
+    print(table)
+    load = statistics.median(loads) if loads else 0.0
+    return table, load
 
 
 def stop(proc):
@@ -255,8 +393,31 @@ def main():
                     help="also run ours with --store (history in SQLite), as the server `ours+store`")
     ap.add_argument("--tls", action="store_true",
                     help="also run ours with its clients over TLS, as the server `ours+tls`")
+    ap.add_argument("--cluster", action="store_true",
+                    help="run the cluster scenario (issue 15) instead: 1 node vs 3 nodes + Redis")
     args = ap.parse_args()
     use_perf = not args.no_perf and perf_usable()
+
+    if args.cluster:
+        if not args.quick:
+            subprocess.run(["cargo", "build", "--release", "-p", "chat-server", "-p", "chat-load"], cwd=ROOT,
+                           check=True)
+        table, load = cluster(args)
+        if not args.no_write and not args.quick:
+            doc = ROOT / "docs" / "performance.md"
+            text = doc.read_text()
+            start, end = "<!-- cluster:start -->", "<!-- cluster:end -->"
+            block = (f"{start}\nLatest `scripts/compare.py --cluster --runs {args.runs}` "
+                     f"({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average "
+                     f"{load:.1f} at the runs' starts (median); medians of {args.runs} alternating runs, "
+                     f"fresh servers and Redis per run):\n\n{table}\n{end}")
+            if start in text and end in text:
+                text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+            else:
+                text = text.rstrip() + "\n\n" + block + "\n"
+            doc.write_text(text)
+            print(f"\nwrote {doc}")
+        return
 
     if not args.quick:
         subprocess.run(["cargo", "build", "--release", "-p", "chat-server", "-p", "chat-load"], cwd=ROOT, check=True)

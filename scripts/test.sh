@@ -40,6 +40,15 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "==> no second async runtime (issue 15)"
+# The redis crate's smol support uses tokio's sync primitives and tokio-util's codec as
+# plain libraries; a tokio runtime, reactor or timer (rt, net, time) must never come in.
+if cargo tree -p chat-server -e features -i tokio --locked 2>/dev/null |
+  grep -E 'tokio feature "(rt|rt-multi-thread|net|time|io-util|macros)"'; then
+  echo "tokio runtime features in chat-server's dependency tree" >&2
+  exit 1
+fi
+
 echo "==> cargo build (release binaries used by end-to-end tests)"
 cargo build --workspace --release --locked --bins
 

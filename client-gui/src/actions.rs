@@ -33,6 +33,8 @@ pub fn connect(state: &mut AppState) -> Vec<Effect> {
         }
     };
     state.connect_error.clear();
+    // Connecting anew is no acceptance of a refused certificate: it is checked again.
+    state.cert_changed = None;
     let same_server = server == state.active_server;
     state.server = server.clone();
     if state.awaiting_nick && same_server {
@@ -109,7 +111,73 @@ fn nick_usage(line: &str) -> String {
     }
 }
 
-/// Enter in the input, or the Send button.
+/// Enter in the input, or the Send button: `/trust` is the client's own command
+/// ([`trust`]); everything else goes to [`submit_input`].
+pub fn submit(state: &mut AppState, now: Stamp) -> Vec<Effect> {
+    let input = state.input.trim();
+    let arg = match input.split_once(char::is_whitespace) {
+        Some(("/trust", arg)) => Some(arg.trim()),
+        None if input == "/trust" => None,
+        _ => return submit_input(state),
+    };
+    let arg = arg.map(str::to_owned);
+    let effects = trust(state, now, arg.as_deref());
+    // Done: the line goes; refused: it stays, to be corrected.
+    if !effects.is_empty() {
+        state.input.clear();
+    }
+    effects
+}
+
+/// The user accepts the changed certificate of the refused server (TLS-7): `/trust`
+/// typed in the input, or the connect screen's button. Never done by itself: the user
+/// acts after the warning. When `fingerprint` is given (`/trust SHA256:...`, as the
+/// server's owner read it out) it must be the one the server presented. The network
+/// thread replaces the pin and connects again; the history says what was done.
+pub fn trust(state: &mut AppState, now: Stamp, fingerprint: Option<&str>) -> Vec<Effect> {
+    let Some(changed) = state.cert_changed.clone() else {
+        state.set_notice(
+            "Nothing to trust: no server's certificate has been refused",
+            true,
+        );
+        return vec![];
+    };
+    if let Some(given) = fingerprint {
+        if given.parse::<chat_proto::Fingerprint>().ok() != Some(changed.presented) {
+            state.set_notice(
+                format!(
+                    "Not trusted: {given} is not the fingerprint {} presented ({})",
+                    changed.server, changed.presented
+                ),
+                true,
+            );
+            return vec![];
+        }
+    }
+    state.cert_changed = None;
+    state.clear_notice();
+    state.connect_error.clear();
+    state.push_line(
+        now,
+        LineKind::Info,
+        "",
+        &format!(
+            "You trusted the new certificate of {}: {} replaces {} in the pinned \
+             certificates. Reconnecting\u{2026}",
+            changed.server, changed.presented, changed.pinned
+        ),
+    );
+    state.status = Status::Connecting {
+        addr: changed.server.as_str().into(),
+        attempt: 0,
+    };
+    vec![Effect::Net(NetCommand::Trust {
+        server: changed.server,
+        fingerprint: changed.presented,
+    })]
+}
+
+/// Enter in the input, or the Send button (a line for the server).
 pub fn submit_input(state: &mut AppState) -> Vec<Effect> {
     let input = state.input.clone();
     // Enter on an empty line while a paste waits confirms the paste.
@@ -795,5 +863,117 @@ mod tests {
             toggle_theme(&mut s),
             vec![Effect::RememberTheme(ThemeChoice::Light)]
         );
+    }
+
+    fn refused() -> AppState {
+        let mut s = chatting();
+        s.status = Status::Disconnected {
+            reason: "the certificate of h:1 has CHANGED; refused".into(),
+            retry_in: None,
+        };
+        s.cert_changed = Some(crate::tls::Changed {
+            server: "h:1".into(),
+            pinned: chat_proto::Fingerprint([1; 32]),
+            presented: chat_proto::Fingerprint([2; 32]),
+        });
+        s
+    }
+
+    /// TLS-7: `/trust` with no refused certificate does nothing but say so, and goes
+    /// nowhere near the server.
+    #[test]
+    fn tls_7_trust_with_nothing_refused_does_nothing() {
+        let mut s = chatting();
+        s.input = "/trust".into();
+        assert_eq!(submit(&mut s, stamp("10:00")), vec![]);
+        assert!(
+            s.notice_is_error && s.notice.contains("Nothing to trust"),
+            "{}",
+            s.notice
+        );
+        assert_eq!(s.input, "/trust");
+    }
+
+    /// TLS-7: `/trust` replaces the pin of the refused server with the presented
+    /// fingerprint (the network thread does the writing and reconnects), and the
+    /// history says what was done, naming both fingerprints.
+    #[test]
+    fn tls_7_trust_pins_the_presented_fingerprint_and_says_so() {
+        let mut s = refused();
+        s.input = " /trust ".into();
+        let fx = submit(&mut s, stamp("10:00"));
+        assert_eq!(
+            fx,
+            vec![Effect::Net(NetCommand::Trust {
+                server: "h:1".into(),
+                fingerprint: chat_proto::Fingerprint([2; 32]),
+            })]
+        );
+        assert_eq!(s.cert_changed, None);
+        assert_eq!(s.input, "");
+        let said = s
+            .history
+            .back()
+            .map(|l| l.plain().to_owned())
+            .unwrap_or_default();
+        assert!(
+            said.contains("You trusted the new certificate of h:1"),
+            "{said}"
+        );
+        assert!(
+            said.contains(&chat_proto::Fingerprint([2; 32]).to_string()),
+            "{said}"
+        );
+        assert!(
+            said.contains(&chat_proto::Fingerprint([1; 32]).to_string()),
+            "{said}"
+        );
+        assert_eq!(s.status_text(), "Connecting to h:1\u{2026}");
+        // Once done, a second /trust has nothing to trust.
+        s.input = "/trust".into();
+        assert_eq!(submit(&mut s, stamp("10:00")), vec![]);
+    }
+
+    /// TLS-7: `/trust FINGERPRINT` (as the server's owner read it out) must name the
+    /// presented certificate; another one is refused and the line kept to correct.
+    #[test]
+    fn tls_7_trust_with_a_fingerprint_checks_it() {
+        let mut s = refused();
+        let wrong = chat_proto::Fingerprint([3; 32]).to_string();
+        for bad in [wrong.as_str(), "SHA256:zz", "yes"] {
+            s.input = format!("/trust {bad}");
+            assert_eq!(submit(&mut s, stamp("10:00")), vec![], "{bad}");
+            assert!(s.notice.starts_with("Not trusted"), "{}", s.notice);
+            assert_eq!(s.input, format!("/trust {bad}"));
+            assert!(s.cert_changed.is_some());
+        }
+        s.input = format!("/trust {}", chat_proto::Fingerprint([2; 32]));
+        assert_eq!(submit(&mut s, stamp("10:00")).len(), 1);
+        assert_eq!(s.cert_changed, None);
+        // Other lines still go to the server as before; /trusted is not /trust.
+        let mut s = chatting();
+        s.input = "/trusted".into();
+        assert_eq!(submit(&mut s, stamp("10:00")), vec![]);
+        assert!(!s.notice.contains("Nothing to trust"), "{}", s.notice);
+        s.input = "hi".into();
+        assert_eq!(
+            submit(&mut s, stamp("10:00")),
+            vec![Effect::Net(NetCommand::Send(text("hi")))]
+        );
+    }
+
+    /// TLS-7: connecting anew from the connect screen is no acceptance: the refusal
+    /// is forgotten and the certificate checked again.
+    #[test]
+    fn tls_7_connecting_anew_forgets_the_refusal_without_trusting() {
+        let mut s = refused();
+        s.server = "tls://h:1".into();
+        s.nick = "alice".into();
+        let fx = connect(&mut s);
+        assert!(
+            matches!(fx.as_slice(), [Effect::Net(NetCommand::Connect { .. })]),
+            "{fx:?}"
+        );
+        assert_eq!(s.cert_changed, None);
     }
 }

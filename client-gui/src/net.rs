@@ -44,6 +44,10 @@ pub enum NetEvent {
     /// The connection is TLS (spec §19) with this certificate, pinned now (first use) or
     /// earlier (TLS-7).
     Secure(crate::tls::Secure),
+    /// The server presented another certificate than the one pinned for it (TLS-7):
+    /// refused before any chat byte was sent. A `Disconnected` without a retry follows:
+    /// this is a security stop, which only the user's [`NetCommand::Trust`] lifts.
+    CertChanged(crate::tls::Changed),
     /// The server asks for a nickname and the one we had was rejected: ask the user.
     NickWanted,
     /// The handshake is done: we are `nick`.
@@ -99,6 +103,15 @@ pub enum NetCommand {
     Send(ClientMessage),
     /// Connect again now to the last server, as the last nickname.
     Reconnect,
+    /// The user accepted a changed certificate (TLS-7): pin `fingerprint` for `server`
+    /// (`host:port`) in place of the old pin, then connect again as [`Self::Reconnect`]
+    /// does. Only ever sent on the user's explicit request.
+    Trust {
+        /// `host:port`, as pinned.
+        server: String,
+        /// The fingerprint to pin: the one the refused certificate had.
+        fingerprint: chat_proto::Fingerprint,
+    },
     /// Say `/quit` if chatting, close, and end the thread.
     Shutdown,
 }
@@ -206,10 +219,26 @@ pub fn spawn(sink: impl EventSink) -> (CommandSender, NetHandle) {
 /// Everything the worker reacts to, in one channel.
 enum Input {
     Cmd(NetCommand),
-    Opened { id: u64, stream: Link },
-    ConnectFailed { id: u64, reason: String },
-    Data { id: u64, bytes: Vec<u8> },
-    Closed { id: u64, error: Option<String> },
+    Opened {
+        id: u64,
+        stream: Link,
+    },
+    ConnectFailed {
+        id: u64,
+        reason: String,
+    },
+    CertChanged {
+        id: u64,
+        changed: crate::tls::Changed,
+    },
+    Data {
+        id: u64,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        id: u64,
+        error: Option<String>,
+    },
 }
 
 /// The current connection.
@@ -407,6 +436,22 @@ impl<S: EventSink> Worker<S> {
                     let _ = stream.shutdown(Shutdown::Both);
                 }
             }
+            Input::Cmd(NetCommand::Trust {
+                server,
+                fingerprint,
+            }) => self.trust(&server, fingerprint),
+            Input::CertChanged { id, changed } => {
+                if self.conn.as_ref().is_some_and(|c| c.id == id) {
+                    self.conn = None;
+                    let reason = format!(
+                        "the certificate of {} has CHANGED; refused (see the warning)",
+                        changed.server
+                    );
+                    self.emit([NetEvent::CertChanged(changed)]);
+                    // Not a network fault: no retry, no next server of a list.
+                    self.lost_with(reason, RetryPolicy::Never);
+                }
+            }
             Input::ConnectFailed { id, reason } => {
                 if self.conn.as_ref().is_some_and(|c| c.id == id) {
                     self.conn = None;
@@ -553,6 +598,29 @@ impl<S: EventSink> Worker<S> {
         }
     }
 
+    /// Pins `fingerprint` for `server` as the user asked (TLS-7), then connects again to
+    /// the server whose certificate was refused. When the pin cannot be saved nothing
+    /// changes and the user is told why.
+    fn trust(&mut self, server: &str, fingerprint: chat_proto::Fingerprint) {
+        let saved = match crate::pin::store() {
+            Some(store) => store
+                .pin(server, fingerprint)
+                .map_err(|e| format!("cannot save the pin in {}: {e}", store.path().display())),
+            None => Err("no config directory to keep the pin in".to_owned()),
+        };
+        if let Err(why) = saved {
+            self.emit([NetEvent::NotSent(why)]);
+            return;
+        }
+        match self.target.as_mut() {
+            Some(t) => {
+                t.servers.restart();
+                self.open();
+            }
+            None => self.emit([NetEvent::NotSent("no server to reconnect to".into())]),
+        }
+    }
+
     /// Starts a connection to the target, dropping the current one.
     fn open(&mut self) {
         self.close();
@@ -632,8 +700,12 @@ fn read_loop(id: u64, addr: &str, tx: &Sender<Input>) {
     // Plain TCP, or TLS for a `tls://` address (crate::tls).
     let (mut stream, writer) = match crate::tls::open(addr, CONNECT_TIMEOUT) {
         Ok(pair) => pair,
-        Err(reason) => {
+        Err(crate::tls::OpenError::Failed(reason)) => {
             let _ = tx.send(Input::ConnectFailed { id, reason });
+            return;
+        }
+        Err(crate::tls::OpenError::Changed(changed)) => {
+            let _ = tx.send(Input::CertChanged { id, changed });
             return;
         }
     };

@@ -4,8 +4,8 @@
 //!
 //! The first connection to a server pins what it presents; every later one must present
 //! the same certificate, or the client refuses and says so, naming both fingerprints.
-//! Accepting a new certificate is a deliberate act: `chat-gui --trust SHA256:...` (or
-//! removing the line).
+//! Accepting a new certificate is a deliberate act: `/trust` typed after the warning
+//! (or the connect screen's button), `chat-gui --trust SHA256:...`, or removing the line.
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -43,6 +43,7 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
             state.nick = nick.to_owned();
             state.status = Status::Connected { nick: nick.into() };
             state.screen = Screen::Chat;
+            state.cert_changed = None;
             state.awaiting_nick = false;
             state.connect_error.clear();
             // "Not sent: not connected" and the like are over.
@@ -105,6 +106,36 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
                 ),
             );
         }
+        // TLS-7: a security stop, said where the user looks (the history, the note under
+        // the input, the connect screen's error), with both fingerprints and the way out.
+        NetEvent::CertChanged(changed) => {
+            let warning = |accept| {
+                crate::tls::changed_warning(
+                    &changed.server,
+                    changed.pinned,
+                    changed.presented,
+                    accept,
+                )
+            };
+            for line in warning("type /trust") {
+                state.push_line(now, LineKind::Error, "", &line);
+            }
+            if state.screen == Screen::Connect {
+                state.connect_error =
+                    warning("press \u{201c}Trust the new certificate and connect\u{201d}")
+                        .join("\n");
+            } else {
+                state.set_notice(
+                    format!(
+                        "Not connected: the certificate of {} CHANGED (see the warning \
+                         above). Type /trust only if the server's owner confirms the new one.",
+                        changed.server
+                    ),
+                    true,
+                );
+            }
+            state.cert_changed = Some(changed);
+        }
         NetEvent::Garbled(line) => {
             state.push_line(
                 now,
@@ -135,8 +166,11 @@ pub fn apply(state: &mut AppState, event: NetEvent, now: Stamp) -> Vec<Effect> {
             if state.screen == Screen::Connect {
                 if state.connect_error.is_empty() {
                     state.connect_error = capitalize(&reason);
-                } else if state.connect_error.contains(reason.as_str()) {
-                    // Said already (the closing `ERR` that ended the handshake).
+                } else if state.connect_error.contains(reason.as_str())
+                    || state.cert_changed.is_some()
+                {
+                    // Said already (the closing `ERR` that ended the handshake, the
+                    // warning of a changed certificate).
                 } else if unreachable {
                     // Each server of a list that could not be reached, on its own line.
                     state.connect_error =
@@ -1255,5 +1289,113 @@ mod tests {
             ],
         );
         assert_eq!(s.unread, 1);
+    }
+
+    fn changed(server: &str) -> crate::tls::Changed {
+        crate::tls::Changed {
+            server: server.into(),
+            pinned: chat_proto::Fingerprint([0xAA; 32]),
+            presented: chat_proto::Fingerprint([0xBB; 32]),
+        }
+    }
+
+    /// How net.rs reports a refused certificate: the warning's event, then a close
+    /// without a retry (a security stop, not a network fault).
+    fn refused(c: &crate::tls::Changed) -> Vec<NetEvent> {
+        vec![
+            NetEvent::CertChanged(c.clone()),
+            lost(
+                &format!("the certificate of {} has CHANGED; refused", c.server),
+                None,
+            ),
+        ]
+    }
+
+    /// TLS-7: while chatting, the reconnection finds another certificate: the history
+    /// gets a loud warning naming host:port, both fingerprints and what to do; the note
+    /// under the input says it too; the status line shows no retry; nothing is done
+    /// for the user (no effect at all, in particular no trust).
+    #[test]
+    fn tls_7_a_changed_certificate_stops_loudly_and_trusts_nothing() {
+        let mut s = chatting("alice", &[]);
+        let c = changed("chat.example:9443");
+        let mut fx = feed(
+            &mut s,
+            vec![
+                lost("the connection was reset", Some(Duration::from_secs(1))),
+                connecting("tls://chat.example:9443", 1),
+            ],
+        );
+        fx.extend(feed(&mut s, refused(&c)));
+        assert_eq!(fx, vec![]);
+        let warning = s
+            .history
+            .iter()
+            .filter(|l| l.kind == LineKind::Error)
+            .map(|l| l.plain().to_owned())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(warning.starts_with("WARNING"), "{warning}");
+        for part in [
+            "chat.example:9443",
+            "CHANGED",
+            &c.pinned.to_string(),
+            &c.presented.to_string(),
+            "/trust",
+            "no automatic retry",
+        ] {
+            assert!(warning.contains(part), "{part:?} not in {warning}");
+        }
+        assert!(
+            s.notice_is_error && s.notice.contains("/trust"),
+            "{}",
+            s.notice
+        );
+        assert!(s.notice.contains("chat.example:9443"), "{}", s.notice);
+        assert!(
+            matches!(s.status, Status::Disconnected { retry_in: None, .. }),
+            "{:?}",
+            s.status
+        );
+        assert!(!s.status_text().contains("Retrying"), "{}", s.status_text());
+        assert_eq!(s.cert_changed, Some(c));
+        // A later successful connection (after /trust) ends the refusal.
+        feed(
+            &mut s,
+            vec![
+                NetEvent::Opened,
+                NetEvent::Welcome {
+                    nick: nick("alice"),
+                },
+            ],
+        );
+        assert_eq!(s.cert_changed, None);
+    }
+
+    /// TLS-7: on the connect screen the warning is the error shown under the form,
+    /// once (the close that follows does not add a second line).
+    #[test]
+    fn tls_7_a_changed_certificate_on_the_connect_screen() {
+        let mut s = AppState::new("tls://127.0.0.1:9443", "alice", ThemeChoice::Dark);
+        let c = changed("127.0.0.1:9443");
+        let fx = feed(
+            &mut s,
+            [vec![connecting("tls://127.0.0.1:9443", 0)], refused(&c)].concat(),
+        );
+        assert_eq!(fx, vec![]);
+        assert_eq!(s.screen, Screen::Connect);
+        assert!(
+            s.connect_error.starts_with("WARNING"),
+            "{}",
+            s.connect_error
+        );
+        // Once: the close that follows adds nothing.
+        assert_eq!(s.connect_error.lines().count(), 4, "{}", s.connect_error);
+        assert!(s.connect_error.contains(&c.presented.to_string()));
+        assert!(
+            s.connect_error
+                .contains("Trust the new certificate and connect")
+        );
+        assert_eq!(s.cert_changed, Some(c));
     }
 }

@@ -369,6 +369,10 @@ pub struct AppState {
     pub search: Search,
     /// Tab completion in progress.
     pub completion: Option<Completion>,
+    /// The server whose certificate changed and was refused (TLS-7), until the user
+    /// trusts the new one (`/trust`), connects anew, or a connection succeeds.
+    #[data(eq)]
+    pub cert_changed: Option<crate::tls::Changed>,
 }
 
 impl AppState {
@@ -411,6 +415,7 @@ impl AppState {
             focused: true,
             search: Search::default(),
             completion: None,
+            cert_changed: None,
         }
     }
 

@@ -29,6 +29,33 @@ pub struct Secure {
     pub first_use: bool,
 }
 
+/// A server whose certificate is not the one pinned for it (TLS-7): a security stop,
+/// not a network fault, so the client neither retries nor moves on by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// `host:port`, as pinned.
+    pub server: String,
+    /// The fingerprint pinned for it.
+    pub pinned: Fingerprint,
+    /// The fingerprint of the certificate it presented now.
+    pub presented: Fingerprint,
+}
+
+/// Why [`open`] made no connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// The network or the handshake failed: the reason to show the user.
+    Failed(String),
+    /// The server's certificate changed (TLS-7).
+    Changed(Changed),
+}
+
+impl From<String> for OpenError {
+    fn from(reason: String) -> Self {
+        OpenError::Failed(reason)
+    }
+}
+
 /// Where a `tls://` address without a port connects (TLS-1).
 pub const DEFAULT_TLS_PORT: u16 = chat_proto::limits::DEFAULT_TLS_PORT;
 
@@ -72,9 +99,8 @@ pub enum Link {
 }
 
 /// Opens a connection to `addr` (`host:port`, or `tls://host:port`), within
-/// `timeout` for the TCP connect and again for the TLS handshake. The error is the
-/// reason to show the user.
-pub fn open(addr: &str, timeout: Duration) -> Result<(Reader, Link), String> {
+/// `timeout` for the TCP connect and again for the TLS handshake.
+pub fn open(addr: &str, timeout: Duration) -> Result<(Reader, Link), OpenError> {
     let Some(server) = tls_server(addr) else {
         let stream = crate::net::connect(addr)?;
         let writer = stream.try_clone().map_err(|e| crate::net::io_reason(&e))?;
@@ -93,9 +119,13 @@ pub fn open(addr: &str, timeout: Duration) -> Result<(Reader, Link), String> {
     let (stream, fingerprint) = match chat_tls::connect(tcp, &host, trust) {
         Ok(ok) => ok,
         Err(ConnectError::Mismatch { pinned, presented }) => {
-            return Err(changed_warning(&server, pinned, presented, store));
+            return Err(OpenError::Changed(Changed {
+                server,
+                pinned,
+                presented,
+            }));
         }
-        Err(e) => return Err(format!("TLS with {server} failed: {e}")),
+        Err(e) => return Err(format!("TLS with {server} failed: {e}").into()),
     };
     let first_use = pinned.is_none();
     if first_use && let Some(s) = store {
@@ -130,23 +160,28 @@ pub fn open(addr: &str, timeout: Duration) -> Result<(Reader, Link), String> {
     ))
 }
 
-/// The loud refusal of a server whose certificate changed (TLS-7): both fingerprints,
-/// and the deliberate way to accept the new one.
+/// The loud refusal of a server whose certificate changed (TLS-7), in short lines so
+/// that the two fingerprints stand out: what happened, both fingerprints, and the
+/// deliberate way to accept the new one (`accept`: how this screen does it, like
+/// "type /trust"; the command line's `--trust` is for those who read `--help`).
 pub fn changed_warning(
     server: &str,
     pinned: Fingerprint,
     presented: Fingerprint,
-    store: Option<&pin::PinStore>,
-) -> String {
-    let file = store.map_or(String::new(), |s| {
-        format!(" (or remove its line from {})", s.path().display())
-    });
-    format!(
-        "WARNING: the certificate of {server} has CHANGED. Someone may be impersonating \
-         the server. Pinned: {pinned}. Presented now: {presented}. Not connected. If the \
-         server's owner confirms the new fingerprint, start chat-gui with --server \
-         tls://{server} --trust {presented}{file}."
-    )
+    accept: &str,
+) -> [String; 4] {
+    [
+        format!(
+            "WARNING: the certificate of {server} has CHANGED. Someone may be \
+             impersonating the server. Not connected, and no automatic retry."
+        ),
+        format!("Pinned fingerprint: {pinned}"),
+        format!("Presented now: {presented}"),
+        format!(
+            "Ask the server's owner which fingerprint is right. Only if they confirm the \
+             new one, {accept} to accept it."
+        ),
+    ]
 }
 
 /// The rustls state both sides of a TLS connection use.
@@ -343,9 +378,13 @@ mod tests {
     #[test]
     fn tls_7_changed_warning_names_both_fingerprints() {
         let (a, b) = (Fingerprint([1; 32]), Fingerprint([2; 32]));
-        let w = changed_warning("h:1", a, b, None);
-        assert!(w.starts_with("WARNING"));
-        assert!(w.contains(&a.to_string()) && w.contains(&b.to_string()));
-        assert!(w.contains(&format!("--trust {b}")));
+        let w = changed_warning("h:1", a, b, "type /trust").join("\n");
+        assert!(w.starts_with("WARNING: the certificate of h:1 has CHANGED"));
+        assert!(w.contains(&format!("\nPinned fingerprint: {a}\n")), "{w}");
+        assert!(w.contains(&format!("\nPresented now: {b}\n")), "{w}");
+        assert!(
+            w.ends_with("confirm the new one, type /trust to accept it."),
+            "{w}"
+        );
     }
 }

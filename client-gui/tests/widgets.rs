@@ -409,3 +409,69 @@ fn the_search_field_takes_the_focus() {
         assert!(!h.data().search.open);
     });
 }
+
+/// TLS-7: after a changed certificate is refused on the connect screen, the warning is
+/// shown with a "Trust the new certificate and connect" button; pressing it (and only
+/// that) asks the network thread to pin the presented fingerprint.
+#[test]
+fn a_refused_certificate_shows_a_trust_button_that_trusts_only_when_pressed() {
+    use chat_client_gui::ui::connect::{FORM, TRUST_BUTTON};
+    let (services, rx) = services();
+    let data = AppState::new("tls://127.0.0.1:9443", "alice", ThemeChoice::Dark);
+    let changed = chat_client_gui::tls::Changed {
+        server: "127.0.0.1:9443".into(),
+        pinned: chat_proto::Fingerprint([1; 32]),
+        presented: chat_proto::Fingerprint([2; 32]),
+    };
+    let root = ui::themed(ui::connect::build()).controller(RootController::new(services));
+    let size = Size::new(800.0, 600.0);
+    Harness::create_simple(data, root, |h| {
+        show(h, size);
+        let mut shown = Vec::new();
+        texts(&h.root_debug_state(), &mut shown);
+        assert!(
+            !shown.iter().any(|t| t.contains("Trust the new")),
+            "{shown:?}"
+        );
+        h.submit_command(net_event(NetEvent::Connecting {
+            addr: "tls://127.0.0.1:9443".into(),
+            attempt: 0,
+        }));
+        h.submit_command(net_event(NetEvent::CertChanged(changed.clone())));
+        h.submit_command(net_event(NetEvent::Disconnected {
+            reason: "the certificate of 127.0.0.1:9443 has CHANGED; refused".into(),
+            retry_in: None,
+            next: None,
+        }));
+        settle(h, size);
+        let mut shown = Vec::new();
+        texts(&h.root_debug_state(), &mut shown);
+        assert!(
+            shown
+                .iter()
+                .any(|t| t.contains("WARNING") && t.contains(&changed.presented.to_string())),
+            "{shown:?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|t| t == "Trust the new certificate and connect"),
+            "{shown:?}"
+        );
+        let form = h.get_state(FORM).layout_rect();
+        let trust = h.get_state(TRUST_BUTTON).layout_rect();
+        assert!(trust.height() > 20.0, "{trust:?}");
+        click(
+            h,
+            form.origin() + trust.origin().to_vec2() + Vec2::new(40.0, 12.0),
+        );
+        assert_eq!(h.data().cert_changed, None);
+    });
+    assert_eq!(
+        sent(&rx),
+        vec![NetCommand::Trust {
+            server: changed.server.clone(),
+            fingerprint: changed.presented,
+        }]
+    );
+}

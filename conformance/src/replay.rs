@@ -940,16 +940,38 @@ mod tests {
 
     #[test]
     fn a_peer_that_never_reads_cannot_block_a_send() {
-        // 12 MiB is far more than loopback buffers hold: the write times out, it does
-        // not hang.
+        // 12 MiB is far more than loopback buffers hold, and the peer never reads: the
+        // write must give up at the step's timeout while the peer still holds the
+        // connection open. No wall-clock bound on the whole replay (a loaded machine is
+        // slow to build 12 MiB, and such a bound flaked); instead the peer lets go only
+        // once the replay has returned (or after `HOLD`, far longer than any step), so a
+        // send that waited for the peer instead of timing out is seen as such.
+        const HOLD: Duration = Duration::from_secs(30);
         let text = "checks: FRAME-3\nconnect a\nsend a \\{6291456:xx}\n";
         let s = Session::parse("t", text).unwrap();
-        let (addr, peer) = spawn_peer(vec![vec!["sleep 1200", "close"]]);
-        let started = Instant::now();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (returned, told) = std::sync::mpsc::channel::<()>();
+        let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let peer = {
+            let released = released.clone();
+            std::thread::spawn(move || {
+                let (stream, _) = listener.accept().unwrap();
+                let _ = told.recv_timeout(HOLD);
+                released.store(true, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            })
+        };
         let f = replay(&s, addr, &opts()).failure.unwrap();
-        assert!(f.message.starts_with("could not send"), "{}", f.message);
-        assert!(started.elapsed() < Duration::from_secs(2));
+        let peer_still_held_it = !released.load(std::sync::atomic::Ordering::SeqCst);
+        let _ = returned.send(());
         peer.join().unwrap();
+        assert!(f.message.starts_with("could not send"), "{}", f.message);
+        assert!(
+            peer_still_held_it,
+            "the send waited for the peer to close: {}",
+            f.message
+        );
     }
 
     #[test]

@@ -54,12 +54,32 @@ fn run_against_a_conforming_target_passes_and_skips_what_it_cannot_set() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The original Python server: `$SEED_SERVER` when set (as for `scripts/compare.py`),
+/// otherwise `shared/reference/seed_server.py` beside the nearest ancestor of this
+/// crate that has one. CI's clean clone sits beside `shared/` (`<dir>/clone`,
+/// `<dir>/shared`); a git worktree may sit deeper (`/work/wt/<name>` beside
+/// `/work/shared`). Not found is a failure, not a skip.
+fn seed_server() -> std::path::PathBuf {
+    const REL: &str = "shared/reference/seed_server.py";
+    if let Some(path) = std::env::var_os("SEED_SERVER") {
+        return path.into();
+    }
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|dir| dir.join(REL))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no {REL} beside any ancestor of {}; set SEED_SERVER",
+                here.display()
+            )
+        })
+}
+
 #[test]
 fn run_against_the_seed_server_fails_cleanly_with_transcripts() {
-    let seed = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/seed_server.py"
-    );
+    let seed = seed_server();
+    let seed = seed.display();
     let dir = temp_dir("seed");
     let report = dir.join("report.md");
     let out = Command::new(BIN)

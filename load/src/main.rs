@@ -23,7 +23,8 @@ use clap::Parser;
     about = "Load generator for chat servers (loopback only)"
 )]
 struct Args {
-    /// Server address (must be a loopback address).
+    /// Server address (must be a loopback address); several, comma-separated, for the
+    /// nodes of one cluster: clients are spread over them round-robin.
     #[arg(long, default_value = "127.0.0.1:9090")]
     target: String,
     /// Protocol the server speaks.
@@ -68,9 +69,11 @@ struct Args {
     #[arg(long)]
     idle_hold: Option<f64>,
     /// The server's process id (same machine): report its CPU time (utime + stime from
-    /// /proc) and write(2)/writev(2) calls per delivery over the send window.
-    #[arg(long, value_name = "PID")]
-    server_pid: Option<u32>,
+    /// /proc) and write(2)/writev(2) calls per delivery over the send window. Several,
+    /// comma-separated (a cluster's nodes, its Redis): the first is reported as the
+    /// server, the others' CPU time beside it.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     json: bool,
@@ -82,17 +85,30 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let (tls_scheme, target_text) = chat_tls::split_scheme(&args.target);
-    let tls = (args.tls || tls_scheme)
-        .then(chat_load::stream::tls_config)
-        .transpose()?;
-    let target: SocketAddr = target_text
-        .to_socket_addrs()
-        .with_context(|| format!("resolve {}", args.target))?
-        .next()
-        .context("no address")?;
+    let mut tls_wanted = args.tls;
+    let mut targets = Vec::new();
+    for one in args
+        .target
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let (tls_scheme, text) = chat_tls::split_scheme(one);
+        tls_wanted |= tls_scheme;
+        let addr: SocketAddr = text
+            .to_socket_addrs()
+            .with_context(|| format!("resolve {one}"))?
+            .next()
+            .context("no address")?;
+        targets.push(addr);
+    }
+    let Some((&target, others)) = targets.split_first() else {
+        anyhow::bail!("--target names no server");
+    };
+    let tls = tls_wanted.then(chat_load::stream::tls_config).transpose()?;
     let plan = run::Plan {
         target,
+        other_targets: others.to_vec(),
         dialect: args.dialect,
         clients: args.clients,
         senders: args.senders.max(1),
@@ -104,7 +120,8 @@ fn main() -> Result<()> {
         nick_prefix: args.nick_prefix,
         settle: Duration::from_secs_f64(args.settle.clamp(0.05, 600.0)),
         write_batch: args.write_batch,
-        server_pid: args.server_pid,
+        server_pid: args.server_pid.first().copied(),
+        other_pids: args.server_pid.get(1..).unwrap_or_default().to_vec(),
         tls,
     };
     if let Some(hold) = args.idle_hold {

@@ -21,6 +21,9 @@ use crate::stream::Stream;
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub target: SocketAddr,
+    /// More servers of one cluster (issue 15): clients are spread round-robin over
+    /// `target` and these (receiver `i` and sender `i` each on server `i mod n`).
+    pub other_targets: Vec<SocketAddr>,
     pub dialect: Dialect,
     /// Receiving clients (senders come on top of these).
     pub clients: usize,
@@ -45,6 +48,9 @@ pub struct Plan {
     /// The server's process id, when it runs on this machine: its CPU time and write
     /// calls over the send window are then reported per delivery.
     pub server_pid: Option<u32>,
+    /// More processes (the cluster's other nodes, its Redis) whose CPU time over the
+    /// send window is reported beside the server's.
+    pub other_pids: Vec<u32>,
     /// Connect with TLS (`--tls`), with this client configuration.
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -63,8 +69,29 @@ struct Joined {
     leftover: Vec<u8>,
 }
 
-async fn connect(plan: &Plan, nick: String, deadline: Instant) -> Result<Joined> {
-    let mut stream = Stream::connect(plan.target, plan.tls.as_ref()).await?;
+impl Plan {
+    /// Every server the clients connect to.
+    fn all_targets(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.target)
+            .chain(self.other_targets.iter().copied())
+            .collect()
+    }
+
+    /// The server client `i` (of the receivers, or of the senders) connects to.
+    fn target_for(&self, i: usize) -> SocketAddr {
+        match i % (1 + self.other_targets.len()) {
+            0 => self.target,
+            k => self
+                .other_targets
+                .get(k - 1)
+                .copied()
+                .unwrap_or(self.target),
+        }
+    }
+}
+
+async fn connect(plan: &Plan, at: SocketAddr, nick: String, deadline: Instant) -> Result<Joined> {
+    let mut stream = Stream::connect(at, plan.tls.as_ref()).await?;
     let leftover = plan.dialect.join(&mut stream, &nick, deadline).await?;
     Ok(Joined { stream, leftover })
 }
@@ -77,13 +104,16 @@ async fn connect_all(
     deadline: Instant,
 ) -> Result<Vec<Joined>> {
     let mut out = Vec::with_capacity(names.len());
-    for chunk in names.chunks(plan.connect_parallelism.max(1)) {
+    let per_chunk = plan.connect_parallelism.max(1);
+    for (c, chunk) in names.chunks(per_chunk).enumerate() {
         let tasks: Vec<_> = chunk
             .iter()
-            .map(|n| {
+            .enumerate()
+            .map(|(i, n)| {
                 let plan = plan.clone();
                 let n = n.clone();
-                ex.spawn(async move { connect(&plan, n, deadline).await })
+                let at = plan.target_for(c * per_chunk + i);
+                ex.spawn(async move { connect(&plan, at, n, deadline).await })
             })
             .collect();
         for t in tasks {
@@ -301,14 +331,14 @@ async fn send(
 /// future `work` makes on a fresh executor served by `threads` threads, which end with it.
 /// (The executor is leaked: a few hundred bytes per run, so tasks may be `'static`.)
 fn on_executor<T, F>(
-    target: SocketAddr,
+    targets: &[SocketAddr],
     threads: usize,
     work: impl FnOnce(&'static smol::Executor<'static>) -> F,
 ) -> Result<T>
 where
     F: std::future::Future<Output = Result<T>>,
 {
-    if !target.ip().is_loopback() {
+    if let Some(target) = targets.iter().find(|t| !t.ip().is_loopback()) {
         bail!("refusing to load {target}: the load tool only targets loopback addresses");
     }
     let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -330,7 +360,8 @@ where
 
 /// Runs the plan on an executor with `threads` threads.
 pub fn run(plan: Plan, threads: usize) -> Result<Report> {
-    on_executor(plan.target, threads, |ex| drive(ex, Arc::new(plan)))
+    let targets = plan.all_targets();
+    on_executor(&targets, threads, |ex| drive(ex, Arc::new(plan)))
 }
 
 async fn drive(ex: &'static smol::Executor<'static>, plan: Arc<Plan>) -> Result<Report> {
@@ -367,6 +398,11 @@ async fn drive(ex: &'static smol::Executor<'static>, plan: Arc<Plan>) -> Result<
     // Let every receiver drain the join notices of the clients after it.
     Timer::after(Duration::from_millis(50)).await;
     let usage_before = plan.server_pid.and_then(crate::server::Usage::read);
+    let others_before: Vec<_> = plan
+        .other_pids
+        .iter()
+        .map(|&p| crate::server::Usage::read(p))
+        .collect();
     let start = Instant::now();
     let sending: Vec<_> = senders
         .into_iter()
@@ -417,6 +453,15 @@ async fn drive(ex: &'static smol::Executor<'static>, plan: Arc<Plan>) -> Result<
         (Some(a), Some(b)) => Some(a.until(&b)),
         _ => None,
     };
+    let others = plan
+        .other_pids
+        .iter()
+        .zip(others_before)
+        .filter_map(|(&pid, before)| {
+            let after = crate::server::Usage::read(pid)?;
+            Some((pid, before?.until(&after)))
+        })
+        .collect();
     stop.store(true, Ordering::Relaxed);
     let mut send_errors = Vec::new();
     for s in sending {
@@ -451,6 +496,7 @@ async fn drive(ex: &'static smol::Executor<'static>, plan: Arc<Plan>) -> Result<
         p99_us: h.value_at_quantile(0.99),
         max_us: h.max(),
         server,
+        others,
     })
 }
 
@@ -460,9 +506,8 @@ async fn drive(ex: &'static smol::Executor<'static>, plan: Arc<Plan>) -> Result<
 /// prints `READY <n>` and holds the connections for `hold`, for a script to measure the
 /// server's memory. Returns how many clients were held.
 pub fn run_idle(plan: Plan, threads: usize, hold: Duration) -> Result<usize> {
-    on_executor(plan.target, threads, |ex| {
-        drive_idle(ex, Arc::new(plan), hold)
-    })
+    let targets = plan.all_targets();
+    on_executor(&targets, threads, |ex| drive_idle(ex, Arc::new(plan), hold))
 }
 
 async fn drive_idle(
@@ -479,7 +524,7 @@ async fn drive_idle(
         .collect();
     let clients = connect_all(ex, &plan, names, deadline).await?;
     let probe_nick = format!("{}probe", plan.nick_prefix);
-    let probe = connect(&plan, probe_nick.clone(), deadline).await?;
+    let probe = connect(&plan, plan.target, probe_nick.clone(), deadline).await?;
     let Ok(probe_name) = chat_proto::Nickname::new(&probe_nick) else {
         bail!("bad probe nickname")
     };

@@ -88,6 +88,9 @@ pub struct Report {
     pub max_us: u64,
     /// What the server spent over the send window, when its pid was given.
     pub server: Option<crate::server::Spent>,
+    /// What the other processes given (`--server-pid` after the first) spent over the
+    /// same window, with their pids.
+    pub others: Vec<(u32, crate::server::Spent)>,
 }
 
 impl Report {
@@ -127,7 +130,7 @@ impl Report {
     /// One JSON object, for scripts.
     pub fn json(&self) -> String {
         format!(
-            "{{\"dialect\":\"{}\",\"clients\":{},\"senders\":{},\"messages_per_sender\":{},\"size\":{},\"rate\":{},\"expected\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"wrong_sender\":{},\"elapsed_s\":{:.6},\"deliveries_per_s\":{:.0},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"timed_out\":{},\"server_cpu_s\":{},\"server_cpu_ns_per_delivery\":{},\"server_write_calls\":{},\"server_writes_per_delivery\":{},\"window_start_unix\":{},\"window_end_unix\":{}}}",
+            "{{\"dialect\":\"{}\",\"clients\":{},\"senders\":{},\"messages_per_sender\":{},\"size\":{},\"rate\":{},\"expected\":{},\"delivered\":{},\"lost\":{},\"duplicates\":{},\"reordered\":{},\"corrupt\":{},\"wrong_sender\":{},\"elapsed_s\":{:.6},\"deliveries_per_s\":{:.0},\"p50_us\":{},\"p99_us\":{},\"max_us\":{},\"timed_out\":{},\"server_cpu_s\":{},\"server_cpu_ns_per_delivery\":{},\"server_write_calls\":{},\"server_writes_per_delivery\":{},\"window_start_unix\":{},\"window_end_unix\":{},\"other_cpu_s\":{{{}}}}}",
             self.dialect,
             self.clients,
             self.senders,
@@ -153,6 +156,11 @@ impl Report {
             opt(self.server_writes_per_delivery()),
             opt(self.server.map(|s| s.window_unix.0)),
             opt(self.server.map(|s| s.window_unix.1)),
+            self.others
+                .iter()
+                .map(|(pid, s)| format!("\"{pid}\":{}", s.cpu.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(","),
         )
     }
 }
@@ -199,6 +207,13 @@ impl fmt::Display for Report {
                     (Some(w), Some(per)) => format!("; {w} write calls = {per:.4} per delivery"),
                     _ => String::new(),
                 }
+            )?;
+        }
+        for (pid, s) in &self.others {
+            writeln!(
+                f,
+                "process {pid} over the send window: CPU {:.3} s",
+                s.cpu.as_secs_f64()
             )?;
         }
         write!(

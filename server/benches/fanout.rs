@@ -121,6 +121,7 @@ fn loopback(c: &mut Criterion) {
                         let k = run_no.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let plan = Plan {
                             target,
+                            other_targets: Vec::new(),
                             dialect: Dialect::Spec,
                             clients,
                             senders,
@@ -133,6 +134,7 @@ fn loopback(c: &mut Criterion) {
                             settle: Duration::from_secs(2),
                             write_batch: 0,
                             server_pid: None,
+                            other_pids: Vec::new(),
                             tls: None,
                         };
                         let report = run(plan, 2).expect("load run");

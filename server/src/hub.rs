@@ -668,6 +668,22 @@ impl Hub {
     pub(crate) fn outbox_of(&self, key: &NickKey) -> Option<Arc<Outbox>> {
         self.lock().member(key).map(|m| m.outbox.clone())
     }
+
+    /// Cluster: the key `outbox`'s member is registered under now; `guess` first (one
+    /// lookup), else by a scan (rare: only when renames raced a join).
+    pub(crate) fn key_of(&self, outbox: &Arc<Outbox>, guess: NickKey) -> Option<NickKey> {
+        let reg = self.lock();
+        if reg
+            .member(&guess)
+            .is_some_and(|m| Arc::ptr_eq(&m.outbox, outbox))
+        {
+            return Some(guess);
+        }
+        reg.members
+            .iter()
+            .find(|m| Arc::ptr_eq(&m.outbox, outbox))
+            .map(|m| m.key.clone())
+    }
 }
 
 impl Registry {
@@ -982,34 +998,13 @@ impl Drop for Slot {
             crowd_left || last_gone
         };
         if trim {
-            give_memory_back();
-            // The connection's tasks (and their sockets' reactor entries) are freed just
-            // after its slot: give back once more when they are surely gone. Rare (a
-            // crowd left), so a short-lived thread is fine.
-            let _ = std::thread::Builder::new()
-                .name("chat-server-trim".into())
-                .spawn(|| {
-                    std::thread::sleep(std::time::Duration::from_millis(500));
-                    give_memory_back();
-                });
+            crate::allocator::give_back();
         }
     }
 }
 
-/// Connections that must have come and gone before [`give_memory_back`] is worth it.
+/// Connections that must have come and gone before giving memory back is worth it.
 const TRIM_AFTER: usize = 64;
-
-/// Returns the allocator's free memory to the system. glibc keeps what thousands of
-/// connections (and a burst's log segments) freed in its arenas, so after a crowd has
-/// left the server's RSS would stay at its peak; `malloc_trim` hands it back. Rare (once
-/// per crowd), and only a few milliseconds.
-fn give_memory_back() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
 
 /// A registered user. Every event the user causes goes through here; dropping it removes
 /// the user (once) and tells the others (CONN-2).

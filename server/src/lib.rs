@@ -21,6 +21,7 @@
 //! through `chat-proto`.
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod cluster;
 mod compat;
 pub mod config;
@@ -169,11 +170,13 @@ impl Server {
             tls_addr = Some(addr);
             accept_tasks.push(accept_ex.spawn(listener::accept_loop(
                 tls_listener,
-                ex.clone(),
-                hub.clone(),
-                settings.clone(),
-                addresses.clone(),
-                Some(tls.identity.acceptor()),
+                listener::Listening {
+                    ex: ex.clone(),
+                    hub: hub.clone(),
+                    settings: settings.clone(),
+                    addresses: addresses.clone(),
+                    tls: Some(tls.identity.acceptor()),
+                },
                 async move {
                     let _ = stopped.recv().await;
                 },
@@ -181,11 +184,13 @@ impl Server {
         }
         accept_tasks.push(accept_ex.spawn(listener::accept_loop(
             listener,
-            ex.clone(),
-            hub.clone(),
-            settings,
-            addresses,
-            None,
+            listener::Listening {
+                ex: ex.clone(),
+                hub: hub.clone(),
+                settings,
+                addresses,
+                tls: None,
+            },
             async move {
                 let _ = accept_stopped.recv().await;
             },
@@ -198,15 +203,16 @@ impl Server {
             threads.push(
                 std::thread::Builder::new()
                     .name("chat-server-accept".into())
-                    .spawn(move || run_executor(&accept_ex, &stopped))?,
+                    .spawn(move || run_executor(&accept_ex, &stopped, "chat-server-accept"))?,
             );
         }
         for i in 0..config.threads {
             let ex = ex.clone();
             let stopped = threads_stopped.clone();
+            let name = format!("chat-server-{i}");
             let thread = std::thread::Builder::new()
-                .name(format!("chat-server-{i}"))
-                .spawn(move || run_executor(&ex, &stopped))?;
+                .name(name.clone())
+                .spawn(move || run_executor(&ex, &stopped, &name))?;
             threads.push(thread);
         }
         Ok(ServerHandle {
@@ -225,15 +231,65 @@ impl Server {
 
 /// One executor thread: runs tasks and drives the reactor until told to stop. Tasks
 /// catch their own panics; this loop is the last line of defence.
-fn run_executor(ex: &Executor<'static>, stopped: &Receiver<()>) {
+///
+/// The work is done by a worker thread this one starts, and starts again whenever the
+/// allocator asks for a renewal after a crowd has left ([`allocator::renewal`]): a
+/// thread's allocator cache goes back to the heap only when the thread ends. Tasks the
+/// old worker had queued go back to the executor's shared queue as it stops.
+fn run_executor(ex: &Executor<'static>, stopped: &Receiver<()>, name: &str) {
+    loop {
+        let seen = allocator::generation();
+        let worker = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn_scoped(s, || run_worker(ex, stopped, seen))
+                .map(|w| w.join())
+        });
+        match worker {
+            Ok(Ok(Run::Stopped)) => break,
+            Ok(Ok(Run::Renew)) => {}
+            // `run_worker` catches panics; a join error cannot happen, but must not
+            // lose the executor thread.
+            Ok(Err(_)) => error!("an executor worker ended abnormally; starting another"),
+            // No thread to be had (resource exhaustion): do the work here.
+            Err(e) => {
+                error!(error = %e, "cannot start an executor worker; running it in place");
+                if run_worker(ex, stopped, u64::MAX) == Run::Stopped {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Why an executor worker ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Run {
+    Stopped,
+    Renew,
+}
+
+/// Runs `ex` until the server stops or, unless `seen` is `u64::MAX`, a renewal after
+/// `seen` is asked for.
+fn run_worker(ex: &Executor<'static>, stopped: &Receiver<()>, seen: u64) -> Run {
     loop {
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            async_io::block_on(ex.run(async {
-                let _ = stopped.recv().await;
-            }))
+            async_io::block_on(ex.run(futures_lite::future::or(
+                async {
+                    let _ = stopped.recv().await;
+                    Run::Stopped
+                },
+                async {
+                    if seen == u64::MAX {
+                        std::future::pending::<()>().await;
+                    }
+                    allocator::renewal(seen).await;
+                    Run::Renew
+                },
+            )))
         }));
         match run {
-            Ok(()) => break,
+            Ok(ended) => return ended,
             Err(_) => error!("a task panicked outside its guard; executor thread continues"),
         }
     }

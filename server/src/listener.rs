@@ -21,12 +21,12 @@ use smol::Executor;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use tracing::{debug, error, info, warn};
 
-use crate::connection::{self, Settings};
-use crate::hub::{AttachError, Hub, Slot};
-use crate::per_address::{Admission, PerAddress};
+use crate::connection::{self, Accepted, Settings};
+use crate::hub::{AttachError, Hub};
+use crate::per_address::PerAddress;
 use crate::tls::{self, TlsTransport};
 use crate::transport::Transport as _;
-use crate::writer::{Outbox, encode};
+use crate::writer::encode;
 
 /// Pause after `accept` fails for lack of descriptors or memory.
 pub const FD_BACKOFF: Duration = Duration::from_millis(100);
@@ -95,17 +95,24 @@ fn tune(stream: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 
+/// What one listener shares with the server and hands to every connection it accepts.
+#[derive(Clone)]
+pub(crate) struct Listening {
+    /// The executor the connections' tasks run on.
+    pub ex: Arc<Executor<'static>>,
+    pub hub: Arc<Hub>,
+    pub settings: Arc<Settings>,
+    /// Per-address limits, counted over plain and TLS listeners together (ADDR-1, TLS-4).
+    pub addresses: Arc<PerAddress>,
+    /// `Some` on the TLS listener: each connection first does a TLS handshake.
+    pub tls: Option<TlsAcceptor>,
+}
+
 /// Accepts connections until `stop` resolves; then the listening socket is closed. With
 /// `tls`, each connection first does a TLS handshake (TLS-1, TLS-4).
-// One argument per thing a listener shares with the server; a struct would only rename them.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn accept_loop(
     listener: async_net::TcpListener,
-    ex: Arc<Executor<'static>>,
-    hub: Arc<Hub>,
-    settings: Arc<Settings>,
-    addresses: Arc<PerAddress>,
-    tls: Option<TlsAcceptor>,
+    listening: Listening,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let stop = async {
@@ -121,16 +128,7 @@ pub(crate) async fn accept_loop(
         match accepted {
             Ok((stream, peer)) => {
                 let stream: Arc<Async<TcpStream>> = stream.into();
-                admit(
-                    &ex,
-                    &hub,
-                    &settings,
-                    &addresses,
-                    tls.as_ref(),
-                    stream,
-                    peer,
-                    &mut last_warning,
-                );
+                admit(&listening, stream, peer, &mut last_warning);
             }
             Err(e) => {
                 if is_transient(&e) {
@@ -175,18 +173,20 @@ fn should_warn(last: &mut Option<Instant>) -> bool {
 
 /// Gives an accepted connection a slot and its tasks, or turns it away with one `ERR`
 /// (on the TLS listener, with a close: TLS-5).
-#[allow(clippy::too_many_arguments)]
 fn admit(
-    ex: &Arc<Executor<'static>>,
-    hub: &Arc<Hub>,
-    settings: &Arc<Settings>,
-    addresses: &Arc<PerAddress>,
-    tls: Option<&TlsAcceptor>,
+    listening: &Listening,
     stream: Arc<Async<TcpStream>>,
     peer: SocketAddr,
     last_warning: &mut Option<Instant>,
 ) {
     let accepted = Instant::now();
+    let Listening {
+        ex,
+        hub,
+        settings,
+        addresses,
+        tls,
+    } = listening;
     let turn_away = |stream: &Arc<Async<TcpStream>>, line: &[u8]| match tls {
         Some(acceptor) => tls_turn_away(ex, acceptor, stream, line, settings, peer),
         None => turn_away(stream, line),
@@ -213,31 +213,18 @@ fn admit(
         Ok(slot) => {
             info!(peer = %peer, "connected");
             hub.note_address(&outbox, peer.ip());
+            let accepted = Accepted {
+                stream,
+                outbox,
+                slot,
+                admission,
+                peer,
+                at: accepted,
+            };
             match tls {
-                None => connection::spawn(
-                    ex,
-                    hub.clone(),
-                    settings.clone(),
-                    stream,
-                    outbox,
-                    slot,
-                    admission,
-                    peer,
-                    accepted,
-                ),
+                None => connection::spawn(ex, hub.clone(), settings.clone(), accepted),
                 Some(acceptor) => ex
-                    .spawn(tls_handshake(
-                        ex.clone(),
-                        acceptor.clone(),
-                        hub.clone(),
-                        settings.clone(),
-                        stream,
-                        outbox,
-                        slot,
-                        admission,
-                        peer,
-                        accepted,
-                    ))
+                    .spawn(tls_handshake(listening.clone(), acceptor.clone(), accepted))
                     .detach(),
             }
         }
@@ -259,18 +246,10 @@ fn admit(
 /// TLS-4: a connection's TLS handshake, holding its slot and its per-address handshake
 /// place, within the handshake time limit counted from the accept; then its tasks. A
 /// failed or late handshake, or a server shutting down, closes it (TLS-5).
-#[allow(clippy::too_many_arguments)]
 async fn tls_handshake(
-    ex: Arc<Executor<'static>>,
+    listening: Listening,
     acceptor: TlsAcceptor,
-    hub: Arc<Hub>,
-    settings: Arc<Settings>,
-    stream: Arc<Async<TcpStream>>,
-    outbox: Arc<Outbox>,
-    slot: Slot,
-    admission: Admission,
-    peer: SocketAddr,
-    accepted: Instant,
+    accepted: Accepted<Async<TcpStream>>,
 ) {
     enum Outcome {
         Done(io::Result<Arc<TlsTransport>>),
@@ -278,6 +257,17 @@ async fn tls_handshake(
         Closed,
         Panicked,
     }
+    let Listening {
+        ex, hub, settings, ..
+    } = listening;
+    let Accepted {
+        stream,
+        outbox,
+        slot,
+        admission,
+        peer,
+        at,
+    } = accepted;
     let handshake = async {
         match AssertUnwindSafe(tls::accept(&acceptor, stream.clone()))
             .catch_unwind()
@@ -288,7 +278,7 @@ async fn tls_handshake(
         }
     };
     let late = async {
-        Timer::at(accepted + settings.handshake_timeout).await;
+        Timer::at(at + settings.handshake_timeout).await;
         Outcome::Late
     };
     let closed = future::poll_fn(|cx| {
@@ -305,9 +295,15 @@ async fn tls_handshake(
     match future::or(handshake, future::or(late, closed)).await {
         Outcome::Done(Ok(transport)) => {
             debug!(peer = %peer, "TLS handshake done");
-            connection::spawn(
-                &ex, hub, settings, transport, outbox, slot, admission, peer, accepted,
-            );
+            let accepted = Accepted {
+                stream: transport,
+                outbox,
+                slot,
+                admission,
+                peer,
+                at,
+            };
+            connection::spawn(&ex, hub, settings, accepted);
             return;
         }
         Outcome::Done(Err(e)) => info!(peer = %peer, error = %e, "TLS handshake failed; closed"),

@@ -178,6 +178,8 @@ enum CompatArg {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists (issue 14: memory comes back after a join storm).
+    chat_server::allocator::configure();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

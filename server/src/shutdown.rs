@@ -17,8 +17,13 @@ pub fn catch_signals() -> io::Result<Signals> {
 }
 
 /// Waits for the next caught signal.
+///
+/// The waiting thread only sleeps: the executor threads drive the reactor that wakes it.
+/// (`smol::block_on` would make this thread drive the reactor too, and what it
+/// allocates there, timer entries and queue blocks, would stay in its allocator cache
+/// after a crowd has left: see `crate::allocator`.)
 pub fn wait_for_signal(signals: &mut Signals) -> io::Result<Signal> {
-    match smol::block_on(signals.next()) {
+    match futures_lite::future::block_on(signals.next()) {
         Some(result) => result,
         None => Err(io::Error::other("signal stream ended")),
     }

@@ -920,9 +920,14 @@ impl<S: Transport> Writer<S> {
             }
             st.writer_idle = true;
             // An idle client should cost next to nothing: private lines are rare, so
-            // their queues are given back whenever they are empty.
+            // their queues are given back whenever they are empty. Only when empty: a
+            // line held back for a log entry this round's `visible` did not include yet
+            // (a join's `Connected to the server`, pushed just after the join notice
+            // this writer read the head before) is still to be written.
             st.incoming = VecDeque::new();
-            self.backlog.private = VecDeque::new();
+            if self.backlog.private.is_empty() {
+                self.backlog.private = VecDeque::new();
+            }
         }
         self.timer = None;
         self.scratch = Vec::new();
@@ -1262,6 +1267,55 @@ mod tests {
             .flat_map(|s| s.to_vec())
             .collect();
         assert_eq!(planned, b"first\n");
+    }
+
+    /// A private line held back for a log entry the writer has not planned yet must
+    /// survive the writer parking. The interleaving of the per_address flake: a writer
+    /// reads the head (`visible`) just before a join appends the join notice, then takes
+    /// the new cursor and `Connected to the server` (stamped after the notice) from the
+    /// outbox. It can write neither this round; it used to give its private queue back
+    /// on parking, line included, and the client never got `Connected to the server`.
+    /// The test puts the writer in that state step by step (`sync`, then the head as it
+    /// was read before the append), so it fails every time without the fix.
+    #[test]
+    fn a_private_line_waiting_for_an_unread_join_survives_a_park() {
+        let (server, client) = pair();
+        let hub = Hub::new(10);
+        let (log, mut app) = Log::new(64 << 20);
+        let ob = Arc::new(Outbox::new(
+            log,
+            1 << 20,
+            hub.lines().sendq_exceeded.clone(),
+        ));
+        app.append(b"before the join\n");
+        let mut w = writer(&hub, &ob, server);
+        let waker = std::task::Waker::noop();
+        let cx = Context::from_waker(waker);
+        // The head as the writer's next round reads it, before the join's append.
+        let seen = app.log().head();
+        // The join (hub.rs `register`): notice appended, cursor handed over at it,
+        // `Connected` stamped after it.
+        let join = app.append(b"newcomer has joined the chat\n").id.seq;
+        ob.start_reading(app.cursor_at_last());
+        assert_eq!(ob.push_after(join, &line("Connected\n")), Pushed::Queued);
+        assert_eq!(w.sync(&cx).ok(), Some(false));
+        w.backlog.visible = seen;
+        let mut pieces = Vec::new();
+        assert!(
+            !w.backlog
+                .plan(app.log().epoch(), &mut pieces, &mut Vec::new()),
+            "nothing is writable this round"
+        );
+        assert!(!w.park(&cx), "the join notice is there: no parking");
+        assert_eq!(w.backlog.private.len(), 1, "Connected is still queued");
+        ob.close();
+        let reader = std::thread::spawn(move || read_to_end(client));
+        let end = async_io::block_on(w);
+        assert!(matches!(end, WriterEnd::Drained), "{end:?}");
+        assert_eq!(
+            String::from_utf8(reader.join().unwrap()).unwrap(),
+            "newcomer has joined the chat\nConnected\n"
+        );
     }
 
     #[derive(Debug)]

@@ -2,8 +2,10 @@
 //! a rejected nickname's reason is shown here so the user can pick another.
 
 use druid::keyboard_types::Key;
-use druid::widget::{Button, Controller, CrossAxisAlignment, Flex, Label, LineBreaking, TextBox};
-use druid::{Env, Event, EventCtx, Widget, WidgetExt};
+use druid::widget::{
+    Button, Controller, CrossAxisAlignment, Either, Flex, Label, LineBreaking, SizedBox, TextBox,
+};
+use druid::{Env, Event, EventCtx, Widget, WidgetExt, WidgetId};
 
 use super::take_focus::TakeFocus;
 use super::{ACTION, Action, theme};
@@ -11,6 +13,10 @@ use crate::state::{AppState, Status};
 
 /// Width of the form: every line of it wraps within this.
 const FORM_WIDTH: f64 = 380.0;
+/// The form's id (tests find where it is laid out).
+pub const FORM: WidgetId = WidgetId::reserved(0xC0F1);
+/// The "Trust the new certificate and connect" button's place in the form (TLS-7).
+pub const TRUST_BUTTON: WidgetId = WidgetId::reserved(0xC0F2);
 
 /// The screen.
 pub fn build() -> impl Widget<AppState> {
@@ -52,6 +58,16 @@ pub fn build() -> impl Widget<AppState> {
     // Never disabled: pressing it again while a connection hangs starts over.
     .on_click(|ctx, _d: &mut AppState, _env| ctx.submit_command(ACTION.with(Action::Connect)))
     .fix_width(140.0);
+    // TLS-7: shown only after a changed certificate was refused, and only ever acted on
+    // when pressed (the warning above it says to check with the server's owner first).
+    let trust = Either::new(
+        |d: &AppState, _env: &Env| d.cert_changed.is_some(),
+        Button::new("Trust the new certificate and connect")
+            .on_click(|ctx, _d: &mut AppState, _env| ctx.submit_command(ACTION.with(Action::Trust)))
+            .padding((0.0, 0.0, 0.0, 10.0)),
+        SizedBox::empty(),
+    )
+    .with_id(TRUST_BUTTON);
     // The reason of a failure is the error line's; the status line does not repeat it.
     let status = Label::new(|d: &AppState, _env: &Env| {
         if !d.connect_error.is_empty() && !matches!(d.status, Status::Connecting { .. }) {
@@ -85,10 +101,12 @@ pub fn build() -> impl Widget<AppState> {
         .with_spacer(10.0)
         .with_child(error)
         .with_spacer(10.0)
+        .with_child(trust)
         .with_child(button)
         .with_spacer(18.0)
         .with_child(status)
-        .fix_width(FORM_WIDTH);
+        .fix_width(FORM_WIDTH)
+        .with_id(FORM);
     Flex::column()
         .with_flex_spacer(1.0)
         .with_child(form)

@@ -112,7 +112,8 @@ impl RootController {
         let now = (self.services.clock)();
         let effects = match action {
             Action::Connect => actions::connect(data),
-            Action::Submit => actions::submit_input(data),
+            Action::Submit => actions::submit(data, now),
+            Action::Trust => actions::trust(data, now, None),
             Action::RecallUp => {
                 actions::recall_up(data);
                 vec![]

@@ -80,6 +80,8 @@ pub enum Action {
     },
     /// Reconnect now.
     Reconnect,
+    /// Trust the changed certificate of the refused server (TLS-7) and reconnect.
+    Trust,
     /// Switch between dark and light.
     ToggleTheme,
     /// Text typed while the input did not have the focus: append it there.

@@ -3,7 +3,7 @@
 //! Shape (after Centrifugo's Redis engine; nothing copied):
 //! - **The stream is the sequencer.** A node never appends a public event to its own
 //!   log. It *proposes* the event to Redis ([`scripts::PROPOSE`], which checks and
-//!   `XADD`s atomically), and one reader thread per node reads the stream back
+//!   `XADD`s atomically), and one reader task per node reads the stream back
 //!   (`XREAD BLOCK` on its own connection) and applies every entry, in stream order, to
 //!   the local hub, which appends it to the local log with the usual appender. Every
 //!   client on every node therefore sees one order (SRV-4 cluster-wide), a node's own
@@ -24,20 +24,34 @@
 //!   client caused before it (SRV-5), but those are still on their way through Redis.
 //!   So a reply waits, in [`Replies`], until the reader has applied the last entry this
 //!   node had added when the reply was made.
-//! - **Threads, not a second runtime.** Redis I/O runs on three engine threads with
-//!   blocking connections (the reader, the proposer, the lease keeper). Connection tasks
-//!   hand proposals to the proposer through a bounded queue; only join and `/nick` wait
-//!   for its answer (one Redis round trip, bounded by [`REQUEST_TIMEOUT`]).
+//! - **Async, on smol, no second runtime.** Redis I/O uses the `redis` crate's smol
+//!   support (`smol-comp`): three engine tasks (the reader, the proposer, the lease
+//!   keeper) on async connections, no blocking thread. The proposer and the lease keeper
+//!   each have a multiplexed connection; the reader has one of its own, because a
+//!   blocking `XREAD` would hold up every request queued behind it on a shared one.
+//!   Connection tasks hand proposals to the proposer through a bounded queue; only join
+//!   and `/nick` wait for its answer (one Redis round trip, bounded by
+//!   [`REQUEST_TIMEOUT`]). That wait is synchronous (the connection's state machine is),
+//!   so the engine's tasks run on smol's global executor, where the `redis` crate also
+//!   drives its connections, and never on the server's executor threads: a burst of
+//!   joins holding every server thread must not starve the proposer they wait for.
+//!   (The crate's async connections use tokio's `sync` primitives and tokio-util's codec
+//!   as plain libraries: no tokio runtime, reactor or timer is built in; `scripts/test.sh`
+//!   checks `cargo tree -e features -i tokio` for that.)
 
 pub mod scripts;
 mod stream;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender, TrySendError};
+use async_io::Timer;
+use futures_lite::FutureExt;
+use redis::aio::MultiplexedConnection;
 
 use chat_proto::{NickKey, Nickname, Text};
 use tracing::{info, warn};
@@ -56,7 +70,7 @@ pub const DEFAULT_STREAM_LEN: usize = 10_000;
 /// Longest wait for an answer from Redis to a join or a `/nick`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Proposals queued for the proposer thread before new chat lines are refused.
+/// Proposals queued for the proposer task before new chat lines are refused.
 pub const QUEUE_LEN: usize = 64 * 1024;
 
 /// Proposals sent to Redis in one pipelined round trip at most.
@@ -177,17 +191,17 @@ pub struct Engine {
     config: EngineConfig,
     client: redis::Client,
     node: String,
-    queue: SyncSender<Request>,
+    queue: Sender<Request>,
     queue_rx: Mutex<Option<Receiver<Request>>>,
     /// The member list at this node's position in the stream (folded -> as spelled).
     replica: Mutex<HashMap<NickKey, Nickname>>,
     /// Where the reader starts: the stream's last id when the replica was taken.
     start_id: String,
     stop: Arc<AtomicBool>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    tasks: Mutex<Vec<smol::Task<()>>>,
     replies: Mutex<Replies>,
-    /// Signalled when `replies.resolved` moves.
-    resolved: std::sync::Condvar,
+    /// Notified when `replies.resolved` moves.
+    resolved: event_listener::Event,
     /// Users of this node renamed in Redis whose rename the reader has not applied yet:
     /// old folded name -> new. Entries before the rename still name them by the old one.
     renaming: Mutex<HashMap<NickKey, NickKey>>,
@@ -196,6 +210,15 @@ pub struct Engine {
     at_stream: Mutex<HashMap<NickKey, Arc<Outbox>>>,
     /// Users of this node whose leave is on its way (see [`Engine::stop`]).
     leaving: Mutex<Leaving>,
+    /// This node's joins added to the stream and not yet applied: entry id -> the
+    /// joiner's outbox, taken when Redis answered (the joiner cannot have renamed yet,
+    /// it is still waiting for that answer). The reader finds the joiner by the entry,
+    /// not by a name that pending renames may have changed since.
+    joined: Mutex<std::collections::BTreeMap<EntryId, Arc<Outbox>>>,
+    /// Leaves that could not be proposed (Redis unreachable): the names stay owned by
+    /// this node in Redis until the lease keeper, once Redis answers again, proposes
+    /// them once more (or, if this node dies first, the reaper frees them).
+    owed: Mutex<Vec<Nickname>>,
     hub: std::sync::OnceLock<std::sync::Weak<Hub>>,
 }
 
@@ -212,15 +235,18 @@ fn key(name: &str) -> String {
     format!("{}:{name}", scripts::PREFIX)
 }
 
-/// A blocking connection with timeouts, so that no engine thread hangs on a dead Redis.
-fn connect(
+/// An async connection with timeouts, so that no engine task waits forever on a dead
+/// Redis: connecting takes at most [`REQUEST_TIMEOUT`], an answer at most `response`.
+async fn connect(
     client: &redis::Client,
-    read_timeout: Duration,
-) -> redis::RedisResult<redis::Connection> {
-    let con = client.get_connection_with_timeout(REQUEST_TIMEOUT)?;
-    con.set_read_timeout(Some(read_timeout))?;
-    con.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-    Ok(con)
+    response: Duration,
+) -> redis::RedisResult<MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(REQUEST_TIMEOUT))
+        .set_response_timeout(Some(response));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
 }
 
 impl Engine {
@@ -228,16 +254,20 @@ impl Engine {
     /// member list at the stream's current end.
     pub fn connect(config: EngineConfig) -> anyhow::Result<Arc<Engine>> {
         let client = redis::Client::open(config.url.as_str())?;
-        let mut con = connect(&client, REQUEST_TIMEOUT)?;
         let lease_ms = u64::try_from(config.lease.as_millis()).unwrap_or(u64::MAX);
-        let reply: Vec<String> = redis::Script::new(scripts::REGISTER)
-            .key(key("stream"))
-            .key(key("nicks"))
-            .key(key("nodes"))
-            .key(key("node-ids"))
-            .arg(scripts::PREFIX)
-            .arg(lease_ms)
-            .invoke(&mut con)?;
+        // Called once, at start-up, outside any executor.
+        let reply: Vec<String> = async_io::block_on(async {
+            let mut con = connect(&client, REQUEST_TIMEOUT).await?;
+            redis::Script::new(scripts::REGISTER)
+                .key(key("stream"))
+                .key(key("nicks"))
+                .key(key("nodes"))
+                .key(key("node-ids"))
+                .arg(scripts::PREFIX)
+                .arg(lease_ms)
+                .invoke_async(&mut con)
+                .await
+        })?;
         let mut reply = reply.into_iter();
         let (Some(node), Some(start_id)) = (reply.next(), reply.next()) else {
             anyhow::bail!("unexpected reply from Redis when registering the node");
@@ -246,7 +276,7 @@ impl Engine {
             .filter_map(|n| Nickname::new(&n).ok())
             .map(|n| (n.key(), n))
             .collect();
-        let (queue, rx) = std::sync::mpsc::sync_channel(QUEUE_LEN);
+        let (queue, rx) = async_channel::bounded(QUEUE_LEN);
         info!(node = %node, url = %config.url, "joined the cluster");
         Ok(Arc::new(Engine {
             config,
@@ -257,12 +287,14 @@ impl Engine {
             replica: Mutex::new(replica),
             start_id,
             stop: Arc::new(AtomicBool::new(false)),
-            threads: Mutex::new(Vec::new()),
+            tasks: Mutex::new(Vec::new()),
             replies: Mutex::new(Replies::default()),
-            resolved: std::sync::Condvar::new(),
+            resolved: event_listener::Event::new(),
             leaving: Mutex::new(HashMap::new()),
             at_stream: Mutex::new(HashMap::new()),
             renaming: Mutex::new(HashMap::new()),
+            joined: Mutex::new(std::collections::BTreeMap::new()),
+            owed: Mutex::new(Vec::new()),
             hub: std::sync::OnceLock::new(),
         }))
     }
@@ -272,7 +304,7 @@ impl Engine {
         &self.node
     }
 
-    /// Starts the reader, proposer and lease keeper threads, feeding `hub`.
+    /// Starts the reader, proposer and lease keeper tasks, feeding `hub`.
     pub fn start(self: &Arc<Self>, hub: &Arc<Hub>) -> std::io::Result<()> {
         let Some(rx) = self
             .queue_rx
@@ -283,49 +315,65 @@ impl Engine {
             return Ok(());
         };
         let _ = self.hub.set(Arc::downgrade(hub));
-        match stream::prefill(self, hub, self.config.history) {
+        // Before any client can join: called once, at start-up, outside any executor.
+        match async_io::block_on(stream::prefill(self, hub, self.config.history)) {
             Ok(n) => info!(events = n, "history read back from the stream"),
             Err(e) => warn!(error = %e, "could not read the history back from the stream"),
         }
-        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         let (engine, weak) = (self.clone(), Arc::downgrade(hub));
-        threads.push(
-            std::thread::Builder::new()
-                .name("cluster-reader".into())
-                .spawn(move || stream::read_loop(&engine, &weak))?,
-        );
+        tasks.push(smol::spawn(async move {
+            stream::read_loop(&engine, &weak).await;
+        }));
         let engine = self.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("cluster-proposer".into())
-                .spawn(move || engine.propose_loop(&rx))?,
-        );
+        tasks.push(smol::spawn(async move { engine.propose_loop(&rx).await }));
         let (engine, weak) = (self.clone(), Arc::downgrade(hub));
-        threads.push(
-            std::thread::Builder::new()
-                .name("cluster-lease".into())
-                .spawn(move || engine.lease_loop(&weak))?,
-        );
+        tasks.push(smol::spawn(async move { engine.lease_loop(&weak).await }));
         Ok(())
     }
 
     /// Leaves the cluster cleanly: gives up the lease and reaps this node's own users
-    /// (the others see each leave once), then stops the threads.
+    /// (the others see each leave once), then stops the tasks. Blocks: called by the
+    /// server's shutdown, outside any executor.
     pub fn retire(&self) {
         self.stop.store(true, Ordering::Release);
-        let threads =
-            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
-        for t in threads {
-            let _ = t.join();
-        }
+        self.resolved.notify(usize::MAX);
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
         let lease = key(&format!("lease:{}", self.node));
-        let done = connect(&self.client, REQUEST_TIMEOUT).and_then(|mut con| {
-            redis::cmd("DEL").arg(&lease).exec(&mut con)?;
-            self.reap(&mut con)
+        let done = async_io::block_on(async {
+            // Their clients are gone by now: nothing they would still do matters.
+            for task in tasks {
+                task.cancel().await;
+            }
+            let mut con = connect(&self.client, REQUEST_TIMEOUT).await?;
+            redis::cmd("DEL").arg(&lease).exec_async(&mut con).await?;
+            self.reap(&mut con).await
         });
         if let Err(e) = done {
             warn!(error = %e, "could not retire from the cluster; the lease will expire");
         }
+    }
+
+    fn joined_map(&self) -> MutexGuard<'_, std::collections::BTreeMap<EntryId, Arc<Outbox>>> {
+        self.joined.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn owed_leaves(&self) -> MutexGuard<'_, Vec<Nickname>> {
+        self.owed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The joiner of own join entry `id` (forgetting joins before it, which the reader
+    /// has passed), found by the entry; or, if the proposer could not note it, by the
+    /// name it joined under, following its pending renames.
+    pub(super) fn joiner(&self, hub: &Hub, id: EntryId, nick: &Nickname) -> Option<Arc<Outbox>> {
+        let noted = {
+            let mut joined = self.joined_map();
+            while joined.first_key_value().is_some_and(|(e, _)| *e < id) {
+                joined.pop_first();
+            }
+            joined.remove(&id)
+        };
+        noted.or_else(|| hub.outbox_of(&self.local_key(nick.key())))
     }
 
     fn replica(&self) -> MutexGuard<'_, HashMap<NickKey, Nickname>> {
@@ -545,7 +593,7 @@ impl Engine {
                 warn!(op = ?r.op, "the queue to Redis is full; proposal dropped");
                 false
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Closed(_)) => false,
         }
     }
 
@@ -563,15 +611,14 @@ impl Engine {
 
     /// The proposer: drains the queue in batches, one pipelined round trip per batch,
     /// in queue order (so one connection's events keep their order).
-    fn propose_loop(&self, rx: &Receiver<Request>) {
+    async fn propose_loop(&self, rx: &Receiver<Request>) {
         let script = redis::Script::new(scripts::PROPOSE);
         let mut con = None;
         let mut batch = Vec::with_capacity(BATCH);
         while !self.stop.load(Ordering::Acquire) {
-            match rx.recv_timeout(Duration::from_millis(100)) {
+            match rx.recv().await {
                 Ok(r) => batch.push(r),
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(_) => return,
             }
             while batch.len() < BATCH {
                 match rx.try_recv() {
@@ -579,7 +626,7 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            let outcomes = self.run_batch(&script, &mut con, &batch);
+            let outcomes = self.run_batch(&script, &mut con, &batch).await;
             for (req, outcome) in batch.drain(..).zip(outcomes) {
                 if let Op::Reply(outbox, reply) = req.op {
                     self.hold_reply(outbox, reply);
@@ -587,13 +634,22 @@ impl Engine {
                 }
                 if let Ok(Some(id)) = outcome {
                     self.replies().added = Some(id);
+                    if let (Op::Join(nick), Some(hub)) =
+                        (&req.op, self.hub.get().and_then(std::sync::Weak::upgrade))
+                        && let Some(outbox) = hub.outbox_of(&nick.key())
+                    {
+                        self.joined_map().insert(id, outbox);
+                    }
                 }
                 let outcome = outcome.map(|_| ());
-                if let (Op::Leave(nick), Err(_)) = (&req.op, outcome) {
+                if let (Op::Leave(nick), Err(why)) = (&req.op, outcome) {
                     self.stop_leaver(&nick.key());
-                    // No leave in the stream: forget it here (the reaper frees its name
-                    // if this node dies; see the status notes).
+                    // No leave in the stream yet: forget it here.
                     self.at_stream().remove(&nick.key());
+                    if why == Refused::Unavailable {
+                        // Redis may still hold the name for this node: owed.
+                        self.owed_leaves().push(nick.clone());
+                    }
                 }
                 if let (Op::Private { to, outbox, .. }, Err(Refused::NoSuchNick)) =
                     (&req.op, outcome)
@@ -603,7 +659,14 @@ impl Engine {
                     continue;
                 }
                 if let Some(reply) = req.reply {
-                    let _ = reply.try_send(outcome);
+                    if reply.try_send(outcome).is_err()
+                        && outcome.is_ok()
+                        && let Op::Join(nick) = req.op
+                    {
+                        // The joiner gave up waiting (and is no member here): the name
+                        // it claimed would stay held by nobody. Its leave follows.
+                        self.send(Op::Leave(nick));
+                    }
                 } else if outcome != Ok(()) && !matches!(req.op, Op::Leave(_)) {
                     warn!(op = ?req.op, outcome = ?outcome, "proposal refused by the cluster");
                 }
@@ -611,7 +674,7 @@ impl Engine {
             let mut r = self.replies();
             r.resolved = r.added;
             drop(r);
-            self.resolved.notify_all();
+            self.resolved.notify(usize::MAX);
         }
     }
 
@@ -619,25 +682,32 @@ impl Engine {
     /// proposer has placed the replies of the batch that added it, so that a reply to a
     /// line is never overtaken by the client's next event (SRV-5). Bounded: a batch
     /// whose answer was lost (Redis went away mid-way) is not waited for long.
-    pub(super) fn wait_resolved(&self, id: EntryId) {
+    pub(super) async fn wait_resolved(&self, id: EntryId) {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
-        let mut r = self.replies();
-        while r.resolved.is_none_or(|done| done < id) && !self.stop.load(Ordering::Acquire) {
+        loop {
+            // Listening before looking, so that a notification in between is not missed.
+            let notified = self.resolved.listen();
+            if self.replies().resolved.is_some_and(|done| done >= id)
+                || self.stop.load(Ordering::Acquire)
+            {
+                return;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;
             }
-            r = self
-                .resolved
-                .wait_timeout(r, left.min(Duration::from_millis(50)))
-                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+            notified
+                .or(async {
+                    Timer::after(left).await;
+                })
+                .await;
         }
     }
 
-    fn run_batch(
+    async fn run_batch(
         &self,
         script: &redis::Script,
-        con: &mut Option<redis::Connection>,
+        con: &mut Option<MultiplexedConnection>,
         batch: &[Request],
     ) -> Vec<Result<Option<EntryId>, Refused>> {
         let failed = || vec![Err(Refused::Unavailable); batch.len()];
@@ -651,7 +721,7 @@ impl Engine {
         let mut loaded = false;
         for _ in 0..2 {
             if con.is_none() {
-                match connect(&self.client, REQUEST_TIMEOUT) {
+                match connect(&self.client, REQUEST_TIMEOUT).await {
                     Ok(c) => *con = Some(c),
                     Err(e) => {
                         warn!(error = %e, "Redis unreachable");
@@ -662,7 +732,7 @@ impl Engine {
             let Some(c) = con.as_mut() else {
                 return failed();
             };
-            match script.load(c) {
+            match script.load_async(c).await {
                 Ok(_) => {
                     loaded = true;
                     break;
@@ -721,7 +791,7 @@ impl Engine {
                 .arg(new_skel.as_str());
             pipe.invoke_script(&inv);
         }
-        match pipe.query::<Vec<redis::Value>>(c) {
+        match pipe.query_async::<Vec<redis::Value>>(c).await {
             Ok(codes) => {
                 let mut codes = codes.into_iter();
                 batch
@@ -734,6 +804,11 @@ impl Engine {
                             }
                             Some(redis::Value::Int(0)) => Err(Refused::Taken),
                             Some(redis::Value::Int(-4)) => Err(Refused::NoSuchNick),
+                            // A leave of a name this node does not own: nothing to free
+                            // (not retried, unlike an unanswered one).
+                            Some(redis::Value::Int(-2)) if matches!(req.op, Op::Leave(_)) => {
+                                Err(Refused::NoSuchNick)
+                            }
                             _ => Err(Refused::Unavailable),
                         },
                     })
@@ -747,7 +822,7 @@ impl Engine {
         }
     }
 
-    fn reap(&self, con: &mut redis::Connection) -> redis::RedisResult<i64> {
+    async fn reap(&self, con: &mut MultiplexedConnection) -> redis::RedisResult<i64> {
         redis::Script::new(scripts::REAP)
             .key(key("stream"))
             .key(key("nicks"))
@@ -755,53 +830,65 @@ impl Engine {
             .key(key("skels"))
             .arg(scripts::PREFIX)
             .arg(self.config.stream_len)
-            .invoke(con)
+            .invoke_async(con)
+            .await
     }
 
     /// The lease keeper: renews this node's lease every third of it (`SET XX`, so a
     /// lease that expired is never brought back: that id is fenced for good) and reaps
     /// dead nodes. Without a renewal for half the lease, or once fenced, the node shuts
     /// its clients down: they must not keep chatting under names it may no longer own.
-    fn lease_loop(&self, hub: &std::sync::Weak<Hub>) {
+    async fn lease_loop(&self, hub: &std::sync::Weak<Hub>) {
         let lease = key(&format!("lease:{}", self.node));
         let lease_ms = u64::try_from(self.config.lease.as_millis()).unwrap_or(u64::MAX);
         let every = self.config.lease / 3;
         let grace = self.config.lease / 2;
-        let mut con = None;
+        let mut con: Option<MultiplexedConnection> = None;
         let mut renewed = Instant::now();
         let mut next = Instant::now();
+        let renew = redis::cmd("SET")
+            .arg(&lease)
+            .arg("1")
+            .arg("XX")
+            .arg("PX")
+            .arg(lease_ms)
+            .to_owned();
         while !self.stop.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(50).min(every));
+            Timer::after(Duration::from_millis(50).min(every)).await;
             if Instant::now() < next {
                 continue;
             }
             next = Instant::now() + every;
             if con.is_none() {
-                con = connect(&self.client, REQUEST_TIMEOUT).ok();
+                con = connect(&self.client, REQUEST_TIMEOUT).await.ok();
             }
-            let renew = |c: &mut redis::Connection| {
-                redis::cmd("SET")
-                    .arg(&lease)
-                    .arg("1")
-                    .arg("XX")
-                    .arg("PX")
-                    .arg(lease_ms)
-                    .query::<Option<String>>(c)
+            let mut outcome = match con.as_mut() {
+                Some(c) => Some(renew.query_async::<Option<String>>(c).await),
+                None => None,
             };
-            let mut outcome = con.as_mut().map(renew);
             if let Some(Err(_)) = outcome {
                 // A connection from before a Redis restart fails at its first use; the
                 // renewal is idempotent, so it is tried once more on a fresh one.
-                con = connect(&self.client, REQUEST_TIMEOUT).ok();
-                outcome = con.as_mut().map(renew).or(outcome);
+                con = connect(&self.client, REQUEST_TIMEOUT).await.ok();
+                if let Some(c) = con.as_mut() {
+                    outcome = Some(renew.query_async::<Option<String>>(c).await);
+                }
             }
             let fenced = match outcome {
                 Some(Ok(Some(_))) => {
                     renewed = Instant::now();
                     if let Some(c) = con.as_mut()
-                        && let Err(e) = self.reap(c)
+                        && let Err(e) = self.reap(c).await
                     {
                         warn!(error = %e, "reaping dead nodes failed");
+                    }
+                    // Redis answers again: the leaves it missed go out now (in the
+                    // order they were owed), freeing their names.
+                    let owed = std::mem::take(&mut *self.owed_leaves());
+                    for nick in owed {
+                        if !self.send(Op::Leave(nick.clone())) {
+                            self.owed_leaves().push(nick);
+                        }
                     }
                     false
                 }

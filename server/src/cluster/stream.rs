@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use async_io::Timer;
 use chat_proto::{Nickname, ServerMessage, Text};
 use redis::Value;
 use tracing::warn;
@@ -158,18 +159,19 @@ pub(crate) fn origin_of(id: &str) -> EntryId {
 /// `count` entries up to where the reader will start are appended to the local log, so
 /// that backlogs, `/history` and `/resume` on this node reach back before it started.
 /// They change no member list (the snapshot already holds the members there).
-pub(super) fn prefill(engine: &Engine, hub: &Hub, count: usize) -> redis::RedisResult<usize> {
+pub(super) async fn prefill(engine: &Engine, hub: &Hub, count: usize) -> redis::RedisResult<usize> {
     if count == 0 || engine.start_id == "0-0" {
         return Ok(0);
     }
-    let mut con = connect(&engine.client, super::REQUEST_TIMEOUT)?;
+    let mut con = connect(&engine.client, super::REQUEST_TIMEOUT).await?;
     let reply: Value = redis::cmd("XREVRANGE")
         .arg(key("stream"))
         .arg(&engine.start_id)
         .arg("-")
         .arg("COUNT")
         .arg(count)
-        .query(&mut con)?;
+        .query_async(&mut con)
+        .await?;
     let Value::Array(items) = reply else {
         return Ok(0);
     };
@@ -189,18 +191,19 @@ pub(super) fn prefill(engine: &Engine, hub: &Hub, count: usize) -> redis::RedisR
     Ok(n)
 }
 
-/// The reader thread: `XREAD BLOCK` from where the snapshot was taken, applying every
+/// The reader task: `XREAD BLOCK` from where the snapshot was taken, applying every
 /// entry in order; reconnects after an error and goes on from the last entry applied.
-pub(super) fn read_loop(engine: &Engine, hub: &Weak<Hub>) {
+/// Its connection is its own: a blocking command must not share a multiplexed one.
+pub(super) async fn read_loop(engine: &Engine, hub: &Weak<Hub>) {
     let stream = key("stream");
     let mut last = engine.start_id.clone();
     let mut con = None;
     while !engine.stop.load(Ordering::Acquire) {
         if con.is_none() {
-            match connect(&engine.client, BLOCK + super::REQUEST_TIMEOUT) {
+            match connect(&engine.client, BLOCK + super::REQUEST_TIMEOUT).await {
                 Ok(c) => con = Some(c),
                 Err(_) => {
-                    std::thread::sleep(BLOCK);
+                    Timer::after(BLOCK).await;
                     continue;
                 }
             }
@@ -214,13 +217,14 @@ pub(super) fn read_loop(engine: &Engine, hub: &Weak<Hub>) {
             .arg("STREAMS")
             .arg(&stream)
             .arg(&last)
-            .query::<Value>(c);
+            .query_async::<Value>(c)
+            .await;
         let reply = match reply {
             Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "reading the stream failed; reconnecting");
                 con = None;
-                std::thread::sleep(BLOCK);
+                Timer::after(BLOCK).await;
                 continue;
             }
         };
@@ -228,7 +232,7 @@ pub(super) fn read_loop(engine: &Engine, hub: &Weak<Hub>) {
         for (id, fields) in entries(reply) {
             let own = fields.iter().any(|(f, v)| f == "o" && *v == engine.node);
             if own {
-                engine.wait_resolved(origin_of(&id));
+                engine.wait_resolved(origin_of(&id)).await;
             }
             match Event::parse(&fields) {
                 Some(event) => engine.apply(&hub, event, origin_of(&id), own),
@@ -248,10 +252,20 @@ impl Engine {
         match event {
             Event::Joined { nick, node } => {
                 self.replica().insert(nick.key(), nick.clone());
-                // Renamed since (its rename still on its way): under its new name.
-                let here = (node == self.node).then(|| self.local_key(nick.key()));
-                hub.append_replicated(&ServerMessage::Joined(nick.clone()), origin, here.as_ref());
-                if let Some(outbox) = here.and_then(|k| hub.outbox_of(&k)) {
+                // The joiner, if it joined here: found by this entry, since it may
+                // have renamed since (its rename still on its way).
+                let here = (node == self.node)
+                    .then(|| self.joiner(hub, origin, &nick))
+                    .flatten();
+                let here_key = here
+                    .as_ref()
+                    .and_then(|o| hub.key_of(o, self.local_key(nick.key())));
+                hub.append_replicated(
+                    &ServerMessage::Joined(nick.clone()),
+                    origin,
+                    here_key.as_ref(),
+                );
+                if let Some(outbox) = here {
                     self.at_stream().insert(nick.key(), outbox);
                 }
             }

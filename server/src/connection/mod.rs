@@ -78,36 +78,57 @@ impl Settings {
 
 /// What both tasks of a connection share. The socket closes, and the slot under
 /// `max_clients` is freed, when both have ended.
+///
+/// Fields drop in declaration order: the address's place (ADDR-1) is freed before the
+/// slot, so once [`Hub::open_connections`] shows a connection gone, its address may
+/// connect again. The other way round, a slot's drop (which may give memory back to
+/// the system after a crowd left) held the address's place a moment longer, and a
+/// client reconnecting just then was refused as over its address's limit.
 struct Shared<S> {
     stream: Arc<S>,
     outbox: Arc<Outbox>,
     peer: SocketAddr,
-    _slot: Slot,
     _address: AddressSlot,
+    _slot: Slot,
+}
+
+/// A connection the listener has accepted and attached: what is this connection's own,
+/// handed to [`spawn`] (over plain TCP, or once its TLS handshake is done).
+pub(crate) struct Accepted<S> {
+    pub stream: Arc<S>,
+    pub outbox: Arc<Outbox>,
+    /// Its place under `max_clients`.
+    pub slot: Slot,
+    /// Its places in its address's quota (ADDR-1).
+    pub admission: Admission,
+    pub peer: SocketAddr,
+    /// When the TCP connection was accepted: the handshake's time limit (NICK-6) counts
+    /// from then, a TLS handshake included (TLS-4).
+    pub at: Instant,
 }
 
 /// Starts the reader and writer tasks of an accepted, attached connection, over plain
-/// TCP or TLS. `accepted` is when the TCP connection was accepted: the handshake's time
-/// limit (NICK-6) counts from then, a TLS handshake included (TLS-4).
-// Each argument is one thing the listener hands over; a struct would only rename them.
-#[allow(clippy::too_many_arguments)]
+/// TCP or TLS.
 pub(crate) fn spawn<S: Transport>(
     ex: &Executor<'static>,
     hub: Arc<Hub>,
     settings: Arc<Settings>,
-    stream: Arc<S>,
-    outbox: Arc<Outbox>,
-    slot: Slot,
-    admission: Admission,
-    peer: SocketAddr,
-    accepted: Instant,
+    accepted: Accepted<S>,
 ) {
+    let Accepted {
+        stream,
+        outbox,
+        slot,
+        admission,
+        peer,
+        at: accepted,
+    } = accepted;
     let shared = Arc::new(Shared {
         stream,
         outbox,
         peer,
-        _slot: slot,
         _address: admission.connection,
+        _slot: slot,
     });
 
     greet_now(&hub, &settings, &*shared.stream, &shared.outbox);

@@ -5,7 +5,8 @@
 //! 2 MiB: the member list, the nickname and lookalike indexes, the slot table), and the
 //! allocator cannot return pages that such a table still holds, whatever `malloc_trim`
 //! does. So when the hub decides a crowd has left (see `Slot`'s drop), it first shrinks
-//! its own tables to what they hold, and only then asks the allocator to trim.
+//! its own tables to what they hold, and only then asks the allocator to give memory
+//! back (`crate::allocator`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
