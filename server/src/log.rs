@@ -438,8 +438,10 @@ impl Log {
         // (The publisher that moves this up wakes the writers, or one that got here
         // first with a head as new does.)
         let head = self.head.load(Ordering::SeqCst);
-        if self.woken_for.fetch_max(head, Ordering::AcqRel) >= head
-            || !self.any_parked.swap(false, Ordering::AcqRel)
+        // Both read-modify-writes are sequentially consistent, like `park`'s flag and head,
+        // so a writer that raises the flag after this clears it also sees `head`.
+        if self.woken_for.fetch_max(head, Ordering::SeqCst) >= head
+            || !self.any_parked.swap(false, Ordering::SeqCst)
         {
             return;
         }
