@@ -58,6 +58,11 @@ echo "==> cargo test"
 CHAT_SERVER_BIN="$PWD/target/release/chat-server" cargo test --workspace --locked
 
 if [[ -d scripts/e2e ]]; then
+  # The end-to-end scripts drive the release binaries built above. Named here, they are
+  # not rebuilt with `-p` (whose feature set differs from the workspace's, so cargo would
+  # compile druid and gtk a second time: minutes on a 2-core runner).
+  export CHAT_SERVER_BIN="$PWD/target/release/chat-server"
+  export CHAT_GUI_BIN="$PWD/target/release/chat-gui"
   for t in scripts/e2e/*.sh; do
     [[ -e "$t" ]] || continue
     echo "==> $t"
