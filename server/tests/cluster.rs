@@ -508,6 +508,50 @@ fn cluster_8_moderation_per_node_notices_for_all() {
     let _again = Client::join(b.local_addr(), "pupil");
 }
 
+/// Two nodes (5 s lease) on a Redis that keeps its append-only file in a fresh folder
+/// named after `tag`, with `ann` joined on the first and `bob` on the second (ann has seen
+/// bob join): the start of the tests that kill Redis and bring it back on that file.
+struct AofPair {
+    dir: std::path::PathBuf,
+    port: u16,
+    redis: Redis,
+    a: ServerHandle,
+    b: ServerHandle,
+    ann: Client,
+    bob: Client,
+}
+
+impl AofPair {
+    fn start(tag: &str) -> AofPair {
+        let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("aof dir");
+        let port = free_port();
+        let redis = Redis::on(port, Some(&dir));
+        let node_on = |redis: &Redis| {
+            common::start(|c| {
+                c.engine = Some(EngineConfig {
+                    lease: Duration::from_secs(5),
+                    ..EngineConfig::new(&redis.url())
+                });
+            })
+        };
+        let (a, b) = (node_on(&redis), node_on(&redis));
+        let mut ann = Client::join(a.local_addr(), "ann");
+        let bob = Client::join(b.local_addr(), "bob");
+        read_until(&mut ann, |l| l == "bob has joined the chat");
+        AofPair {
+            dir,
+            port,
+            redis,
+            a,
+            b,
+            ann,
+            bob,
+        }
+    }
+}
+
 /// CLUSTER-9: Redis killed (`kill -9`) and restarted on its append-only file within
 /// the grace period: the nodes reconnect, every client stays connected under its name,
 /// chat goes on in one order with nothing lost, and the history is intact.
@@ -516,23 +560,15 @@ fn cluster_9_redis_restart_with_aof_loses_nothing() {
     if Redis::start().is_none() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("chat-aof-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("aof dir");
-    let port = free_port();
-    let mut redis = Redis::on(port, Some(&dir));
-    let node_on = |redis: &Redis| {
-        common::start(|c| {
-            c.engine = Some(EngineConfig {
-                lease: Duration::from_secs(5),
-                ..EngineConfig::new(&redis.url())
-            });
-        })
-    };
-    let (a, b) = (node_on(&redis), node_on(&redis));
-    let mut ann = Client::join(a.local_addr(), "ann");
-    let mut bob = Client::join(b.local_addr(), "bob");
-    read_until(&mut ann, |l| l == "bob has joined the chat");
+    let AofPair {
+        dir,
+        port,
+        mut redis,
+        a,
+        b,
+        mut ann,
+        mut bob,
+    } = AofPair::start("chat-aof");
     ann.say("before");
     read_until(&mut bob, |l| l == "ann: before");
     let _ = redis.child.kill();
@@ -584,23 +620,15 @@ fn cluster_5_a_leave_missed_while_redis_was_down_is_sent_when_it_returns() {
     if Redis::start().is_none() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("chat-aof-leave-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("aof dir");
-    let port = free_port();
-    let mut redis = Redis::on(port, Some(&dir));
-    let node_on = |redis: &Redis| {
-        common::start(|c| {
-            c.engine = Some(EngineConfig {
-                lease: Duration::from_secs(5),
-                ..EngineConfig::new(&redis.url())
-            });
-        })
-    };
-    let (a, b) = (node_on(&redis), node_on(&redis));
-    let mut ann = Client::join(a.local_addr(), "ann");
-    let mut bob = Client::join(b.local_addr(), "bob");
-    read_until(&mut ann, |l| l == "bob has joined the chat");
+    let AofPair {
+        dir,
+        port,
+        mut redis,
+        a,
+        b,
+        mut ann,
+        mut bob,
+    } = AofPair::start("chat-aof-leave");
     let _ = redis.child.kill();
     let _ = redis.child.wait();
     bob.say("/quit");
