@@ -373,6 +373,21 @@ def run_once(server, scenario, workdir, use_perf):
         stop(proc)
 
 
+def write_block(name, body):
+    """Puts `body` between docs/performance.md's `<!-- NAME:start -->` and `<!-- NAME:end -->`
+    markers, replacing what was there, or appends the marked block when the markers are missing."""
+    doc = ROOT / "docs" / "performance.md"
+    text = doc.read_text() if doc.exists() else "# Performance\n"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body}\n{end}"
+    if start in text and end in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    doc.write_text(text)
+    print(f"\nwrote {doc}")
+
+
 def fmt_rate(v):
     return f"{v / 1e6:.2f}M/s" if v else "-"
 
@@ -404,19 +419,10 @@ def main():
                            check=True)
         table, load = cluster(args)
         if not args.no_write and not args.quick:
-            doc = ROOT / "docs" / "performance.md"
-            text = doc.read_text()
-            start, end = "<!-- cluster:start -->", "<!-- cluster:end -->"
-            block = (f"{start}\nLatest `scripts/compare.py --cluster --runs {args.runs}` "
-                     f"({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average "
-                     f"{load:.1f} at the runs' starts (median); medians of {args.runs} alternating runs, "
-                     f"fresh servers and Redis per run):\n\n{table}\n{end}")
-            if start in text and end in text:
-                text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-            else:
-                text = text.rstrip() + "\n\n" + block + "\n"
-            doc.write_text(text)
-            print(f"\nwrote {doc}")
+            write_block("cluster", f"Latest `scripts/compare.py --cluster --runs {args.runs}` "
+                        f"({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average "
+                        f"{load:.1f} at the runs' starts (median); medians of {args.runs} alternating runs, "
+                        f"fresh servers and Redis per run):\n\n{table}")
         return
 
     if not args.quick:
@@ -529,21 +535,12 @@ def main():
         except OSError:
             pass
         machine = f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, loopback"
-        doc = ROOT / "docs" / "performance.md"
-        text = doc.read_text() if doc.exists() else "# Performance\n"
-        start, end = "<!-- compare:start -->", "<!-- compare:end -->"
         batch = os.environ.get("WRITE_BATCH", "0")
         writes = "one write per message" if batch == "0" else f"senders writing {batch} bytes at a time"
         writes += "; write calls counted with perf" if use_perf else "; write calls from /proc/PID/io (write/writev only)"
-        block = (f"{start}\nLatest `scripts/compare.py` run ({time.strftime('%Y-%m-%d')}, {machine}; "
-                 f"median of {args.runs} alternating runs, a fresh server per run, lines of 50 bytes, "
-                 f"{writes}):\n\n{table}\n{end}")
-        if start in text and end in text:
-            text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        doc.write_text(text)
-        print(f"\nwrote {doc}")
+        write_block("compare", f"Latest `scripts/compare.py` run ({time.strftime('%Y-%m-%d')}, {machine}; "
+                    f"median of {args.runs} alternating runs, a fresh server per run, lines of 50 bytes, "
+                    f"{writes}):\n\n{table}")
 
 
 if __name__ == "__main__":
