@@ -89,6 +89,15 @@ pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// peer is noticed after `30 + 3 * 10` = 60 seconds of silence.
 pub const KEEPALIVE_PROBES: u32 = 3;
 
+/// TCP user timeout (CONN-5): the longest data sent to a peer may stay unacknowledged
+/// before the connection is dropped. While data is in flight keepalive sends no probes,
+/// and the kernel's retransmissions alone would take about 15 minutes (Linux's
+/// `tcp_retries2` = 15) to give up on a peer that vanished in a busy chat. 60 s is the
+/// keepalive's own `30 + 3 * 10`, so a vanished peer leaves about a minute after it went
+/// quiet whether or not anything was being sent to it; where the kernel lets the user
+/// timeout stand in for the probe count (Linux does), the quiet case still ends at 60 s.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Closing (CONN-8): after its last line and shutting down its write side, how long a
 /// server at most keeps reading and discarding input before it closes.
 pub const CLOSE_LINGER_MAX: Duration = Duration::from_secs(2);

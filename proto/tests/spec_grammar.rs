@@ -11,7 +11,7 @@ use std::path::Path;
 
 use chat_proto::limits::{
     KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, MAX_ERR_TEXT_BYTES,
-    MAX_SERVER_LINE_BYTES, MAX_TAGGED_SERVER_LINE_BYTES, MAX_USERS_LINE_BYTES,
+    MAX_SERVER_LINE_BYTES, MAX_TAGGED_SERVER_LINE_BYTES, MAX_USERS_LINE_BYTES, TCP_USER_TIMEOUT,
 };
 use chat_proto::tags::MAX_TAGS_BYTES;
 use chat_proto::{Command, ErrorCode, PROTOCOL_VERSION, wire};
@@ -107,6 +107,10 @@ fn srv_3_limits_table_states_the_crates_numbers() {
             "idle {} s, interval {} s, {KEEPALIVE_PROBES} probes",
             KEEPALIVE_IDLE.as_secs(),
             KEEPALIVE_INTERVAL.as_secs()
+        ),
+        format!(
+            "| TCP user timeout (data sent and not acknowledged) | {} s | no | CONN-5 |",
+            TCP_USER_TIMEOUT.as_secs()
         ),
         format!("Version {PROTOCOL_VERSION}."),
         // PING-3, PING-4, PING-2.

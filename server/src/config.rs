@@ -99,6 +99,10 @@ pub struct Config {
     /// At shutdown, how long to wait for connections to receive `ERR server-shutdown` and
     /// close before the remaining ones are dropped (CONN-6).
     pub shutdown_grace: Duration,
+    /// TCP keepalive and user timeout on accepted sockets, which drop a peer that vanished
+    /// without closing (CONN-5). Pinned by the spec and not a command-line flag: tests
+    /// shorten them to see a vanished peer leave in seconds.
+    pub dead_peer: crate::dead_peer::DeadPeer,
     /// **Testing aid, never set by the binary.** When `Some(text)`, a chatting client whose
     /// line is exactly `text` makes its own connection task panic. The tests use it to
     /// prove that a crash in one connection's task cannot take the server down and that
@@ -131,6 +135,7 @@ impl Default for Config {
             close_flush_timeout: Duration::from_secs(5),
             close_linger: chat_proto::limits::CLOSE_LINGER_MAX,
             shutdown_grace: chat_proto::limits::DEFAULT_SHUTDOWN_GRACE,
+            dead_peer: crate::dead_peer::DeadPeer::default(),
             panic_trigger: None,
         }
     }
@@ -197,6 +202,12 @@ pub enum ConfigError {
     /// A probe timeout of zero (PING-4) would close every probed client at once.
     #[error("--ping-timeout must be more than zero (--ping-interval 0 turns probes off)")]
     PingTimeout,
+    /// Keepalive or user timeout numbers the kernel cannot take (CONN-5): every accepted
+    /// socket would go without them.
+    #[error(
+        "keepalive needs whole seconds from 1 to 32767 and 1 to 127 probes, the user timeout at least 1 ms"
+    )]
+    DeadPeer,
     /// The seed profile picks free nickname variants locally, which a cluster cannot do
     /// atomically yet.
     #[error("--compat seed cannot be combined with --engine redis")]
@@ -299,6 +310,9 @@ impl Config {
         {
             return Err(ConfigError::PingTimeout);
         }
+        if !self.dead_peer.is_valid() {
+            return Err(ConfigError::DeadPeer);
+        }
         Ok(())
     }
 }
@@ -364,6 +378,7 @@ mod tests {
             Some(crate::liveness::PingTimes::default()),
             "PING-3: probes on by default, for clients that enable them"
         );
+        assert_eq!(c.dead_peer, crate::dead_peer::DeadPeer::default(), "CONN-5");
         assert_eq!(c.validate(), Ok(()));
     }
 
@@ -389,6 +404,9 @@ mod tests {
         assert_eq!(bad.validate(), Err(ConfigError::FloodBytes { min: 1024 }));
         bad.flood.rate_bytes = 0;
         assert_eq!(bad.validate(), Ok(()));
+        let mut bad = Config::default();
+        bad.dead_peer.keepalive_probes = 0;
+        assert_eq!(bad.validate(), Err(ConfigError::DeadPeer));
     }
 
     /// CONN-7: `--flood-burst 0` is refused unless `--flood-rate 0` turns the limit off.

@@ -26,6 +26,7 @@ pub mod cluster;
 mod compat;
 pub mod config;
 mod connection;
+pub mod dead_peer;
 pub mod flood;
 pub mod history;
 pub mod hub;

@@ -18,10 +18,11 @@ use chat_proto::{ErrorCode, ServerMessage};
 use futures_lite::{FutureExt as _, future};
 use futures_rustls::TlsAcceptor;
 use smol::Executor;
-use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tracing::{debug, error, info, warn};
 
 use crate::connection::{self, Accepted, Settings};
+use crate::dead_peer::DeadPeer;
 use crate::hub::{AttachError, Hub};
 use crate::per_address::PerAddress;
 use crate::tls::{self, TlsTransport};
@@ -33,13 +34,6 @@ pub const FD_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Pending connections the kernel may hold for us (it caps this at `somaxconn`).
 const BACKLOG: i32 = 4096;
-
-/// Idle time before the first keepalive probe, interval between probes, and probes, as
-/// the spec gives them (CONN-5): a peer that vanished (a laptop gone to sleep) is noticed
-/// after about a minute and its nickname freed.
-use chat_proto::limits::{
-    KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES as KEEPALIVE_RETRIES,
-};
 
 /// Opens the listening socket. `SO_REUSEADDR` lets a restarted server bind while old
 /// connections linger in `TIME_WAIT` (DEFECTS.md item 12); an unspecified IPv6 address
@@ -83,16 +77,12 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
-/// TCP_NODELAY (a chat line must not wait for Nagle) and keepalive (CONN-5).
-fn tune(stream: &TcpStream) -> io::Result<()> {
+/// TCP_NODELAY (a chat line must not wait for Nagle), keepalive and the user timeout
+/// (CONN-5: a peer that vanished leaves about a minute later, `dead_peer.rs`).
+fn tune(stream: &TcpStream, dead_peer: &DeadPeer) -> io::Result<()> {
     let sock = SockRef::from(stream);
     sock.set_tcp_nodelay(true)?;
-    let ka = TcpKeepalive::new()
-        .with_time(KEEPALIVE_IDLE)
-        .with_interval(KEEPALIVE_INTERVAL)
-        .with_retries(KEEPALIVE_RETRIES);
-    sock.set_tcp_keepalive(&ka)?;
-    Ok(())
+    dead_peer.apply(&sock)
 }
 
 /// What one listener shares with the server and hands to every connection it accepts.
@@ -191,7 +181,7 @@ fn admit(
         Some(acceptor) => tls_turn_away(ex, acceptor, stream, line, settings, peer),
         None => turn_away(stream, line),
     };
-    if let Err(e) = tune(stream.get_ref()) {
+    if let Err(e) = tune(stream.get_ref(), &settings.dead_peer) {
         debug!(peer = %peer, error = %e, "could not set socket options");
     }
     // MOD-6: a banned address gets `ERR banned` instead of NICK, before anything else.
@@ -384,29 +374,21 @@ fn turn_away(stream: &Async<TcpStream>, line: &[u8]) {
 mod tests {
     use super::*;
 
-    /// CONN-5: accepted sockets get TCP_NODELAY and a short keepalive.
+    /// CONN-5: accepted sockets get TCP_NODELAY, keepalive and the user timeout (the
+    /// numbers are checked in `dead_peer.rs` and on the running server in
+    /// `tests/keepalive.rs`).
     #[test]
     fn conn_5_nodelay_and_keepalive() {
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (accepted, _) = listener.accept().unwrap();
-        tune(&accepted).unwrap();
+        let dead_peer = DeadPeer::default();
+        tune(&accepted, &dead_peer).unwrap();
         let sock = SockRef::from(&accepted);
         assert!(sock.tcp_nodelay().unwrap());
         assert!(sock.keepalive().unwrap());
-        assert_eq!(sock.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
-        assert_eq!(sock.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
-        assert_eq!(sock.tcp_keepalive_retries().unwrap(), KEEPALIVE_RETRIES);
-        // The spec's numbers: a vanished peer is dropped about a minute after it last
-        // spoke (CONN-5).
-        assert_eq!(
-            (
-                KEEPALIVE_IDLE.as_secs(),
-                KEEPALIVE_INTERVAL.as_secs(),
-                KEEPALIVE_RETRIES
-            ),
-            (30, 10, 3)
-        );
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), dead_peer.keepalive_idle);
+        assert_eq!(sock.tcp_user_timeout().unwrap(), dead_peer.user_timeout);
     }
 
     #[test]

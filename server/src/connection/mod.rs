@@ -55,6 +55,8 @@ pub(crate) struct Settings {
     pub idle_timeout: Option<Duration>,
     /// PING-1: `None` when `ping` is not offered (probes off, or the seed profile).
     pub ping: Option<crate::liveness::PingTimes>,
+    /// CONN-5: set on each accepted socket by the listener.
+    pub dead_peer: crate::dead_peer::DeadPeer,
     pub panic_trigger: Option<String>,
 }
 
@@ -71,6 +73,7 @@ impl Settings {
             flood: c.flood,
             idle_timeout: c.idle_timeout,
             ping: c.ping.filter(|_| c.compat.offers_ping()),
+            dead_peer: c.dead_peer,
             panic_trigger: c.panic_trigger.clone(),
         }
     }
