@@ -44,6 +44,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 if [[ -z "${CHAT_E2E_INNER:-}" ]]; then
     missing=()
@@ -61,27 +63,11 @@ if [[ -z "${CHAT_E2E_INNER:-}" ]]; then
         echo "gui e2e: missing ${missing[*]} (apt-get install xvfb xauth xdotool imagemagick python3 python3-tk dbus-daemon python3-dbus python3-gi)" >&2
         exit 1
     fi
-    # Build what was not given.
-    # shellcheck source=release_bin.sh
-    source "$here/release_bin.sh"
-    release_bin CHAT_SERVER_BIN chat-server chat-server
-    release_bin CHAT_GUI_BIN chat-client-gui chat-gui
-    export CHAT_E2E_INNER=1
-    exec timeout --kill-after=10 300 xvfb-run -a -s "-screen 0 1400x900x24" bash "$0" "$@"
+    enter_xvfb 300 "$0" "$@"
 fi
 
 # ---- inside Xvfb ------------------------------------------------------------------------
-art="$root/artifacts/e2e-gui"
-rm -rf "$art"
-mkdir -p "$art"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
+e2e_start "gui e2e" e2e-gui
 update_screenshots=0
 [[ "${1:-}" == "--update-screenshots" ]] && update_screenshots=1
 
@@ -100,37 +86,6 @@ export DBUS_SESSION_BUS_ADDRESS="$(head -n 1 "$art/bus-address")"
 pids+=("$(cat "$art/bus-pid")")
 "$CHAT_E2E_DBUS_PYTHON" "$here/notify_stub.py" "$art/notifications.txt" >"$art/notify-stub.log" 2>&1 &
 pids+=($!)
-
-fail() {
-    echo "gui e2e: FAIL: $*" >&2
-    echo "gui e2e: artifacts in $art" >&2
-    for f in "$art"/*.txt "$art"/*.log; do
-        [[ -e "$f" ]] && { echo "---- $f" >&2; tail -n 30 "$f" >&2; }
-    done
-    import -window root "$art/failure-screen.png" 2>/dev/null || true
-    exit 1
-}
-
-# wait_for FILE TEXT [SECONDS]: until FILE has a line containing TEXT.
-wait_for() {
-    local file="$1" text="$2" secs="${3:-20}" i
-    for ((i = 0; i < secs * 10; i++)); do
-        [[ -f "$file" ]] && grep -qF -- "$text" "$file" && return 0
-        sleep 0.1
-    done
-    fail "$file never got: $text"
-}
-
-# window_of NAME: the X window whose title contains "NAME @".
-window_of() {
-    local i wid
-    for ((i = 0; i < 100; i++)); do
-        wid="$(xdotool search --onlyvisible --name "$1 @" 2>/dev/null | head -n 1 || true)"
-        [[ -n "$wid" ]] && { echo "$wid"; return 0; }
-        sleep 0.1
-    done
-    fail "no window titled '$1 @'"
-}
 
 # title_is WINDOW PATTERN WHAT: waits (5 s at most) until the window's title matches the
 # glob PATTERN; else fails with WHAT and the title it has.
@@ -158,9 +113,6 @@ exits_within() {
     [[ $status -eq 0 ]] || fail "process $pid exited with status $status"
 }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 port="$(free_port)"
 "$CHAT_SERVER_BIN" --listen "127.0.0.1:$port" >"$art/server.log" 2>&1 &
 server_pid=$!
@@ -211,35 +163,6 @@ wid_alice="$(window_of alice)"
 wid_bob="$(window_of bob)"
 xdotool windowsize "$wid_alice" 690 520 windowmove "$wid_alice" 0 0
 xdotool windowsize "$wid_bob" 690 520 windowmove "$wid_bob" 705 0
-
-# seen_within FILE TEXT SECONDS: like wait_for, but returns 1 instead of failing.
-seen_within() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -qF -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# say WINDOW TRANSCRIPT LINE EXPECTED [ATTEMPTS]: types LINE and Enter into WINDOW until
-# TRANSCRIPT shows EXPECTED. X input focus on a bare Xvfb (no window manager) can take a
-# moment to settle when a window is focused the first time, and keys typed before it are
-# lost; so there the input is cleared and the line typed again, at most ATTEMPTS times
-# (default 3). (A slow echo would show the line twice; the checks allow that.)
-say() {
-    local wid="$1" file="$2" line="$3" expected="$4" attempts="${5:-3}" attempt
-    for ((attempt = 1; attempt <= attempts; attempt++)); do
-        xdotool windowfocus --sync "$wid"
-        sleep 0.3
-        xdotool key --clearmodifiers ctrl+a BackSpace
-        xdotool type --delay 25 -- "$line"
-        xdotool key Return
-        seen_within "$file" "$expected" 10 && return 0
-        echo "gui e2e: '$line' not echoed after attempt $attempt; typing it again" >&2
-    done
-    fail "$file never got: $expected"
-}
 
 # Type into alice's window: the input line has the focus when the chat screen opens.
 say "$wid_alice" "$art/alice.txt" "$msg" "alice: $msg"

@@ -23,6 +23,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 
 if [[ -z "${CHAT_E2E_INNER:-}" ]]; then
     missing=()
@@ -33,60 +35,13 @@ if [[ -z "${CHAT_E2E_INNER:-}" ]]; then
         echo "gui tls e2e: missing ${missing[*]} (apt-get install xvfb xauth xdotool imagemagick python3)" >&2
         exit 1
     fi
-    # shellcheck source=release_bin.sh
-    source "$here/release_bin.sh"
-    release_bin CHAT_SERVER_BIN chat-server chat-server
-    release_bin CHAT_GUI_BIN chat-client-gui chat-gui
-    export CHAT_E2E_INNER=1
-    exec timeout --kill-after=10 120 xvfb-run -a -s "-screen 0 1400x900x24" bash "$0" "$@"
+    enter_xvfb 120 "$0" "$@"
 fi
 
 # ---- inside Xvfb ------------------------------------------------------------------------
-art="$root/artifacts/e2e-gui-tls"
-rm -rf "$art"
+e2e_start "gui tls e2e" e2e-gui-tls
 mkdir -p "$art/home" "$art/config"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-fail() {
-    echo "gui tls e2e: FAIL: $*" >&2
-    echo "gui tls e2e: artifacts in $art" >&2
-    for f in "$art"/*.txt "$art"/*.log "$art"/config/chat-gui/known_servers; do
-        [[ -e "$f" ]] && { echo "---- $f" >&2; tail -n 30 "$f" >&2; }
-    done
-    import -window root "$art/failure-screen.png" 2>/dev/null || true
-    exit 1
-}
-
-# wait_for FILE TEXT [SECONDS]: until FILE has a line containing TEXT.
-wait_for() {
-    local file="$1" text="$2" secs="${3:-20}" i
-    for ((i = 0; i < secs * 10; i++)); do
-        [[ -f "$file" ]] && grep -qF -- "$text" "$file" && return 0
-        sleep 0.1
-    done
-    fail "$file never got: $text"
-}
-
-# seen_within FILE TEXT SECONDS: like wait_for, but returns 1 instead of failing.
-seen_within() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -qF -- "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+fail_shows=("$art/config/chat-gui/known_servers")
 
 # start_server LOG: a server on $port (plain) and $tport (TLS, a new certificate);
 # sets server_pid and fp (the fingerprint its banner printed).
@@ -100,20 +55,10 @@ start_server() {
     [[ ${#fp} -eq 102 ]] || fail "no fingerprint in the banner of $1: '$fp'"
 }
 
-# say LINE EXPECTED: types LINE and Enter into the window until the transcript shows
-# EXPECTED (X input focus on a bare Xvfb can take a moment to settle; at most 3 tries).
-say() {
-    local line="$1" expected="$2" attempt
-    for ((attempt = 1; attempt <= 3; attempt++)); do
-        xdotool windowfocus --sync "$wid"
-        sleep 0.3
-        xdotool key --clearmodifiers ctrl+a BackSpace
-        xdotool type --delay 25 -- "$line"
-        xdotool key Return
-        seen_within "$art/alice.txt" "$expected" 10 && return 0
-        echo "gui tls e2e: '$line' not answered after attempt $attempt; typing it again" >&2
-    done
-    fail "the transcript never got: $expected"
+# say_alice LINE EXPECTED: types LINE into alice's window until her transcript shows
+# EXPECTED (lib.sh's say).
+say_alice() {
+    say "$wid" "$art/alice.txt" "$1" "$2"
 }
 
 port="$(free_port)"
@@ -136,15 +81,9 @@ pins="$art/config/chat-gui/known_servers"
 wait_for "$art/alice.txt" "certificate $fp1 (first connection to this server: fingerprint pinned"
 wait_for "$art/alice.txt" "as alice"
 grep -qxF "127.0.0.1:$tport $fp1" "$pins" || fail "first use did not pin $fp1"
-wid=""
-for ((i = 0; i < 100; i++)); do
-    wid="$(xdotool search --onlyvisible --name "alice @" 2>/dev/null | head -n 1 || true)"
-    [[ -n "$wid" ]] && break
-    sleep 0.1
-done
-[[ -n "$wid" ]] || fail "no window titled 'alice @'"
+wid="$(window_of alice)"
 xdotool windowsize "$wid" 760 520 windowmove "$wid" 0 0
-say "$msg" "alice: $msg"
+say_alice "$msg" "alice: $msg"
 wait_for "$art/carol.txt" "alice: $msg"
 import -window "$wid" "$art/alice-pinned.png"
 
@@ -170,7 +109,7 @@ grep -qF "nick=alice" "$art/server-2.log" && fail "alice joined a server she ref
 grep -qxF "127.0.0.1:$tport $fp1" "$pins" || fail "the refusal changed the pin"
 
 # The user accepts the new certificate deliberately.
-say "/trust" "You trusted the new certificate of 127.0.0.1:$tport: $fp2 replaces $fp1"
+say_alice "/trust" "You trusted the new certificate of 127.0.0.1:$tport: $fp2 replaces $fp1"
 wait_for "$art/alice.txt" "certificate $fp2 (matches the pinned fingerprint)"
 grep -qxF "127.0.0.1:$tport $fp2" "$pins" || fail "/trust did not pin $fp2"
 again="back over TLS $$"
@@ -179,7 +118,7 @@ python3 "$here/raw_client.py" "$port" dave "$art/dave.txt" "expect:alice: $again
 dave=$!
 pids+=("$dave")
 wait_for "$art/dave.txt" "dave has joined the chat"
-say "$again" "alice: $again"
+say_alice "$again" "alice: $again"
 wait_for "$art/dave.txt" "alice: $again"
 import -window "$wid" "$art/alice-trusted.png"
 echo "gui tls e2e: ok (pinned $fp1, refused $fp2 without retrying, trusted it with /trust)"

@@ -1,5 +1,6 @@
-# Sourced by the scripts that drive the release binaries under Xvfb (e2e/gui.sh,
-# e2e/screenshot.sh, measure/history.sh); needs $root (the workspace).
+# Sourced by the scripts that drive the release binaries under Xvfb (e2e/lib.sh for
+# e2e/gui.sh and e2e/gui_tls.sh, e2e/screenshot.sh, measure/history.sh); needs $root
+# (the workspace).
 
 # release_bin VAR PACKAGE BINARY: unless $VAR names a binary already, builds PACKAGE in
 # release mode (a no-op after scripts/test.sh's release build) and exports VAR as the
