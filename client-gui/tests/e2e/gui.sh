@@ -48,10 +48,7 @@ root="$(cd "$here/../../.." && pwd)"
 source "$here/lib.sh"
 
 if [[ -z "${CHAT_E2E_INNER:-}" ]]; then
-    missing=()
-    for tool in xvfb-run xauth xdotool import python3; do
-        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-    done
+    need_x_tools
     python3 -c 'import tkinter' 2>/dev/null || missing+=("python3-tk")
     command -v dbus-daemon >/dev/null 2>&1 || missing+=("dbus-daemon")
     # Debian's python3-dbus is for the system's python3 (a pyenv one may come first).

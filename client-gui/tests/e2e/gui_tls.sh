@@ -27,10 +27,7 @@ root="$(cd "$here/../../.." && pwd)"
 source "$here/lib.sh"
 
 if [[ -z "${CHAT_E2E_INNER:-}" ]]; then
-    missing=()
-    for tool in xvfb-run xauth xdotool import python3; do
-        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
-    done
+    need_x_tools
     if ((${#missing[@]})); then
         echo "gui tls e2e: missing ${missing[*]} (apt-get install xvfb xauth xdotool imagemagick python3)" >&2
         exit 1

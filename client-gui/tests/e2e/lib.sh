@@ -3,6 +3,16 @@
 # bounded waits and typing they share. Needs $here (this folder) and $root (the
 # workspace).
 
+# need_x_tools: sets the array missing to what every GUI script drives the display with
+# and is not installed (a script adds its own needs to it).
+need_x_tools() {
+    local tool
+    missing=()
+    for tool in xvfb-run xauth xdotool import python3; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+}
+
 # enter_xvfb SECONDS SCRIPT [ARGS...]: builds the binaries not given in $CHAT_SERVER_BIN
 # and $CHAT_GUI_BIN (release), then runs SCRIPT again inside Xvfb, the whole run capped
 # at SECONDS. Does not return.
