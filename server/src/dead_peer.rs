@@ -79,6 +79,25 @@ impl DeadPeer {
     }
 }
 
+/// The reason logged for a user who leaves because reading or writing its socket failed
+/// with `kind`, so the operator can tell a peer that vanished from one that reset.
+///
+/// When keepalive or the user timeout gives up on a peer, Linux reports the last "soft"
+/// error it met while trying to reach it, or `ETIMEDOUT` if there was none: an ICMP
+/// host or network unreachable on the way, or a local route that drops the traffic
+/// (`EINVAL` for a blackhole route, `EACCES` for a prohibit one). On an established
+/// connection these errors are only ever reported that way.
+pub(crate) fn reason(kind: io::ErrorKind) -> &'static str {
+    match kind {
+        io::ErrorKind::TimedOut => "timed out (no answer from the peer)",
+        io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::InvalidInput
+        | io::ErrorKind::PermissionDenied => "timed out (no route to the peer)",
+        _ => "connection reset",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +132,24 @@ mod tests {
         assert_eq!(sock.tcp_keepalive_interval().unwrap(), d.keepalive_interval);
         assert_eq!(sock.tcp_keepalive_retries().unwrap(), d.keepalive_probes);
         assert_eq!(sock.tcp_user_timeout().unwrap(), d.user_timeout);
+    }
+
+    /// What the kernel reports when it gives up on a vanished peer reads as a time-out in
+    /// the log; a reset stays a reset.
+    #[test]
+    fn conn_5_a_vanished_peer_is_logged_as_timed_out() {
+        for errno in [
+            libc::ETIMEDOUT,
+            libc::EHOSTUNREACH,
+            libc::ENETUNREACH,
+            libc::EINVAL,
+            libc::EACCES,
+        ] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert!(reason(e.kind()).starts_with("timed out"), "{e}");
+        }
+        let reset = io::Error::from_raw_os_error(libc::ECONNRESET);
+        assert_eq!(reason(reset.kind()), "connection reset");
     }
 
     #[test]

@@ -143,7 +143,11 @@ enum Phase {
     /// Send what is queued (log entries up to `last`), then shut down; take no more.
     Closing,
     /// Drop what is queued; write `notice` best-effort without waiting, then close.
-    Killed { notice: Option<Line> },
+    /// `failed`: the socket error that ended it, if one did (the user's leave reason).
+    Killed {
+        notice: Option<Line>,
+        failed: Option<io::ErrorKind>,
+    },
 }
 
 #[derive(Debug)]
@@ -266,6 +270,7 @@ impl Outbox {
             if st.bytes > 0 && st.bytes.saturating_add(cost) > self.limit {
                 st.phase = Phase::Killed {
                     notice: Some(self.overflow_notice.clone()),
+                    failed: None,
                 };
                 st.incoming = VecDeque::new();
                 (Pushed::Overflow, st.writer.clone())
@@ -413,21 +418,36 @@ impl Outbox {
     /// Cuts the client off: drops what is queued and sends `ERR sendq-exceeded`
     /// best-effort. Returns false when it was already cut off or closing.
     pub(crate) fn cut_off(&self) -> bool {
-        self.kill_with(Some(self.overflow_notice.clone()))
+        self.kill_with(Some(self.overflow_notice.clone()), None)
     }
 
     /// Drops what is queued and closes at once, sending nothing more.
     pub fn kill(&self) {
-        self.kill_with(None);
+        self.kill_with(None, None);
     }
 
-    fn kill_with(&self, notice: Option<Line>) -> bool {
+    /// [`Outbox::kill`] because writing failed with `kind`. The reader, which may not see
+    /// the error itself (the kernel reports it once), gives the user's leave the reason
+    /// it names ([`Outbox::failure`]).
+    pub fn fail(&self, kind: io::ErrorKind) {
+        self.kill_with(None, Some(kind));
+    }
+
+    /// The socket error that ended the connection, if writing met one.
+    pub fn failure(&self) -> Option<io::ErrorKind> {
+        match self.lock().phase {
+            Phase::Killed { failed, .. } => failed,
+            _ => None,
+        }
+    }
+
+    fn kill_with(&self, notice: Option<Line>, failed: Option<io::ErrorKind>) -> bool {
         let wakers = {
             let mut st = self.lock();
             if matches!(st.phase, Phase::Killed { .. }) {
                 return false;
             }
-            st.phase = Phase::Killed { notice };
+            st.phase = Phase::Killed { notice, failed };
             st.incoming = VecDeque::new();
             st.cursor = None;
             st.writer_idle = false;
@@ -871,7 +891,7 @@ impl<S: Transport> Writer<S> {
         self.backlog.visible = self.outbox.log.head();
         let mut st = self.outbox.lock();
         st.bytes = st.bytes.saturating_sub(std::mem::take(&mut self.freed));
-        if let Phase::Killed { notice } = &mut st.phase {
+        if let Phase::Killed { notice, .. } = &mut st.phase {
             let notice = notice.take();
             drop(st);
             if let Some(notice) = notice {
@@ -1008,7 +1028,7 @@ impl<S: Transport> Future for Writer<S> {
                 match this.stream.poll_flush(cx) {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => {
-                        this.outbox.kill();
+                        this.outbox.fail(e.kind());
                         return this.finish(Shutdown::Both, WriterEnd::Failed(e));
                     }
                     Poll::Pending if closing => {
@@ -1040,7 +1060,7 @@ impl<S: Transport> Future for Writer<S> {
             match result {
                 Poll::Ready(Ok(0)) => {
                     let err = io::Error::from(io::ErrorKind::WriteZero);
-                    this.outbox.kill();
+                    this.outbox.fail(err.kind());
                     return this.finish(Shutdown::Both, WriterEnd::Failed(err));
                 }
                 Poll::Ready(Ok(n)) => {
@@ -1055,7 +1075,7 @@ impl<S: Transport> Future for Writer<S> {
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => {
-                    this.outbox.kill();
+                    this.outbox.fail(e.kind());
                     return this.finish(Shutdown::Both, WriterEnd::Failed(e));
                 }
                 Poll::Pending => {
@@ -1119,6 +1139,25 @@ mod tests {
         let big = Line::from(vec![b'u'; 5000]);
         assert_eq!(ob.push(&big), Pushed::Queued);
         assert_eq!(ob.push(&line("x\n")), Pushed::Overflow);
+    }
+
+    /// CONN-5: a write that failed leaves its error for the reader's leave reason; a
+    /// plain kill or a cut-off leaves none.
+    #[test]
+    fn conn_5_a_failed_write_is_remembered() {
+        let (_hub, ob) = setup(100);
+        ob.fail(io::ErrorKind::TimedOut);
+        assert!(!ob.is_open());
+        assert_eq!(ob.failure(), Some(io::ErrorKind::TimedOut));
+        // The first end stands.
+        ob.fail(io::ErrorKind::ConnectionReset);
+        assert_eq!(ob.failure(), Some(io::ErrorKind::TimedOut));
+        let (_hub, ob) = setup(100);
+        ob.kill();
+        assert_eq!(ob.failure(), None);
+        let (_hub, ob) = setup(100);
+        assert!(ob.cut_off());
+        assert_eq!(ob.failure(), None);
     }
 
     /// A connected pair: (server side wrapped for async I/O, client side blocking).

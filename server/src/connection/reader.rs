@@ -174,8 +174,15 @@ impl<S: Transport> Future for Reader<S> {
             }
             if !reader.core.conn.outbox.is_open() {
                 // Cut off (lag, queue overflow, write error) or shutting down: stop acting
-                // on input; the writer has the last word.
-                reader.core.conn.close("connection closed by server");
+                // on input; the writer has the last word. A write error is the reason
+                // (CONN-5: the writer may have met a vanished peer's time-out first).
+                let why = reader
+                    .core
+                    .conn
+                    .outbox
+                    .failure()
+                    .map_or("connection closed by server", crate::dead_peer::reason);
+                reader.core.conn.close(why);
                 continue;
             }
             // CONN-7: held input goes first; nothing is read while it waits.
@@ -216,7 +223,7 @@ impl<S: Transport> Future for Reader<S> {
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => {
                     debug!(peer = %reader.core.conn.peer, error = %e, "read failed");
-                    reader.core.conn.close(read_error_reason(&e));
+                    reader.core.conn.close(crate::dead_peer::reason(e.kind()));
                     return Poll::Ready(());
                 }
                 Poll::Ready(Ok(n)) => {
@@ -245,47 +252,5 @@ impl<S: Transport> Future for Reader<S> {
         }
         cx.waker().wake_by_ref();
         Poll::Pending
-    }
-}
-
-/// The reason logged for a user who leaves because reading failed, so the operator can
-/// tell a peer that vanished (CONN-5) from one that reset.
-///
-/// When keepalive or the user timeout gives up on a peer, Linux reports the last "soft"
-/// error it met while trying to reach it, or `ETIMEDOUT` if there was none: an ICMP
-/// host or network unreachable on the way, or a local route that drops the traffic
-/// (`EINVAL` for a blackhole route, `EACCES` for a prohibit one). On an established
-/// connection these errors are only ever reported that way.
-fn read_error_reason(e: &io::Error) -> &'static str {
-    match e.kind() {
-        io::ErrorKind::TimedOut => "timed out (no answer from the peer)",
-        io::ErrorKind::HostUnreachable
-        | io::ErrorKind::NetworkUnreachable
-        | io::ErrorKind::InvalidInput
-        | io::ErrorKind::PermissionDenied => "timed out (no route to the peer)",
-        _ => "connection reset",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What the kernel reports when it gives up on a vanished peer reads as a time-out in
-    /// the log; a reset stays a reset.
-    #[test]
-    fn conn_5_a_vanished_peer_is_logged_as_timed_out() {
-        for errno in [
-            libc::ETIMEDOUT,
-            libc::EHOSTUNREACH,
-            libc::ENETUNREACH,
-            libc::EINVAL,
-            libc::EACCES,
-        ] {
-            let e = io::Error::from_raw_os_error(errno);
-            assert!(read_error_reason(&e).starts_with("timed out"), "{e}");
-        }
-        let reset = io::Error::from_raw_os_error(libc::ECONNRESET);
-        assert_eq!(read_error_reason(&reset), "connection reset");
     }
 }
