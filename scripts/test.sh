@@ -12,9 +12,10 @@ cd "$(dirname "$0")/.."
 # GTK headers for druid, Xvfb + xdotool + ImageMagick for the GUI end-to-end tests,
 # Python's tkinter for the original seed client, a session bus and python3-dbus for the
 # GUI test's stub notification service, redis-server for the cluster tests (each starts its
-# own on a free loopback port).
+# own on a free loopback port), iproute2's `ip` for server/tests/vanish.rs (blackhole rules
+# in a network namespace of its own).
 packages=(pkg-config libgtk-3-dev xvfb xauth xdotool imagemagick x11-utils python3-tk
-  dbus-daemon python3-dbus python3-gi redis-server)
+  dbus-daemon python3-dbus python3-gi redis-server iproute2)
 if [[ -z "${SKIP_INSTALL:-}" ]] && command -v dpkg >/dev/null 2>&1; then
   missing=()
   for p in "${packages[@]}"; do
