@@ -26,6 +26,7 @@ pub mod cluster;
 mod compat;
 pub mod config;
 mod connection;
+mod executors;
 pub mod flood;
 pub mod history;
 pub mod hub;
@@ -47,8 +48,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use smol::Task;
 use smol::channel::{Receiver, Sender};
-use smol::{Executor, Task};
 use tracing::error;
 
 pub use config::{Compat, Config, ConfigError};
@@ -127,7 +128,7 @@ impl Server {
             store,
         } = self;
         let listener = async_net::TcpListener::try_from(listener)?;
-        let ex: Arc<Executor<'static>> = Arc::new(Executor::new());
+        let ex = Arc::new(executors::Executors::new());
         let engine = match &config.engine {
             Some(c) => {
                 // The stream is the history (CLUSTER-7): it keeps at least `--history`.
@@ -158,7 +159,8 @@ impl Server {
         // shared executor's queue holds thousands of writers woken by each notice, and a
         // newcomer must not wait behind them for its `NICK` (issue 14; the prompt is
         // written by the accept path itself, `connection::spawn`).
-        let accept_ex: Arc<Executor<'static>> = Arc::new(Executor::new());
+        let accept_ex = Arc::new(executors::Executors::fixed());
+        let accept = accept_ex.current();
         let (stop_accept, accept_stopped) = smol::channel::bounded::<()>(1);
         // Per-address limits count plain and TLS connections together (ADDR-1, TLS-4).
         let addresses = per_address::PerAddress::new(config.per_address, config.flood);
@@ -168,7 +170,7 @@ impl Server {
             let tls_listener = async_net::TcpListener::try_from(tls_listener)?;
             let stopped = accept_stopped.clone();
             tls_addr = Some(addr);
-            accept_tasks.push(accept_ex.spawn(listener::accept_loop(
+            accept_tasks.push(accept.spawn(listener::accept_loop(
                 tls_listener,
                 listener::Listening {
                     ex: ex.clone(),
@@ -182,7 +184,7 @@ impl Server {
                 },
             )));
         }
-        accept_tasks.push(accept_ex.spawn(listener::accept_loop(
+        accept_tasks.push(accept.spawn(listener::accept_loop(
             listener,
             listener::Listening {
                 ex: ex.clone(),
@@ -235,10 +237,12 @@ impl Server {
 /// The work is done by a worker thread this one starts, and starts again whenever the
 /// allocator asks for a renewal after a crowd has left ([`allocator::renewal`]): a
 /// thread's allocator cache goes back to the heap only when the thread ends. Tasks the
-/// old worker had queued go back to the executor's shared queue as it stops.
-fn run_executor(ex: &Executor<'static>, stopped: &Receiver<()>, name: &str) {
+/// old worker had queued go back to the executor's shared queue as it stops. A renewal
+/// also gives new connections a fresh executor ([`executors`]).
+fn run_executor(ex: &executors::Executors, stopped: &Receiver<()>, name: &str) {
     loop {
         let seen = allocator::generation();
+        ex.renew(seen);
         let worker = std::thread::scope(|s| {
             std::thread::Builder::new()
                 .name(name.to_owned())
@@ -247,7 +251,7 @@ fn run_executor(ex: &Executor<'static>, stopped: &Receiver<()>, name: &str) {
         });
         match worker {
             Ok(Ok(Run::Stopped)) => break,
-            Ok(Ok(Run::Renew)) => {}
+            Ok(Ok(Run::Renew | Run::Emptied)) => {}
             // `run_worker` catches panics; a join error cannot happen, but must not
             // lose the executor thread.
             Ok(Err(_)) => error!("an executor worker ended abnormally; starting another"),
@@ -262,33 +266,43 @@ fn run_executor(ex: &Executor<'static>, stopped: &Receiver<()>, name: &str) {
     }
 }
 
-/// Why an executor worker ended.
+/// Why an executor worker ended, or ran its executors afresh.
 #[derive(Debug, PartialEq, Eq)]
 enum Run {
     Stopped,
     Renew,
+    /// A retired executor has no task left: run the others without it.
+    Emptied,
 }
 
-/// Runs `ex` until the server stops or, unless `seen` is `u64::MAX`, a renewal after
-/// `seen` is asked for.
-fn run_worker(ex: &Executor<'static>, stopped: &Receiver<()>, seen: u64) -> Run {
+/// Runs the executors of `ex` (the current one and the retired ones) until the server
+/// stops or, unless `seen` is `u64::MAX`, a renewal after `seen` is asked for.
+fn run_worker(ex: &executors::Executors, stopped: &Receiver<()>, seen: u64) -> Run {
     loop {
+        let (current, retired) = ex.snapshot();
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            async_io::block_on(ex.run(futures_lite::future::or(
-                async {
-                    let _ = stopped.recv().await;
-                    Run::Stopped
-                },
-                async {
-                    if seen == u64::MAX {
-                        std::future::pending::<()>().await;
-                    }
-                    allocator::renewal(seen).await;
-                    Run::Renew
-                },
+            let stop = async {
+                let _ = stopped.recv().await;
+                Run::Stopped
+            };
+            let renew = async {
+                if seen == u64::MAX {
+                    std::future::pending::<()>().await;
+                }
+                allocator::renewal(seen).await;
+                Run::Renew
+            };
+            let retired = async {
+                executors::run_retired(&retired).await;
+                Run::Emptied
+            };
+            async_io::block_on(current.run(futures_lite::future::or(
+                stop,
+                futures_lite::future::or(renew, retired),
             )))
         }));
         match run {
+            Ok(Run::Emptied) => ex.forget_empty(),
             Ok(ended) => return ended,
             Err(_) => error!("a task panicked outside its guard; executor thread continues"),
         }
@@ -301,7 +315,7 @@ pub struct ServerHandle {
     local_addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     hub: Arc<Hub>,
-    ex: Option<Arc<Executor<'static>>>,
+    ex: Option<Arc<executors::Executors>>,
     stop_accept: Option<Sender<()>>,
     accept_tasks: Vec<Task<()>>,
     stop_threads: Option<Sender<()>>,

@@ -22,6 +22,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use tracing::{debug, error, info, warn};
 
 use crate::connection::{self, Accepted, Settings};
+use crate::executors::Executors;
 use crate::hub::{AttachError, Hub};
 use crate::per_address::PerAddress;
 use crate::tls::{self, TlsTransport};
@@ -98,8 +99,8 @@ fn tune(stream: &TcpStream) -> io::Result<()> {
 /// What one listener shares with the server and hands to every connection it accepts.
 #[derive(Clone)]
 pub(crate) struct Listening {
-    /// The executor the connections' tasks run on.
-    pub ex: Arc<Executor<'static>>,
+    /// The executors the connections' tasks run on (new ones on the current one).
+    pub ex: Arc<Executors>,
     pub hub: Arc<Hub>,
     pub settings: Arc<Settings>,
     /// Per-address limits, counted over plain and TLS listeners together (ADDR-1, TLS-4).
@@ -188,7 +189,7 @@ fn admit(
         tls,
     } = listening;
     let turn_away = |stream: &Arc<Async<TcpStream>>, line: &[u8]| match tls {
-        Some(acceptor) => tls_turn_away(ex, acceptor, stream, line, settings, peer),
+        Some(acceptor) => tls_turn_away(&ex.current(), acceptor, stream, line, settings, peer),
         None => turn_away(stream, line),
     };
     if let Err(e) = tune(stream.get_ref()) {
@@ -222,8 +223,9 @@ fn admit(
                 at: accepted,
             };
             match tls {
-                None => connection::spawn(ex, hub.clone(), settings.clone(), accepted),
+                None => connection::spawn(&ex.current(), hub.clone(), settings.clone(), accepted),
                 Some(acceptor) => ex
+                    .current()
                     .spawn(tls_handshake(listening.clone(), acceptor.clone(), accepted))
                     .detach(),
             }
@@ -303,7 +305,7 @@ async fn tls_handshake(
                 peer,
                 at,
             };
-            connection::spawn(&ex, hub, settings, accepted);
+            connection::spawn(&ex.current(), hub, settings, accepted);
             return;
         }
         Outcome::Done(Err(e)) => info!(peer = %peer, error = %e, "TLS handshake failed; closed"),
