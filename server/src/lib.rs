@@ -251,7 +251,7 @@ fn run_executor(ex: &executors::Executors, stopped: &Receiver<()>, name: &str) {
         });
         match worker {
             Ok(Ok(Run::Stopped)) => break,
-            Ok(Ok(Run::Renew | Run::Emptied)) => {}
+            Ok(Ok(Run::Renew | Run::Emptied | Run::Changed)) => {}
             // `run_worker` catches panics; a join error cannot happen, but must not
             // lose the executor thread.
             Ok(Err(_)) => error!("an executor worker ended abnormally; starting another"),
@@ -273,13 +273,19 @@ enum Run {
     Renew,
     /// A retired executor has no task left: run the others without it.
     Emptied,
+    /// The executors changed (a renewal, or one forgotten): run the new set.
+    Changed,
 }
 
 /// Runs the executors of `ex` (the current one and the retired ones) until the server
 /// stops or, unless `seen` is `u64::MAX`, a renewal after `seen` is asked for.
 fn run_worker(ex: &executors::Executors, stopped: &Receiver<()>, seen: u64) -> Run {
     loop {
-        let (current, retired) = ex.snapshot();
+        let executors::Snapshot {
+            current,
+            retired,
+            version,
+        } = ex.snapshot();
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let stop = async {
                 let _ = stopped.recv().await;
@@ -296,13 +302,18 @@ fn run_worker(ex: &executors::Executors, stopped: &Receiver<()>, seen: u64) -> R
                 executors::run_retired(&retired).await;
                 Run::Emptied
             };
+            let changed = async {
+                ex.changed(version).await;
+                Run::Changed
+            };
             async_io::block_on(current.run(futures_lite::future::or(
-                stop,
-                futures_lite::future::or(renew, retired),
+                futures_lite::future::or(stop, renew),
+                futures_lite::future::or(retired, changed),
             )))
         }));
         match run {
             Ok(Run::Emptied) => ex.forget_empty(),
+            Ok(Run::Changed) => {}
             Ok(ended) => return ended,
             Err(_) => error!("a task panicked outside its guard; executor thread continues"),
         }
