@@ -96,6 +96,10 @@ struct Probe {
     /// Retransmissions the kernel counted on the server's end of this connection (its
     /// SYN-ACK or its `NICK`), read with `ss` when the probe was slow; 0 otherwise.
     retrans: u32,
+    /// For a slow probe, about when (since `at`) the server's end last sent, which is
+    /// when it wrote `NICK` (`ss`'s `lastsnd`, in whole milliseconds): tells a wait for
+    /// the server (accept queue, greeting) from one for delivery to the client.
+    sent: Option<Duration>,
 }
 
 /// Connects from 127.0.0.2 and times `NICK`; then sends a nickname and `/quit` and goes
@@ -109,10 +113,12 @@ fn newcomer(addr: SocketAddr, n: usize) -> Probe {
     let mut c = Client::from_stream(stream);
     c.expect("NICK");
     let nick = at.elapsed();
-    let retrans = if nick > NICK_WITHIN {
-        server_end_retransmissions(addr, local)
+    let (retrans, sent) = if nick > NICK_WITHIN {
+        let info = server_end(addr, local);
+        let sent = info.last_sent.map(|ago| at.elapsed().saturating_sub(ago));
+        (info.retrans, sent)
     } else {
-        0
+        (0, None)
     };
     c.send_nick(&format!("newcomer{n}"));
     c.say("/quit");
@@ -121,12 +127,20 @@ fn newcomer(addr: SocketAddr, n: usize) -> Probe {
         connect,
         nick,
         retrans,
+        sent,
     }
 }
 
-/// The total retransmissions of the server's end (`server` to `client`) of an
-/// established connection, from `ss -ti` (`retrans:<now>/<total>`; absent when none).
-fn server_end_retransmissions(server: SocketAddr, client: SocketAddr) -> u32 {
+/// What the kernel says of the server's end of a connection.
+struct ServerEnd {
+    /// Total retransmissions (`retrans:<now>/<total>`; absent when none).
+    retrans: u32,
+    /// How long ago it last sent (`lastsnd:<ms>`).
+    last_sent: Option<Duration>,
+}
+
+/// The server's end (`server` to `client`) of an established connection, from `ss -ti`.
+fn server_end(server: SocketAddr, client: SocketAddr) -> ServerEnd {
     let out = std::process::Command::new("ss")
         .args(["-tinH", "state", "established", "src"])
         .arg(server.to_string())
@@ -135,13 +149,25 @@ fn server_end_retransmissions(server: SocketAddr, client: SocketAddr) -> u32 {
         .output();
     let Ok(out) = out else {
         eprintln!("join storm: ss not available; a slow NICK counts as the server's");
-        return 0;
+        return ServerEnd {
+            retrans: 0,
+            last_sent: None,
+        };
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .find_map(|w| w.strip_prefix("retrans:"))
-        .and_then(|r| r.split('/').nth(1)?.parse().ok())
-        .unwrap_or(0)
+    let field = |name: &str| {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .map(str::to_owned)
+    };
+    ServerEnd {
+        retrans: field("retrans:")
+            .and_then(|r| r.split('/').nth(1)?.parse().ok())
+            .unwrap_or(0),
+        last_sent: field("lastsnd:")
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis),
+    }
 }
 
 /// Kernel counters that show packets lost on loopback: `TcpExt` `TCPTimeouts` and
@@ -412,9 +438,10 @@ fn join_storm_keeps_nick_fast_and_memory_comes_back() {
     for (phase, probes) in [("storm", &ramp), ("churn", &churn)] {
         for p in probes.iter().filter(|p| p.nick > NICK_WITHIN) {
             eprintln!(
-                "join storm: slow newcomer during the {phase}: NICK after {:?} (connected after \
-                 {:?}), {} retransmissions on the server's end",
-                p.nick, p.connect, p.retrans
+                "join storm: slow newcomer during the {phase}: NICK read after {:?} (connected \
+                 after {:?}; the server sent it after about {:?}), {} retransmissions on the \
+                 server's end",
+                p.nick, p.connect, p.sent, p.retrans
             );
         }
     }
