@@ -96,9 +96,11 @@ struct Probe {
     /// Retransmissions the kernel counted on the server's end of this connection (its
     /// SYN-ACK or its `NICK`), read with `ss` when the probe was slow; 0 otherwise.
     retrans: u32,
-    /// For a slow probe, about when (since `at`) the server's end last sent, which is
-    /// when it wrote `NICK` (`ss`'s `lastsnd`, in whole milliseconds): tells a wait for
-    /// the server (accept queue, greeting) from one for delivery to the client.
+    /// For a slow probe, the earliest time (since `at`) at which the server's end can
+    /// have last sent, which is when it wrote `NICK`: `ss`'s `lastsnd` (whole
+    /// milliseconds) counted back from when `ss` was started (it reads the socket a
+    /// little later, which only makes the write later still). A late write means the
+    /// wait was before it (accept queue, greeting), not in delivery to the client.
     sent: Option<Duration>,
 }
 
@@ -114,8 +116,11 @@ fn newcomer(addr: SocketAddr, n: usize) -> Probe {
     c.expect("NICK");
     let nick = at.elapsed();
     let (retrans, sent) = if nick > NICK_WITHIN {
+        let asked = at.elapsed();
         let info = server_end(addr, local);
-        let sent = info.last_sent.map(|ago| at.elapsed().saturating_sub(ago));
+        let sent = info
+            .last_sent
+            .map(|ago| asked.saturating_sub(ago + Duration::from_millis(1)));
         (info.retrans, sent)
     } else {
         (0, None)
@@ -439,7 +444,7 @@ fn join_storm_keeps_nick_fast_and_memory_comes_back() {
         for p in probes.iter().filter(|p| p.nick > NICK_WITHIN) {
             eprintln!(
                 "join storm: slow newcomer during the {phase}: NICK read after {:?} (connected \
-                 after {:?}; the server sent it after about {:?}), {} retransmissions on the \
+                 after {:?}; the server sent it {:?} at the earliest), {} retransmissions on the \
                  server's end",
                 p.nick, p.connect, p.sent, p.retrans
             );
