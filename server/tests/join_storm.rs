@@ -3,15 +3,15 @@
 //! 16 KiB receive buffer, so the notices they ignore stop piling up in the kernel); then
 //! users leave and join at a fixed rate ([`CHURN_PER_SECOND`] each way); then everyone
 //! leaves. From the first storm user to the end of the churn a newcomer from 127.0.0.2
-//! times its `NICK` every 50 ms or so. Checked (issue 14): every newcomer during the
-//! churn gets `NICK` within 100 ms of its `connect` (less the kernel's retransmission
-//! timeouts when the server's end of that very connection had to retransmit, read with
-//! `ss`: a loopback drop, not the server's doing); those while the 10,000 pour in are
-//! timed and reported. Once the storm is over the server's RSS is within 20% of what it was
-//! idle before, freshly started and having served one user. The same server's RSS after
-//! a small crowd ([`WARM_UP`] users) came and went is reported as well: that first crowd
-//! brings in code pages of the binary and libc (up to about 190 KiB) that any crowd's
-//! arrival and departure uses.
+//! times its `NICK` every 50 ms or so. Checked (issue 14): every newcomer, while the
+//! 10,000 pour in and during the churn, gets `NICK` within 100 ms of its `connect` (less
+//! the kernel's retransmission timeouts when the server's end of that very connection
+//! had to retransmit, read with `ss`: a loopback drop, not the server's doing). Once the
+//! storm is over the server's RSS is within 20% of what it was idle before, freshly
+//! started and having served one user. The same server's RSS after a small crowd
+//! ([`WARM_UP`] users) came and went is reported as well: that first crowd brings in
+//! code pages of the binary and libc (up to about 190 KiB) that any crowd's arrival and
+//! departure uses.
 //!
 //! Its own test binary, as it raises RLIMIT_NOFILE and holds about 10,000 descriptors
 //! (the server, a separate process, holds the other ends). The joins are pipelined
@@ -450,25 +450,27 @@ fn join_storm_keeps_nick_fast_and_memory_comes_back() {
             );
         }
     }
-    // Issue 14: NICK within 100 ms for every newcomer during the churn, 10,000 joined.
+    // Issue 14: NICK within 100 ms for every newcomer, while the 10,000 pour in (about
+    // 10,000 connects a second) and during the churn. While they pour in, the accept
+    // thread must keep up with the burst, or a newcomer waits in the kernel's accept
+    // queue behind the storm's own connections: the executor threads run at a lower
+    // priority for that (`chat_server::EXECUTOR_NICE`; without it, 110 to 490 ms in 9 of
+    // 35 runs on 2 busy cores, docs/reliability.md "join storm").
     // A newcomer whose own connection lost a packet on loopback (the kernel retransmitted
     // its SYN-ACK or its NICK: seen under heavy load, with softnet drops) waited for the
     // kernel's retransmission timer (at least 200 ms): that wait is the kernel's; what
     // remains must still be within the bound.
-    // While the 10,000 pour in (about 10,000 connects a second) newcomers are timed and
-    // reported, not held to it: on 2 cores shared with other work the slowest waited up
-    // to 0.1 to 0.5 s in some runs, in the kernel's accept queue behind the storm's own
-    // connections, and behind loopback packets left to a starved `ksoftirqd`; the server
-    // greeted each within 0.1 ms of accepting it (docs/reliability.md, "join storm").
-    for p in &churn {
-        let kernel_wait = Duration::from_millis(200) * p.retrans;
-        assert!(
-            p.nick.saturating_sub(kernel_wait) <= NICK_WITHIN,
-            "a newcomer waited {:?} for NICK during the churn ({} retransmissions; {})",
-            p.nick,
-            p.retrans,
-            summary(&churn.iter().map(|p| p.nick).collect::<Vec<_>>())
-        );
+    for (phase, probes) in [("storm", &ramp), ("churn", &churn)] {
+        for p in probes {
+            let kernel_wait = Duration::from_millis(200) * p.retrans;
+            assert!(
+                p.nick.saturating_sub(kernel_wait) <= NICK_WITHIN,
+                "a newcomer waited {:?} for NICK during the {phase} ({} retransmissions; {})",
+                p.nick,
+                p.retrans,
+                summary(&probes.iter().map(|p| p.nick).collect::<Vec<_>>())
+            );
+        }
     }
     // Issue 14: within 20% of the fresh idle server. What stays is the reactor's socket
     // table, which keeps its peak size (16 bytes a socket, 160 KiB here), libc code
