@@ -241,9 +241,9 @@ impl Server {
 /// (about 1.1 s of CPU for 10,000 joins) while the accept thread needs about 23 µs a
 /// connection; on equal terms with them, and with everything else on a busy machine, it
 /// fell behind a burst of 10,000 connects a second, and a newcomer waited in the kernel's
-/// accept queue behind the storm's own connections: `NICK` after 110 to 490 ms in 9 of
-/// 35 runs of `server/tests/join_storm.rs` (2 cores, load 2 to 5). With the executors ten
-/// steps lower, 0 of 16 runs went over 100 ms (slowest 88 ms), the joins ended no later,
+/// accept queue behind the storm's own connections: `NICK` after 106 to 490 ms in 17 of
+/// 57 runs of `server/tests/join_storm.rs` (2 cores, load 2 to 5). With the executors ten
+/// steps lower, 0 of 27 runs went over 100 ms (slowest 88 ms), the joins ended no later,
 /// and the churn stayed within 32 ms (docs/reliability.md, "join storm"). Raising the
 /// accept thread's priority instead would need privileges; lowering one's own threads
 /// does not. What it costs: where nice values count against other processes (no

@@ -454,8 +454,8 @@ fn join_storm_keeps_nick_fast_and_memory_comes_back() {
     // 10,000 connects a second) and during the churn. While they pour in, the accept
     // thread must keep up with the burst, or a newcomer waits in the kernel's accept
     // queue behind the storm's own connections: the executor threads run at a lower
-    // priority for that (`chat_server::EXECUTOR_NICE`; without it, 110 to 490 ms in 9 of
-    // 35 runs on 2 busy cores, docs/reliability.md "join storm").
+    // priority for that (`chat_server::EXECUTOR_NICE`; without it, 106 to 490 ms in 17 of
+    // 57 runs on 2 busy cores, docs/reliability.md "join storm").
     // A newcomer whose own connection lost a packet on loopback (the kernel retransmitted
     // its SYN-ACK or its NICK: seen under heavy load, with softnet drops) waited for the
     // kernel's retransmission timer (at least 200 ms): that wait is the kernel's; what
