@@ -12,7 +12,7 @@ use chat_server::config::{
 use chat_server::tls::{Identity, Origin, TlsConfig};
 use chat_server::{Server, listener, shutdown};
 use clap::Parser;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use tracing_subscriber::EnvFilter;
 
 /// The chat server. Start it, then connect with the GUI or with `nc`.
@@ -286,6 +286,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Ok(_) => {}
         Err(e) => warn!(error = %e, "could not raise the open-file limit"),
+    }
+    // Connections, plus the listeners, the store and a margin (issue 14: no table growth
+    // while a crowd is accepted).
+    if let Err(e) = listener::reserve_descriptors(config.max_clients.saturating_add(64)) {
+        debug!(error = %e, "could not reserve the descriptor table");
     }
     // Catch signals before announcing anything, so none is missed.
     let mut signals = shutdown::catch_signals().context("cannot catch SIGINT/SIGTERM")?;

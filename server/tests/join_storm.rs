@@ -3,13 +3,15 @@
 //! 16 KiB receive buffer, so the notices they ignore stop piling up in the kernel); then
 //! users leave and join at a fixed rate ([`CHURN_PER_SECOND`] each way); then everyone
 //! leaves. From the first storm user to the end of the churn a newcomer from 127.0.0.2
-//! times its `NICK` every 50 ms or so. Checked: at least 95% of the newcomers during the
-//! churn get `NICK` within 100 ms (those during the connect burst are timed and reported), and
-//! once the storm is over the server's RSS is within 20% of what it was idle before the
-//! storm (issue 14). "Idle before the storm" is a server that has seen a small crowd
-//! ([`WARM_UP`] users) come and go, as a server in use has: that first crowd brings in
-//! the code pages (of the binary and libc) that any crowd's arrival and departure uses,
-//! which are not memory the storm kept.
+//! times its `NICK` every 50 ms or so. Checked (issue 14): every newcomer, while the
+//! 10,000 pour in and during the churn, gets `NICK` within 100 ms of its `connect` (less
+//! the kernel's retransmission timeouts when the server's end of that very connection
+//! had to retransmit, read with `ss`: a loopback drop, not the server's doing). Once the
+//! storm is over the server's RSS is within 20% of what it was idle before, freshly
+//! started and having served one user. The same server's RSS after a small crowd
+//! ([`WARM_UP`] users) came and went is reported as well: that first crowd brings in
+//! code pages of the binary and libc (up to about 190 KiB) that any crowd's arrival and
+//! departure uses.
 //!
 //! Its own test binary, as it raises RLIMIT_NOFILE and holds about 10,000 descriptors
 //! (the server, a separate process, holds the other ends). The joins are pipelined
@@ -41,11 +43,11 @@ const CHURN_PER_SECOND: u64 = 1_000;
 const CHURN: Duration = Duration::from_secs(3);
 /// The slowest `NICK` a newcomer may see (issue 14).
 const NICK_WITHIN: Duration = Duration::from_millis(100);
-/// The RSS the server may have once the storm is over, in percent of its idle RSS
-/// (issue 14).
+/// The RSS the server may have once the storm is over, in percent of its RSS when idle
+/// and fresh (issue 14).
 const AFTER_AT_MOST_PERCENT: u64 = 120;
-/// The small crowd the idle server has seen (enough to make the server give memory
-/// back when it leaves, as the storm's users will).
+/// The small crowd that comes and goes before the storm (enough to make the server give
+/// memory back when it leaves, as the storm's users will), for the report.
 const WARM_UP: usize = 200;
 /// Newcomers timed, at most.
 const PROBES_AT_MOST: usize = 400;
@@ -82,16 +84,122 @@ fn user(addr: SocketAddr, i: usize, first: char) -> TcpStream {
     stream
 }
 
-/// Connects from 127.0.0.2 and returns how long `NICK` took; then sends a nickname and
-/// `/quit` and goes (its join and leave are two more events of the storm).
-fn newcomer(addr: SocketAddr, n: usize) -> Duration {
-    let started = Instant::now();
-    let mut c = Client::from_stream(common::connect_from(Ipv4Addr::new(127, 0, 0, 2), addr));
+/// One newcomer's wait for `NICK`.
+#[derive(Debug, Clone)]
+struct Probe {
+    /// When it started connecting.
+    at: Instant,
+    /// From `connect` to the connection being established (the kernel's part alone).
+    connect: Duration,
+    /// From `connect` to `NICK` read: what the user waits.
+    nick: Duration,
+    /// Retransmissions the kernel counted on the server's end of this connection (its
+    /// SYN-ACK or its `NICK`), read with `ss` when the probe was slow; 0 otherwise.
+    retrans: u32,
+    /// For a slow probe, the earliest time (since `at`) at which the server's end can
+    /// have last sent, which is when it wrote `NICK`: `ss`'s `lastsnd` (whole
+    /// milliseconds) counted back from when `ss` was started (it reads the socket a
+    /// little later, which only makes the write later still). A late write means the
+    /// wait was before it (accept queue, greeting), not in delivery to the client.
+    sent: Option<Duration>,
+}
+
+/// Connects from 127.0.0.2 and times `NICK`; then sends a nickname and `/quit` and goes
+/// (its join and leave are two more events of the storm). A slow one asks the kernel
+/// (`ss`) whether the server's end of the connection had to retransmit.
+fn newcomer(addr: SocketAddr, n: usize) -> Probe {
+    let at = Instant::now();
+    let stream = common::connect_from(Ipv4Addr::new(127, 0, 0, 2), addr);
+    let connect = at.elapsed();
+    let local = stream.local_addr().expect("local address");
+    let mut c = Client::from_stream(stream);
     c.expect("NICK");
-    let took = started.elapsed();
+    let nick = at.elapsed();
+    let (retrans, sent) = if nick > NICK_WITHIN {
+        let asked = at.elapsed();
+        let info = server_end(addr, local);
+        let sent = info
+            .last_sent
+            .map(|ago| asked.saturating_sub(ago + Duration::from_millis(1)));
+        (info.retrans, sent)
+    } else {
+        (0, None)
+    };
     c.send_nick(&format!("newcomer{n}"));
     c.say("/quit");
-    took
+    Probe {
+        at,
+        connect,
+        nick,
+        retrans,
+        sent,
+    }
+}
+
+/// What the kernel says of the server's end of a connection.
+struct ServerEnd {
+    /// Total retransmissions (`retrans:<now>/<total>`; absent when none).
+    retrans: u32,
+    /// How long ago it last sent (`lastsnd:<ms>`).
+    last_sent: Option<Duration>,
+}
+
+/// The server's end (`server` to `client`) of an established connection, from `ss -ti`.
+fn server_end(server: SocketAddr, client: SocketAddr) -> ServerEnd {
+    let out = std::process::Command::new("ss")
+        .args(["-tinH", "state", "established", "src"])
+        .arg(server.to_string())
+        .arg("dst")
+        .arg(client.to_string())
+        .output();
+    let Ok(out) = out else {
+        eprintln!("join storm: ss not available; a slow NICK counts as the server's");
+        return ServerEnd {
+            retrans: 0,
+            last_sent: None,
+        };
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .map(str::to_owned)
+    };
+    ServerEnd {
+        retrans: field("retrans:")
+            .and_then(|r| r.split('/').nth(1)?.parse().ok())
+            .unwrap_or(0),
+        last_sent: field("lastsnd:")
+            .and_then(|ms| ms.parse().ok())
+            .map(Duration::from_millis),
+    }
+}
+
+/// Kernel counters that show packets lost on loopback: `TcpExt` `TCPTimeouts` and
+/// `ListenOverflows` (`/proc/net/netstat`), and the packets dropped by the per-CPU
+/// backlog (`/proc/net/softnet_stat`, second column).
+fn kernel_drops() -> [u64; 3] {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = netstat.lines();
+    let mut tcpext = [0; 2];
+    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
+        if !names.starts_with("TcpExt:") {
+            continue;
+        }
+        for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
+            match name {
+                "TCPTimeouts" => tcpext[0] = value.parse().unwrap_or(0),
+                "ListenOverflows" => tcpext[1] = value.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    let softnet = std::fs::read_to_string("/proc/net/softnet_stat").unwrap_or_default();
+    let dropped = softnet
+        .lines()
+        .filter_map(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+        .sum();
+    [tcpext[0], tcpext[1], dropped]
 }
 
 /// "n times: p50 .., p99 .., max .." of `took`.
@@ -182,8 +290,16 @@ fn join_storm_keeps_nick_fast_and_memory_comes_back() {
     eprintln!("join storm: server {pid} at {addr}");
     let idle_fds = open_fds(pid);
     let mut observer = common::join_from(Ipv4Addr::new(127, 0, 0, 3), addr, "observer");
-    // The idle server, having served one user and seen a small crowd come and go.
+    // The fresh idle server, having served one user (and with the observer joined).
     newcomer(addr, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_fds(pid) > idle_fds + 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1_000));
+    let rss_fresh = common::proc_status_kib(pid, "VmRSS");
+    let anon_fresh = common::proc_status_kib(pid, "RssAnon");
+    // The same server once a small crowd came and went (reported only).
     let crowd: Vec<TcpStream> = (0..WARM_UP).map(|i| user(addr, i, 'w')).collect();
     let (mut joins, mut leaves) = (0, 0);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -215,8 +331,7 @@ fn join_storm_keeps_nick_fast_and_memory_comes_back() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(1_000));
-    let rss_idle = common::proc_status_kib(pid, "VmRSS");
-    let anon_idle = common::proc_status_kib(pid, "RssAnon");
+    let rss_warm = common::proc_status_kib(pid, "VmRSS");
     let (mut joins, mut leaves) = (0, 0);
 
     // A newcomer times its NICK every 50 ms or so from another address, from the start
@@ -225,16 +340,17 @@ fn join_storm_keeps_nick_fast_and_memory_comes_back() {
     let prober = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let mut took = Vec::new();
-            while !stop.load(Ordering::Relaxed) && took.len() < PROBES_AT_MOST {
-                took.push((Instant::now(), newcomer(addr, took.len() + 1)));
+            let mut probes = Vec::new();
+            while !stop.load(Ordering::Relaxed) && probes.len() < PROBES_AT_MOST {
+                probes.push(newcomer(addr, probes.len() + 1));
                 std::thread::sleep(Duration::from_millis(50));
             }
-            took
+            probes
         })
     };
 
     // The storm: PEAK users joined, none reading.
+    let kernel_before = kernel_drops();
     let started = Instant::now();
     let mut users: std::collections::VecDeque<TcpStream> =
         (0..PEAK).map(|i| storm_user(addr, i)).collect();
@@ -271,10 +387,10 @@ fn join_storm_keeps_nick_fast_and_memory_comes_back() {
     }
     let churned = next - PEAK;
     stop.store(true, Ordering::Relaxed);
-    let took = prober.join().expect("prober");
-    let (ramp, churn): (Vec<_>, Vec<_>) = took.iter().partition(|(at, _)| *at < churn_start);
-    let ramp: Vec<Duration> = ramp.into_iter().map(|(_, d)| d).collect();
-    let churn: Vec<Duration> = churn.into_iter().map(|(_, d)| d).collect();
+    let probes = prober.join().expect("prober");
+    let kernel_after = kernel_drops();
+    let (ramp, churn): (Vec<Probe>, Vec<Probe>) =
+        probes.into_iter().partition(|p| p.at < churn_start);
 
     // Everyone leaves; the server is idle again.
     drop(users);
@@ -302,11 +418,14 @@ fn join_storm_keeps_nick_fast_and_memory_comes_back() {
     eprintln!(
         "join storm: {PEAK} users from {SOURCES} addresses connected in {connected:?}, all joined \
          after {joined:?}; churn {CHURN_PER_SECOND}/s each way for {CHURN:?} ({churned} left and \
-         joined); newcomer NICK during the storm {} and during the churn {}; RSS idle {rss_idle} \
-         KiB, peak {rss_peak} KiB, after {rss_after} KiB (anonymous: idle {anon_idle} KiB, after \
-         {anon_after} KiB)",
-        summary(&ramp),
-        summary(&churn),
+         joined); newcomer NICK during the storm {} and during the churn {}; RSS fresh idle \
+         {rss_fresh} KiB, after a {WARM_UP}-user crowd {rss_warm} KiB, peak {rss_peak} KiB, after \
+         the storm {rss_after} KiB = {}% of fresh, {}% of warmed (anonymous: fresh {anon_fresh} \
+         KiB, after {anon_after} KiB)",
+        summary(&ramp.iter().map(|p| p.nick).collect::<Vec<_>>()),
+        summary(&churn.iter().map(|p| p.nick).collect::<Vec<_>>()),
+        rss_after * 100 / rss_fresh,
+        rss_after * 100 / rss_warm,
     );
     assert!(
         ramp.len() >= 5 && churn.len() >= 5,
@@ -314,27 +433,52 @@ fn join_storm_keeps_nick_fast_and_memory_comes_back() {
         ramp.len(),
         churn.len()
     );
-    // Issue 14: NICK within 100 ms at 10,000 clients being churned. While the 10,000
-    // pour in (5,000 to 12,000 connects a second here) the newcomer is timed and
-    // reported, not held to it: on 2 busy cores it has waited up to 0.2 to 0.6 s there
-    // (docs/reliability.md, "join storm").
-    // Held as the 95th percentile, not the maximum: on an overloaded loopback a single
-    // dropped SYN or segment costs one 200 ms retransmission timeout that no server can
-    // avoid (seen in 2 of 19 runs with four builds beside the test, `/proc/net/softnet_stat`).
-    // One newcomer in twenty may hit that; a server that is slow to greet fails.
-    let late = churn.iter().filter(|took| **took > NICK_WITHIN).count();
-    assert!(
-        late * 20 <= churn.len(),
-        "{late} of {} newcomers waited over {NICK_WITHIN:?} for NICK during the churn ({})",
-        churn.len(),
-        summary(&churn)
+    let slowest_connect = ramp.iter().chain(&churn).map(|p| p.connect).max();
+    let kernel: Vec<u64> = (0..3).map(|i| kernel_after[i] - kernel_before[i]).collect();
+    eprintln!(
+        "join storm: slowest connect {slowest_connect:?}; during storm and churn the kernel \
+         counted {} TCPTimeouts, {} ListenOverflows, {} softnet drops",
+        kernel[0], kernel[1], kernel[2]
     );
-    // Issue 14: within 20% of idle. What stays is mostly the executor's and the
-    // reactor's task and socket tables, which keep their peak size (16 bytes a task or
-    // socket, about 480 KiB here; docs/reliability.md, "join storm").
+    for (phase, probes) in [("storm", &ramp), ("churn", &churn)] {
+        for p in probes.iter().filter(|p| p.nick > NICK_WITHIN) {
+            eprintln!(
+                "join storm: slow newcomer during the {phase}: NICK read after {:?} (connected \
+                 after {:?}; the server sent it {:?} at the earliest), {} retransmissions on the \
+                 server's end",
+                p.nick, p.connect, p.sent, p.retrans
+            );
+        }
+    }
+    // Issue 14: NICK within 100 ms for every newcomer, while the 10,000 pour in (about
+    // 10,000 connects a second) and during the churn. While they pour in, the accept
+    // thread must keep up with the burst, or a newcomer waits in the kernel's accept
+    // queue behind the storm's own connections: the executor threads run at a lower
+    // priority for that (`chat_server::EXECUTOR_NICE`; without it, 106 to 490 ms in 17 of
+    // 57 runs on 2 busy cores, docs/reliability.md "join storm").
+    // A newcomer whose own connection lost a packet on loopback (the kernel retransmitted
+    // its SYN-ACK or its NICK: seen under heavy load, with softnet drops) waited for the
+    // kernel's retransmission timer (at least 200 ms): that wait is the kernel's; what
+    // remains must still be within the bound.
+    for (phase, probes) in [("storm", &ramp), ("churn", &churn)] {
+        for p in probes {
+            let kernel_wait = Duration::from_millis(200) * p.retrans;
+            assert!(
+                p.nick.saturating_sub(kernel_wait) <= NICK_WITHIN,
+                "a newcomer waited {:?} for NICK during the {phase} ({} retransmissions; {})",
+                p.nick,
+                p.retrans,
+                summary(&probes.iter().map(|p| p.nick).collect::<Vec<_>>())
+            );
+        }
+    }
+    // Issue 14: within 20% of the fresh idle server. What stays is the reactor's socket
+    // table, which keeps its peak size (16 bytes a socket, 160 KiB here), libc code
+    // pages first used by a crowd, and heap fragmentation (docs/reliability.md, "join
+    // storm").
     assert!(
-        rss_after * 100 <= rss_idle * AFTER_AT_MOST_PERCENT,
-        "RSS {rss_after} KiB after the storm, {rss_idle} KiB idle before it \
+        rss_after * 100 <= rss_fresh * AFTER_AT_MOST_PERCENT,
+        "RSS {rss_after} KiB after the storm, {rss_fresh} KiB idle before it \
          (at most {AFTER_AT_MOST_PERCENT}%)"
     );
 }
