@@ -31,14 +31,17 @@ pub trait Transport: Send + Sync + 'static {
     ) -> Poll<io::Result<usize>>;
 
     /// Sends up to `len` bytes of `file` from `offset` on, without copying them through
-    /// user space (`sendfile`); returns how many bytes went. `None` when this stream
-    /// cannot (TLS must encrypt them): the caller writes the bytes instead.
+    /// user space (`sendfile`); returns how many bytes went. With `wait_first` (the last
+    /// send was short: the socket is full) it waits for writability before trying.
+    /// `None` when this stream cannot (TLS must encrypt them): the caller writes the
+    /// bytes instead.
     fn poll_send_file(
         &self,
         _cx: &mut Context<'_>,
         _file: BorrowedFd<'_>,
         _offset: u64,
         _len: usize,
+        _wait_first: bool,
     ) -> Option<Poll<io::Result<usize>>> {
         None
     }
@@ -92,10 +95,20 @@ impl Transport for Async<TcpStream> {
         file: BorrowedFd<'_>,
         offset: u64,
         len: usize,
+        wait_first: bool,
     ) -> Option<Poll<io::Result<usize>>> {
         let Ok(mut off) = libc::off_t::try_from(offset) else {
             return Some(Poll::Ready(Err(io::ErrorKind::InvalidInput.into())));
         };
+        // A `sendfile` that meets a full socket has already looked the pages up and
+        // filled its pipe with them, all for nothing: after a short send, wait first.
+        if wait_first {
+            match self.poll_writable(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                Poll::Pending => return Some(Poll::Pending),
+            }
+        }
         loop {
             // The socket is non-blocking (async-io made it so): a full send buffer gives
             // EAGAIN, and a partly full one a short count, as `writev` does.

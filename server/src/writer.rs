@@ -756,19 +756,24 @@ impl Backlog {
 /// When the first planned piece is a run of log bytes in the log's memfd and `stream`
 /// can send from a file, sends that run with `sendfile` (the kernel references the
 /// pages instead of copying them into the socket) and returns its length and the result.
+/// `socket_full`: the previous send was short, so wait for writability first.
 /// `None`: write the pieces with `writev` as usual (a private line or a prefix comes
 /// first, the log is on the heap, or the stream is TLS).
 fn send_file_first<S: Transport>(
     stream: &S,
     cx: &mut Context<'_>,
     pieces: &[(Src, Piece<'_>)],
+    socket_full: bool,
 ) -> Option<(usize, Poll<io::Result<usize>>)> {
     let (Src::Log, Piece::Log(run)) = pieces.first()? else {
         return None;
     };
     let (fd, offset) = run.file?;
     let len = run.bytes.len();
-    Some((len, stream.poll_send_file(cx, fd, offset, len)?))
+    Some((
+        len,
+        stream.poll_send_file(cx, fd, offset, len, socket_full)?,
+    ))
 }
 
 /// The `writev` buffers of planned `pieces`; records each one's source and length in
@@ -835,6 +840,10 @@ pub struct Writer<S: Transport = Async<TcpStream>> {
     /// reaches `max_lag` (one timer: the two never run at once).
     timer: Option<Timer>,
     scratch: Vec<u8>,
+    /// The last `sendfile` sent less than asked or found the socket full: the next one
+    /// waits for writability first (a `sendfile` that meets a full socket has already
+    /// looked the pages up and filled its pipe, then throws that away).
+    socket_full: bool,
 }
 
 impl<S: Transport> Writer<S> {
@@ -863,6 +872,7 @@ impl<S: Transport> Writer<S> {
             max_lag,
             timer: None,
             scratch: Vec::new(),
+            socket_full: false,
         }
     }
 
@@ -1026,9 +1036,18 @@ impl<S: Transport> Future for Writer<S> {
                 let mut pieces = Vec::new();
                 if !this.backlog.plan(epoch, &mut pieces, &mut scratch) {
                     None
-                } else if let Some(sent) = send_file_first(&*this.stream, cx, &pieces) {
-                    sources.push((Src::Log, sent.0));
-                    Some(sent.1)
+                } else if let Some((len, sent)) =
+                    send_file_first(&*this.stream, cx, &pieces, this.socket_full)
+                {
+                    // Full after a short send, and while waiting for writability (a
+                    // writer woken by a new line then does not try a full socket again).
+                    this.socket_full = match &sent {
+                        Poll::Ready(Ok(n)) => *n < len,
+                        Poll::Ready(Err(_)) => false,
+                        Poll::Pending => true,
+                    };
+                    sources.push((Src::Log, len));
+                    Some(sent)
                 } else {
                     let iov = slices(&pieces, &scratch, &mut sources);
                     Some(this.stream.poll_write_vectored(cx, &iov))
@@ -1429,8 +1448,9 @@ mod tests {
             file: std::os::fd::BorrowedFd<'_>,
             offset: u64,
             len: usize,
+            wait_first: bool,
         ) -> Option<Poll<io::Result<usize>>> {
-            let r = self.inner.poll_send_file(cx, file, offset, len);
+            let r = self.inner.poll_send_file(cx, file, offset, len, wait_first);
             if let Some(Poll::Ready(Ok(n))) = &r {
                 self.from_file.fetch_add(*n, Ordering::Relaxed);
                 if *n < len {
