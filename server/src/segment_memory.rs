@@ -96,6 +96,22 @@ impl SegmentFile {
         }
         // SAFETY: `raw` is a file descriptor just opened and owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Freeing a segment punches a hole; a file that cannot would keep every page the
+        // log ever wrote. Try it once on the empty file (harmless) and use the heap if
+        // it fails.
+        let block_len = i64::try_from(block).ok()?;
+        // SAFETY: plain system call on the file descriptor just made.
+        let punched = unsafe {
+            libc::fallocate(
+                fd.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                0,
+                block_len,
+            )
+        };
+        if punched != 0 {
+            return None;
+        }
         Some(Arc::new(SegmentFile {
             fd,
             next: AtomicU64::new(0),
@@ -240,5 +256,35 @@ impl Drop for Block {
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mapped blocks take fresh page-aligned ranges in order and start zeroed; a block
+    /// of another size than the file's falls back to the heap (no file offset).
+    #[test]
+    fn mapped_blocks_take_fresh_ranges_and_others_fall_back_to_the_heap() {
+        let len = 16 * page_size();
+        let file = SegmentFile::new(len).expect("a memfd (Linux)");
+        let a = Block::new(len, Some(&file));
+        let b = Block::new(len, Some(&file));
+        assert_eq!(a.file_offset(0).map(|(_, o)| o), Some(0));
+        assert_eq!(b.file_offset(5).map(|(_, o)| o), Some(len as u64 + 5));
+        // SAFETY: `a` is `len` bytes, mapped and owned by this test.
+        let bytes = unsafe { std::slice::from_raw_parts(a.ptr().as_ptr(), len) };
+        assert!(bytes.iter().all(|&x| x == 0));
+        drop(a);
+        let c = Block::new(len, Some(&file));
+        assert_eq!(
+            c.file_offset(0).map(|(_, o)| o),
+            Some(2 * len as u64),
+            "a freed range is not used again"
+        );
+        let heap = Block::new(len / 2, Some(&file));
+        assert!(heap.file_offset(0).is_none());
+        assert!(SegmentFile::new(len + 1).is_none(), "not whole pages");
     }
 }
