@@ -9,8 +9,8 @@ table shows medians and the ratio of our median to each other server's.
 Beside deliveries/s (which the load tool caps on 2 shared cores) it reports what the
 server process spent per delivery over the send window (first send to last delivery):
 CPU time (utime + stime from /proc/PID/stat, read by chat-load) and write system calls.
-Write calls are counted with `perf stat` on the syscall tracepoints write, writev, sendto
-and sendmsg (the Python server writes with send(), which /proc/PID/io does not count),
+Write calls are counted with `perf stat` on the syscall tracepoints write, writev, sendto,
+sendmsg and sendfile64 (the Python server writes with send(), which /proc/PID/io does not count),
 summed over perf's 20 ms intervals that fall in the send window; without perf, from
 /proc/PID/io `syscw` (write/writev only).
 
@@ -288,7 +288,8 @@ def stop(proc):
         proc.wait()
 
 
-SYSCALLS = ["write", "writev", "sendto", "sendmsg"]
+# sendfile64: our plain-TCP writers send log bytes from the log's memfd (issue 13).
+SYSCALLS = ["write", "writev", "sendto", "sendmsg", "sendfile64"]
 
 
 def perf_usable():

@@ -36,6 +36,7 @@ pub mod listener;
 pub mod liveness;
 pub mod log;
 pub mod per_address;
+pub mod segment_memory;
 pub mod shutdown;
 pub mod store;
 pub mod tls;

@@ -5,9 +5,19 @@
 //! Why it looks like this:
 //! - **Append-only segments.** Lines are copied back to back into fixed-size
 //!   [`Segment`]s. A reader (a connection's writer) holds a [`Cursor`] and hands the
-//!   bytes from its cursor to the head to `writev` as one slice per segment: fan-out
+//!   bytes from its cursor to the head to the kernel, one run per segment: fan-out
 //!   costs nothing per recipient at broadcast time, and a writer's catch-up costs one
 //!   syscall for many lines.
+//! - **Segments in a memfd, so the kernel need not copy them.** A segment's bytes are
+//!   mapped from the log's one memfd at a range of their own (`segment_memory.rs`), and
+//!   each run says where it lies in the file ([`Run::file`]): a plain-TCP writer sends it
+//!   with `sendfile`, and the kernel puts references to the pages into each socket
+//!   instead of copying the bytes once per recipient (that copy was about half of the
+//!   server's CPU per delivery, docs/performance.md). Append-only makes this safe: bytes
+//!   below the published end never change, a freed segment's range is never reused, and
+//!   its pages, punched out of the file whole, live on while a socket still holds them.
+//!   Without a memfd (or with `CHAT_SERVER_LOG_MEMORY=heap`) segments are heap blocks and
+//!   every writer uses `writev`.
 //! - **One appender, many readers, no lock on the read path.** Only the sequencer (the
 //!   hub, under its lock) appends, through the unique [`Appender`]. An entry's bytes are
 //!   written before its count is published with `Release`; readers load the count with
@@ -16,7 +26,10 @@
 //! - **Memory is retained segments, counted for real.** The log keeps the chain of
 //!   segments from the oldest one a cursor still needs to the head, and nothing else: a
 //!   segment nobody's cursor is in is freed as soon as the last cursor leaves it. The
-//!   global budget (`--log-budget`) counts whole segments (bytes and per-entry metadata).
+//!   global budget (`--log-budget`) counts whole segments (bytes and per-entry metadata),
+//!   the same 64 KiB whether on the heap or in the memfd (whose written pages count in
+//!   the process's RSS as `RssShmem`). Pages of a freed segment that sockets still
+//!   reference are the kernel's, within those sockets' buffers, as copied bytes were.
 //!   Near the budget the log reports *congestion*, and the server stops reading from
 //!   chatting clients (the senders) until readers catch up; only past the budget is the
 //!   oldest segment evicted and the cursors still in it cut off.
@@ -33,14 +46,16 @@
 //! (`history.rs`) is a cursor that pins the last `--history` entries. A Redis Stream engine makes
 //! the stream the sequencer (XADD) and feeds the entries it reads back, in stream order,
 //! into this log with [`Appender::append`] on one task, so local writers keep the same
-//! zero-copy read path. Neither changes [`Cursor`] or the writers.
+//! read path (and `sendfile`). Neither changes [`Cursor`] or the writers.
 
 use std::collections::VecDeque;
-use std::ptr::NonNull;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Waker;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::segment_memory::{Backing, Block, SegmentFile};
 
 /// Bytes of line data per segment. A segment is also the unit of retention and eviction.
 pub const SEGMENT_BYTES: usize = 64 * 1024;
@@ -86,9 +101,9 @@ pub struct Entry<'a> {
 pub struct Segment {
     /// Seq of this segment's first entry.
     first_seq: u64,
-    /// `SEGMENT_BYTES` bytes, owned (from a boxed slice), written only by the appender and
-    /// only above the published end.
-    data: NonNull<u8>,
+    /// `SEGMENT_BYTES` bytes (heap or mapped from the log's memfd, `segment_memory.rs`),
+    /// written only by the appender and only above the published end.
+    data: Block,
     /// End offset (exclusive) of each entry's bytes.
     ends: Box<[AtomicU32]>,
     /// Time (UTC ms) of each entry.
@@ -101,14 +116,6 @@ pub struct Segment {
     next: OnceLock<Arc<Segment>>,
 }
 
-// SAFETY: `data` is an owned heap block. The single appender writes only bytes at or
-// above the published end and publishes them with a `Release` store of `count`; readers
-// read only below the end they loaded with `Acquire`. No byte is both written and read
-// concurrently, so sharing `&Segment` between threads is sound.
-unsafe impl Send for Segment {}
-// SAFETY: see above.
-unsafe impl Sync for Segment {}
-
 impl std::fmt::Debug for Segment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Segment")
@@ -119,14 +126,10 @@ impl std::fmt::Debug for Segment {
 }
 
 impl Segment {
-    fn new(first_seq: u64, origins: bool) -> Segment {
-        // `vec![0; n]` asks the allocator for zeroed memory: pages are only touched (and
-        // only count in RSS) once lines are written into them.
-        let data: Box<[u8]> = vec![0u8; SEGMENT_BYTES].into_boxed_slice();
-        let data = NonNull::from(Box::leak(data)).cast::<u8>();
+    fn new(first_seq: u64, origins: bool, file: Option<&Arc<SegmentFile>>) -> Segment {
         Segment {
             first_seq,
-            data,
+            data: Block::new(SEGMENT_BYTES, file),
             ends: (0..SEGMENT_ENTRIES).map(|_| AtomicU32::new(0)).collect(),
             times: (0..SEGMENT_ENTRIES).map(|_| AtomicU64::new(0)).collect(),
             origins: origins.then(|| {
@@ -174,7 +177,17 @@ impl Segment {
         // SAFETY: `data` is valid for SEGMENT_BYTES bytes for the segment's lifetime; the
         // range is published (callers pass ends of entries below an `Acquire`d count), so
         // the appender never writes it again.
-        unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(from), to - from) }
+        unsafe { std::slice::from_raw_parts(self.data.ptr().as_ptr().add(from), to - from) }
+    }
+
+    /// Bytes `from..to` as [`Segment::bytes`] gives them, with where they are in the
+    /// log's memfd when the segment is mapped from one.
+    fn run(&self, from: usize, to: usize) -> Run<'_> {
+        let bytes = self.bytes(from, to);
+        Run {
+            bytes,
+            file: self.data.file_offset(from.min(to)),
+        }
     }
 
     /// The following segment once this one is sealed.
@@ -192,13 +205,14 @@ impl Segment {
     }
 }
 
-impl Drop for Segment {
-    fn drop(&mut self) {
-        let slice = std::ptr::slice_from_raw_parts_mut(self.data.as_ptr(), SEGMENT_BYTES);
-        // SAFETY: `data` came from `Box::leak` of a boxed slice of exactly this length and
-        // is freed only here, once.
-        drop(unsafe { Box::from_raw(slice) });
-    }
+/// A run of published log bytes, one segment's worth at most.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    /// The bytes.
+    pub bytes: &'a [u8],
+    /// The log's memfd and the offset of `bytes` in it, when the segment is mapped from
+    /// one: a plain-TCP writer may then `sendfile` them instead of copying them.
+    pub file: Option<(BorrowedFd<'a>, u64)>,
 }
 
 /// What readers and the sequencer share. Cheap to read: the head and the congestion flag
@@ -212,6 +226,8 @@ pub struct Log {
     origins: bool,
     /// What one segment costs in this log.
     segment_cost: usize,
+    /// The memfd segments are mapped from, or `None` for heap segments.
+    file: Option<Arc<SegmentFile>>,
     started: Instant,
     /// Seq of the newest published entry (0 before the first).
     head: AtomicU64,
@@ -312,7 +328,29 @@ impl Log {
         Log::build(budget, new_epoch(None), 1, true)
     }
 
+    /// Like [`Log::new`], with the segments' memory chosen by the caller instead of by
+    /// the environment (tests compare the two paths).
+    pub fn with_backing(budget: usize, backing: Backing) -> (Arc<Log>, Appender) {
+        Log::build_with(budget, new_epoch(None), 1, false, backing)
+    }
+
     fn build(budget: usize, epoch: u64, first_seq: u64, origins: bool) -> (Arc<Log>, Appender) {
+        Log::build_with(
+            budget,
+            epoch,
+            first_seq,
+            origins,
+            Backing::from_environment(),
+        )
+    }
+
+    fn build_with(
+        budget: usize,
+        epoch: u64,
+        first_seq: u64,
+        origins: bool,
+        backing: Backing,
+    ) -> (Arc<Log>, Appender) {
         let segment_cost = SEGMENT_COST
             + if origins {
                 2 * SEGMENT_ENTRIES * std::mem::size_of::<AtomicU64>()
@@ -321,12 +359,17 @@ impl Log {
             };
         let budget_segments = Log::segments_costing(budget, segment_cost);
         let first_seq = first_seq.max(1);
-        let open = Arc::new(Segment::new(first_seq, origins));
+        let file = match backing {
+            Backing::MemFd => SegmentFile::new(SEGMENT_BYTES),
+            Backing::Heap => None,
+        };
+        let open = Arc::new(Segment::new(first_seq, origins, file.as_ref()));
         let log = Arc::new(Log {
             epoch,
             time_base: unix_now_ms(),
             origins,
             segment_cost,
+            file,
             started: Instant::now(),
             head: AtomicU64::new(first_seq - 1),
             budget_segments,
@@ -381,6 +424,13 @@ impl Log {
     /// Bytes held by retained segments (what `--log-budget` bounds).
     pub fn retained_bytes(&self) -> usize {
         self.lock().segments.len() * self.segment_cost
+    }
+
+    /// Bytes of memory the log's memfd holds (its written, not yet freed segments), or
+    /// `None` for a log on the heap. For tests and diagnostics: a freed segment's pages
+    /// leave it at once.
+    pub fn file_allocated_bytes(&self) -> Option<u64> {
+        self.file.as_ref()?.allocated_bytes()
     }
 
     /// The budget in bytes, rounded down to whole segments.
@@ -558,7 +608,7 @@ impl Appender {
         unsafe {
             std::ptr::copy_nonoverlapping(
                 line.as_ptr(),
-                self.open.data.as_ptr().add(self.bytes),
+                self.open.data.ptr().as_ptr().add(self.bytes),
                 line.len(),
             );
         }
@@ -598,7 +648,11 @@ impl Appender {
     /// Closes the open segment and starts the next; evicts the oldest one when the budget
     /// would be exceeded, returning the seq below which cursors lost their place.
     fn seal(&mut self) -> Option<u64> {
-        let next = Arc::new(Segment::new(self.next_seq, self.log.origins));
+        let next = Arc::new(Segment::new(
+            self.next_seq,
+            self.log.origins,
+            self.log.file.as_ref(),
+        ));
         // `count` is final before `next` is visible (OnceLock::set publishes).
         let _ = self.open.next.set(next.clone());
         self.open = next.clone();
@@ -763,6 +817,12 @@ impl Cursor {
     /// `last` (a seq), one contiguous slice per segment, without moving the cursor.
     /// Stops early when `f` returns false.
     pub fn runs<'a>(&'a self, last: u64, mut f: impl FnMut(&'a [u8]) -> bool) {
+        self.file_runs(last, |run| f(run.bytes));
+    }
+
+    /// Like [`Cursor::runs`], each run with where it lies in the log's memfd (if the
+    /// segment is mapped from one).
+    pub fn file_runs<'a>(&'a self, last: u64, mut f: impl FnMut(Run<'a>) -> bool) {
         let mut seg = &self.seg;
         let mut offset = self.offset;
         loop {
@@ -772,7 +832,7 @@ impl Cursor {
                 .saturating_sub(seg.first_seq)
                 .min(count as u64) as usize;
             let end = seg.end_of(upto);
-            if end > offset && !f(seg.bytes(offset, end)) {
+            if end > offset && !f(seg.run(offset, end)) {
                 return;
             }
             if upto < count {
@@ -985,6 +1045,73 @@ mod tests {
         drop(lagging);
         log.trim();
         assert_eq!(log.retained_bytes(), SEGMENT_COST);
+    }
+
+    /// The memfd path: every run knows where its bytes are in the log's file; each new
+    /// segment gets a fresh, higher, page-aligned range (a freed one is never used
+    /// again), and a freed segment's pages leave the file at once. A heap log's runs
+    /// carry no file.
+    #[test]
+    fn memfd_segments_take_fresh_ranges_and_give_pages_back() {
+        let (log, mut app) = Log::with_backing(64 << 20, Backing::MemFd);
+        let big = vec![b'm'; 1000];
+        app.append(&big);
+        let mut c = app.cursor_at_last();
+        for _ in 0..300 {
+            app.append(&big);
+        }
+        let mut offsets = Vec::new();
+        c.file_runs(log.head(), |run| {
+            let (_, off) = run.file.expect("a memfd log's runs are in its file");
+            offsets.push((off, run.bytes.len()));
+            true
+        });
+        assert!(offsets.len() >= 4, "{offsets:?}");
+        for (i, &(off, _)) in offsets.iter().enumerate() {
+            assert_eq!(
+                off,
+                (i * SEGMENT_BYTES) as u64,
+                "segment {i} at its own range"
+            );
+        }
+        let held = log.file_allocated_bytes().expect("fstat of the memfd");
+        assert!(held >= 4 * SEGMENT_BYTES as u64 - 4096, "held {held}");
+        read_all(&mut c, log.head());
+        log.trim();
+        let after = log.file_allocated_bytes().expect("fstat of the memfd");
+        assert!(
+            after <= SEGMENT_BYTES as u64,
+            "freed segments' pages left: {after}"
+        );
+        // The next segment goes after every range used so far.
+        for _ in 0..100 {
+            app.append(&big);
+        }
+        let mut bases = Vec::new();
+        c.file_runs(log.head(), |run| {
+            let (_, off) = run.file.expect("a memfd log's runs are in its file");
+            bases.push(off - off % SEGMENT_BYTES as u64);
+            true
+        });
+        // The cursor's segment (the one open before), then new ranges above it.
+        let last_used = offsets.last().map_or(0, |&(off, _)| off);
+        assert!(bases.len() >= 2, "{bases:?}");
+        assert_eq!(bases.first(), Some(&last_used));
+        assert!(
+            bases
+                .windows(2)
+                .all(|w| w[1] == w[0] + SEGMENT_BYTES as u64),
+            "{bases:?}"
+        );
+
+        let (log, mut app) = Log::with_backing(64 << 20, Backing::Heap);
+        app.append(b"x\n");
+        let c = app.cursor_at_last();
+        c.file_runs(log.head(), |run| {
+            assert!(run.file.is_none());
+            true
+        });
+        assert_eq!(log.file_allocated_bytes(), None);
     }
 
     #[test]

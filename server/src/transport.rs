@@ -10,6 +10,7 @@
 
 use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -28,6 +29,22 @@ pub trait Transport: Send + Sync + 'static {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>>;
+
+    /// Sends up to `len` bytes of `file` from `offset` on, without copying them through
+    /// user space (`sendfile`); returns how many bytes went. With `wait_first` (the last
+    /// send was short: the socket is full) it waits for writability before trying.
+    /// `None` when this stream cannot (TLS must encrypt them): the caller writes the
+    /// bytes instead.
+    fn poll_send_file(
+        &self,
+        _cx: &mut Context<'_>,
+        _file: BorrowedFd<'_>,
+        _offset: u64,
+        _len: usize,
+        _wait_first: bool,
+    ) -> Option<Poll<io::Result<usize>>> {
+        None
+    }
 
     /// Sends what earlier writes left buffered. Ready at once for a stream that buffers
     /// nothing (plain TCP).
@@ -70,6 +87,50 @@ impl Transport for Async<TcpStream> {
     #[inline]
     fn poll_flush(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+
+    fn poll_send_file(
+        &self,
+        cx: &mut Context<'_>,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+        wait_first: bool,
+    ) -> Option<Poll<io::Result<usize>>> {
+        let Ok(mut off) = libc::off_t::try_from(offset) else {
+            return Some(Poll::Ready(Err(io::ErrorKind::InvalidInput.into())));
+        };
+        // A `sendfile` that meets a full socket has already looked the pages up and
+        // filled its pipe with them, all for nothing: after a short send, wait first.
+        if wait_first {
+            match self.poll_writable(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                Poll::Pending => return Some(Poll::Pending),
+            }
+        }
+        loop {
+            // The socket is non-blocking (async-io made it so): a full send buffer gives
+            // EAGAIN, and a partly full one a short count, as `writev` does.
+            // SAFETY: both descriptors are open for the call (borrowed); `off` is a
+            // valid, exclusive pointer to an `off_t` for its duration.
+            let n = unsafe {
+                libc::sendfile(self.get_ref().as_raw_fd(), file.as_raw_fd(), &mut off, len)
+            };
+            if let Ok(n) = usize::try_from(n) {
+                return Some(Poll::Ready(Ok(n)));
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => match self.poll_writable(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                    Poll::Pending => return Some(Poll::Pending),
+                },
+                _ => return Some(Poll::Ready(Err(err))),
+            }
+        }
     }
 
     fn write_now(&self, bufs: &[IoSlice<'_>]) {

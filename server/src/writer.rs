@@ -4,8 +4,17 @@
 //! Why it looks like this (CONN-3, CONN-4, SRV-4):
 //! - **Public lines are not queued per recipient.** A broadcast is one entry in the log;
 //!   a member's writer holds a [`Cursor`] and, when woken, hands everything from its
-//!   cursor to the head to one `writev`, one slice per log segment. Nothing is done per
-//!   recipient at broadcast time but (at most once per batch) a wake-up.
+//!   cursor to the head to the kernel. Nothing is done per recipient at broadcast time
+//!   but (at most once per batch) a wake-up.
+//! - **Log bytes are not copied per recipient either (plain TCP).** When the log's
+//!   segments are in its memfd and the next thing to write is a run of log bytes, the
+//!   writer sends that run (one segment's) with `sendfile` ([`Transport::poll_send_file`]):
+//!   the kernel references the log's pages from the socket instead of copying the bytes
+//!   into it, which was about half of the server's CPU per delivery. A partial send moves
+//!   the cursor exactly as a partial `writev` does; `EAGAIN` waits for writability.
+//!   Everything else keeps the `writev` path: private lines (a run planned behind one
+//!   goes in the same `writev`), tagged output (a prefix per entry), TLS (rustls must
+//!   encrypt the bytes), and heap segments (no memfd, or `CHAT_SERVER_LOG_MEMORY=heap`).
 //! - **What only this client gets** (replies, `/who`, `ERR` lines, `/msg`) goes into a
 //!   private queue. Each item is stamped with the log's head when it was made and goes
 //!   out after every log entry up to that seq and before any later one: replies are
@@ -50,7 +59,7 @@ use async_io::{Async, Timer};
 use chat_proto::ServerMessage;
 
 use crate::hub::Hub;
-use crate::log::{Cursor, Entry, Log};
+use crate::log::{Cursor, Entry, Log, Run};
 use crate::transport::Transport;
 
 /// One encoded server line, LF included, shared where it is sent to several clients.
@@ -671,8 +680,8 @@ impl Backlog {
             }
             .min(self.visible);
             match &self.prefix {
-                None => c.runs(limit, |run| {
-                    pieces.push((Src::Log, Piece::Bytes(run)));
+                None => c.file_runs(limit, |run| {
+                    pieces.push((Src::Log, Piece::Log(run)));
                     pieces.len() < IOV_MAX
                 }),
                 Some(prefix) => c.entries(epoch, limit, |entry, skip| {
@@ -764,6 +773,29 @@ impl Backlog {
     }
 }
 
+/// When the first planned piece is a run of log bytes in the log's memfd and `stream`
+/// can send from a file, sends that run with `sendfile` (the kernel references the
+/// pages instead of copying them into the socket) and returns its length and the result.
+/// `socket_full`: the previous send was short, so wait for writability first.
+/// `None`: write the pieces with `writev` as usual (a private line or a prefix comes
+/// first, the log is on the heap, or the stream is TLS).
+fn send_file_first<S: Transport>(
+    stream: &S,
+    cx: &mut Context<'_>,
+    pieces: &[(Src, Piece<'_>)],
+    socket_full: bool,
+) -> Option<(usize, Poll<io::Result<usize>>)> {
+    let (Src::Log, Piece::Log(run)) = pieces.first()? else {
+        return None;
+    };
+    let (fd, offset) = run.file?;
+    let len = run.bytes.len();
+    Some((
+        len,
+        stream.poll_send_file(cx, fd, offset, len, socket_full)?,
+    ))
+}
+
 /// The `writev` buffers of planned `pieces`; records each one's source and length in
 /// `sources` (for [`Backlog::consume`]).
 fn slices<'a>(
@@ -776,6 +808,7 @@ fn slices<'a>(
         .map(|(src, piece)| {
             let bytes: &'a [u8] = match piece {
                 Piece::Bytes(b) => b,
+                Piece::Log(run) => run.bytes,
                 Piece::Scratch(r) => scratch.get(r.clone()).unwrap_or_default(),
             };
             sources.push((*src, bytes.len()));
@@ -788,6 +821,8 @@ fn slices<'a>(
 #[derive(Debug)]
 enum Piece<'a> {
     Bytes(&'a [u8]),
+    /// A run of log bytes (one segment's), with where it lies in the log's memfd.
+    Log(Run<'a>),
     Scratch(std::ops::Range<usize>),
 }
 
@@ -825,6 +860,10 @@ pub struct Writer<S: Transport = Async<TcpStream>> {
     /// reaches `max_lag` (one timer: the two never run at once).
     timer: Option<Timer>,
     scratch: Vec<u8>,
+    /// The last `sendfile` sent less than asked or found the socket full: the next one
+    /// waits for writability first (a `sendfile` that meets a full socket has already
+    /// looked the pages up and filled its pipe, then throws that away).
+    socket_full: bool,
 }
 
 impl<S: Transport> Writer<S> {
@@ -853,6 +892,7 @@ impl<S: Transport> Writer<S> {
             max_lag,
             timer: None,
             scratch: Vec::new(),
+            socket_full: false,
         }
     }
 
@@ -1016,6 +1056,18 @@ impl<S: Transport> Future for Writer<S> {
                 let mut pieces = Vec::new();
                 if !this.backlog.plan(epoch, &mut pieces, &mut scratch) {
                     None
+                } else if let Some((len, sent)) =
+                    send_file_first(&*this.stream, cx, &pieces, this.socket_full)
+                {
+                    // Full after a short send, and while waiting for writability (a
+                    // writer woken by a new line then does not try a full socket again).
+                    this.socket_full = match &sent {
+                        Poll::Ready(Ok(n)) => *n < len,
+                        Poll::Ready(Err(_)) => false,
+                        Poll::Pending => true,
+                    };
+                    sources.push((Src::Log, len));
+                    Some(sent)
                 } else {
                     let iov = slices(&pieces, &scratch, &mut sources);
                     Some(this.stream.poll_write_vectored(cx, &iov))
@@ -1106,6 +1158,7 @@ impl<S: Transport> Future for Writer<S> {
 mod tests {
     use super::*;
     use crate::log::Appender;
+    use crate::segment_memory::Backing;
 
     fn line(s: &str) -> Line {
         Line::from(s.as_bytes())
@@ -1244,7 +1297,10 @@ mod tests {
     }
 
     /// A partial write resumes mid-line; when the client is cut off mid-line, the line
-    /// is completed before the notice if the socket takes it.
+    /// is completed before the notice if the socket takes it. On the `writev` path (a
+    /// heap log): `sendfile` hands the kernel a whole segment's run even past a 4 KiB
+    /// send buffer, so a partial send there needs a fuller socket (see
+    /// `sendfile_and_writev_paths_send_the_same_bytes`).
     #[test]
     fn partial_write_resumes_and_cut_off_completes_the_line() {
         let (server, client) = pair();
@@ -1254,7 +1310,8 @@ mod tests {
         socket2::SockRef::from(&client)
             .set_recv_buffer_size(4096)
             .unwrap();
-        let (hub, ob, mut app) = reader_of(64 << 20);
+        let hub = Hub::new(10);
+        let (ob, mut app) = reader_with(Backing::Heap, &hub);
         let mut l = vec![b'p'; 60_000];
         l.push(b'\n');
         for _ in 0..5 {
@@ -1384,6 +1441,237 @@ mod tests {
             String::from_utf8(reader.join().unwrap()).unwrap(),
             "[1] first\n[2] two\nmine\n[3] three\n"
         );
+    }
+
+    /// Plain TCP that counts the bytes it sent with `sendfile`, so a test can tell which
+    /// path the writer took.
+    struct Counted {
+        inner: Async<TcpStream>,
+        from_file: std::sync::atomic::AtomicUsize,
+        /// `sendfile` calls that sent less than asked.
+        short: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Counted {
+        fn new(server: Arc<Async<TcpStream>>) -> Arc<Counted> {
+            Arc::new(Counted {
+                inner: Arc::into_inner(server).unwrap(),
+                from_file: std::sync::atomic::AtomicUsize::new(0),
+                short: std::sync::atomic::AtomicUsize::new(0),
+            })
+        }
+
+        fn sent_from_file(&self) -> usize {
+            self.from_file.load(Ordering::Relaxed)
+        }
+    }
+
+    impl Transport for Counted {
+        const RAW: bool = true;
+
+        fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            self.inner.poll_read(cx, buf)
+        }
+
+        fn poll_write_vectored(
+            &self,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            Transport::poll_write_vectored(&self.inner, cx, bufs)
+        }
+
+        fn poll_send_file(
+            &self,
+            cx: &mut Context<'_>,
+            file: std::os::fd::BorrowedFd<'_>,
+            offset: u64,
+            len: usize,
+            wait_first: bool,
+        ) -> Option<Poll<io::Result<usize>>> {
+            let r = self.inner.poll_send_file(cx, file, offset, len, wait_first);
+            if let Some(Poll::Ready(Ok(n))) = &r {
+                self.from_file.fetch_add(*n, Ordering::Relaxed);
+                if *n < len {
+                    self.short.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            r
+        }
+
+        fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Transport::poll_flush(&self.inner, cx)
+        }
+
+        fn write_now(&self, bufs: &[IoSlice<'_>]) {
+            self.inner.write_now(bufs);
+        }
+
+        fn shutdown(&self, how: Shutdown) {
+            Transport::shutdown(&self.inner, how);
+        }
+
+        fn socket(&self) -> &TcpStream {
+            self.inner.socket()
+        }
+    }
+
+    fn reader_with(backing: Backing, hub: &Arc<Hub>) -> (Arc<Outbox>, Appender) {
+        let (log, mut app) = Log::with_backing(64 << 20, backing);
+        let ob = Arc::new(Outbox::new(
+            log,
+            1 << 20,
+            hub.lines().sendq_exceeded.clone(),
+        ));
+        app.append(b"first\n");
+        ob.start_reading(app.cursor_at_last());
+        (ob, app)
+    }
+
+    /// The two paths send the same bytes: log lines of many lengths across segment
+    /// boundaries, private lines interleaved at their gates, through socket buffers of
+    /// 4 KiB (so nearly every send is partial and resumes mid-line). The memfd log's
+    /// writer sends its log bytes with `sendfile`, the heap log's with `writev`.
+    #[test]
+    fn sendfile_and_writev_paths_send_the_same_bytes() {
+        let mut got = Vec::new();
+        for backing in [Backing::MemFd, Backing::Heap] {
+            let (server, client) = pair();
+            socket2::SockRef::from(server.get_ref())
+                .set_send_buffer_size(4096)
+                .unwrap();
+            // A small receive buffer too, but not 4 KiB: with that, both paths crawl on
+            // loopback (the receiver takes about 8 KiB per 200 ms, TCP's minimum
+            // retransmission timeout) and 600 KB take longer than the flush timeout.
+            socket2::SockRef::from(&client)
+                .set_recv_buffer_size(32 << 10)
+                .unwrap();
+            let hub = Hub::new(10);
+            let (ob, mut app) = reader_with(backing, &hub);
+            let mut want = b"first\n".to_vec();
+            let mut log_bytes = 0;
+            for i in 0..4000usize {
+                let mut l = format!("{i} ").into_bytes();
+                l.resize(l.len() + (i * 37) % 300, b'a' + (i % 26) as u8);
+                l.push(b'\n');
+                app.append(&l);
+                log_bytes += l.len();
+                want.extend_from_slice(&l);
+                if i % 333 == 0 {
+                    let p = format!("private {i}\n");
+                    ob.push(&line(&p));
+                    want.extend_from_slice(p.as_bytes());
+                }
+            }
+            assert!(log_bytes > 8 * crate::log::SEGMENT_BYTES, "spans segments");
+            ob.close();
+            let reader = std::thread::spawn(move || read_to_end(client));
+            let stream = Counted::new(server);
+            let w = Writer::new(
+                ob.clone(),
+                stream.clone(),
+                hub.clone(),
+                Duration::from_secs(10),
+                Duration::from_secs(30),
+            );
+            let end = async_io::block_on(w);
+            assert!(matches!(end, WriterEnd::Drained), "{backing:?}: {end:?}");
+            let bytes = reader.join().unwrap();
+            assert!(
+                bytes == want,
+                "{backing:?}: {} bytes, {} wanted",
+                bytes.len(),
+                want.len()
+            );
+            match backing {
+                // Log runs go by `sendfile`, except those planned behind a private line
+                // (one `writev` takes both).
+                Backing::MemFd => {
+                    assert!(
+                        stream.sent_from_file() > log_bytes / 2,
+                        "{}",
+                        stream.sent_from_file()
+                    );
+                    assert!(stream.short.load(Ordering::Relaxed) > 0, "no partial send");
+                }
+                Backing::Heap => assert_eq!(stream.sent_from_file(), 0),
+            }
+            got.push(bytes);
+        }
+        assert_eq!(got[0], got[1]);
+    }
+
+    /// A segment freed (its range's pages punched out of the memfd) while its bytes are
+    /// still queued, unread, in a slow receiver's socket: the receiver still reads them
+    /// intact, although the log has gone on writing new segments (whose pages could
+    /// have been the freed ones, were they not still referenced by the socket).
+    #[test]
+    fn bytes_queued_in_a_socket_survive_their_segment_being_freed() {
+        let (server, client) = pair();
+        socket2::SockRef::from(&client)
+            .set_recv_buffer_size(1 << 20)
+            .unwrap();
+        socket2::SockRef::from(server.get_ref())
+            .set_send_buffer_size(1 << 20)
+            .unwrap();
+        let hub = Hub::new(10);
+        let (ob, mut app) = reader_with(Backing::MemFd, &hub);
+        let log = ob.log().clone();
+        let mut want = b"first\n".to_vec();
+        let a = {
+            let mut l = vec![b'A'; 999];
+            l.push(b'\n');
+            l
+        };
+        // About five segments.
+        for _ in 0..320 {
+            app.append(&a);
+            want.extend_from_slice(&a);
+        }
+        let stream = Counted::new(server);
+        let mut w = Writer::new(
+            ob.clone(),
+            stream.clone(),
+            hub.clone(),
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+        );
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for _ in 0..10 {
+            let _ = Pin::new(&mut w).poll(&mut cx);
+            if w.backlog.cursor.as_ref().unwrap().next_seq() > log.head() {
+                break;
+            }
+        }
+        // Everything went into the socket (the receiver has read nothing), by sendfile,
+        // and the segments the cursor left were freed: their pages are out of the file.
+        assert!(
+            w.backlog.cursor.as_ref().unwrap().next_seq() > log.head(),
+            "all written"
+        );
+        assert!(stream.sent_from_file() >= 4 * crate::log::SEGMENT_BYTES);
+        let held = log.file_allocated_bytes().unwrap();
+        assert!(
+            held <= crate::log::SEGMENT_BYTES as u64,
+            "freed: {held} held"
+        );
+        // The log goes on: new segments, new bytes, memory churned.
+        let b = {
+            let mut l = vec![b'B'; 999];
+            l.push(b'\n');
+            l
+        };
+        for _ in 0..2000 {
+            app.append(&b);
+            want.extend_from_slice(&b);
+        }
+        ob.close();
+        let reader = std::thread::spawn(move || read_to_end(client));
+        let end = async_io::block_on(w);
+        assert!(matches!(end, WriterEnd::Drained), "{end:?}");
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "the queued bytes changed");
     }
 
     #[test]
