@@ -1224,6 +1224,13 @@ mod tests {
         (Arc::new(Async::new(server).unwrap()), client)
     }
 
+    /// A line of `len` copies of `byte`, LF included.
+    fn filled_line(byte: u8, len: usize) -> Vec<u8> {
+        let mut l = vec![byte; len];
+        l.push(b'\n');
+        l
+    }
+
     fn read_to_end(mut client: TcpStream) -> Vec<u8> {
         let mut got = Vec::new();
         let _ = std::io::Read::read_to_end(&mut client, &mut got);
@@ -1312,8 +1319,7 @@ mod tests {
             .unwrap();
         let hub = Hub::new(10);
         let (ob, mut app) = reader_with(Backing::Heap, &hub);
-        let mut l = vec![b'p'; 60_000];
-        l.push(b'\n');
+        let l = filled_line(b'p', 60_000);
         for _ in 0..5 {
             app.append(&l);
         }
@@ -1618,11 +1624,7 @@ mod tests {
         let (ob, mut app) = reader_with(Backing::MemFd, &hub);
         let log = ob.log().clone();
         let mut want = b"first\n".to_vec();
-        let a = {
-            let mut l = vec![b'A'; 999];
-            l.push(b'\n');
-            l
-        };
+        let a = filled_line(b'A', 999);
         // About five segments.
         for _ in 0..320 {
             app.append(&a);
@@ -1656,11 +1658,7 @@ mod tests {
             "freed: {held} held"
         );
         // The log goes on: new segments, new bytes, memory churned.
-        let b = {
-            let mut l = vec![b'B'; 999];
-            l.push(b'\n');
-            l
-        };
+        let b = filled_line(b'B', 999);
         for _ in 0..2000 {
             app.append(&b);
             want.extend_from_slice(&b);
