@@ -131,6 +131,12 @@ carol=$!
 pids+=("$carol")
 wait_for "$art/carol.txt" "carol has joined the chat"
 # dave says what the test writes into files, when it writes them.
+# for_dave FILE: stdin into FILE, which appears whole (written beside it, then renamed):
+# dave reads a file as soon as it exists, and a file written in place can be caught empty
+# or half-written (a CI run once lost all 40 filler lines that way).
+for_dave() {
+    cat >"$1.part" && mv "$1.part" "$1"
+}
 python3 "$here/raw_client.py" "$port" dave "$art/dave.txt" \
     "sendfile:$art/dave-mention" "sendfile:$art/dave-fill" "sendfile:$art/dave-more" \
     "sendfile:$art/dave-link" "sendfile:$art/dave-bye" 2>"$art/dave.log" &
@@ -238,7 +244,7 @@ grep -qF "bobpsst" "$art/bob.txt" "$art/alice.txt" && fail "End put the caret be
 xdotool windowfocus --sync "$wid_bob"
 sleep 1.2
 mention="hey Alice, are you coming $$"
-echo "$mention" >"$art/dave-mention"
+echo "$mention" | for_dave "$art/dave-mention"
 wait_for "$art/alice.txt" "dave: $mention"
 wait_for "$art/notifications.txt" "dave mentioned you	$mention" 10
 sleep 0.3
@@ -262,14 +268,14 @@ history_report() {
 }
 
 # bob scrolls up; three lines arrive below; the button says so and takes him back.
-for i in $(seq 1 40); do echo "filler line $i"; done >"$art/dave-fill"
+for i in $(seq 1 40); do echo "filler line $i"; done | for_dave "$art/dave-fill"
 wait_for "$art/bob.txt" "dave: filler line 40"
 xdotool windowfocus --sync "$wid_bob"
 sleep 0.3
 xdotool mousemove --window "$wid_bob" 250 200
 for i in $(seq 1 8); do xdotool click 4; sleep 0.05; done
 sleep 0.5
-printf 'more 1\nmore 2\nmore 3\n' >"$art/dave-more"
+printf 'more 1\nmore 2\nmore 3\n' | for_dave "$art/dave-more"
 wait_for "$art/bob.txt" "dave: more 3"
 report="$(history_report bob "new-messages button (3)")"
 [[ "$report" == *"new-messages button (3) at "* ]] ||
@@ -289,7 +295,7 @@ done
 
 # A click on a link opens it with the desktop's opener.
 link="https://example.invalid/e2e-$$/page?x=1"
-echo "the notes are at $link, have a look" >"$art/dave-link"
+echo "the notes are at $link, have a look" | for_dave "$art/dave-link"
 wait_for "$art/bob.txt" "dave: the notes are at $link"
 report="$(history_report bob "link $link at ")"
 [[ "$report" == *"link $link at "* ]] || fail "bob's history shows no link: $report"
@@ -414,7 +420,7 @@ import -window "$wid_bob" "$art/bob-after-restart.png"
 
 python3 "$here/x11_close.py" "$wid_bob" || fail "could not send WM_DELETE_WINDOW"
 exits_within "$bob" 15
-echo "/quit" >"$art/dave-bye"
+echo "/quit" | for_dave "$art/dave-bye"
 
 if ((update_screenshots)); then
     mkdir -p "$root/docs"

@@ -5,7 +5,8 @@ Usage: raw_client.py PORT NICK LOGFILE STEP...
   STEP is `expect:TEXT` (wait, at most 30 seconds, for a line containing TEXT),
   `send:LINE` (send LINE and a LF), `sleep:SECONDS` (reading meanwhile) or
   `sendfile:PATH` (wait, at most 120 seconds, reading meanwhile, until PATH exists,
-  then send its lines: the test drives the client by writing files).
+  then send its lines: the test drives the client by writing files, each written
+  elsewhere and renamed into place, so that it is read whole).
 Every line received is appended to LOGFILE as it arrives. Exits 0 when every step
 succeeded, 1 otherwise (printing which step failed)."""
 import os
