@@ -1247,17 +1247,11 @@ mod tests {
         )
     }
 
-    /// A standalone log reader: an outbox reading a log whose appender the test holds.
-    fn reader_of(log_budget: usize) -> (Arc<Hub>, Arc<Outbox>, Appender) {
+    /// A standalone log reader: an outbox reading a log (its segments wherever the
+    /// environment puts them, as in the server) whose appender the test holds.
+    fn reader_of() -> (Arc<Hub>, Arc<Outbox>, Appender) {
         let hub = Hub::new(10);
-        let (log, mut app) = Log::new(log_budget);
-        let ob = Arc::new(Outbox::new(
-            log,
-            1 << 20,
-            hub.lines().sendq_exceeded.clone(),
-        ));
-        app.append(b"first\n");
-        ob.start_reading(app.cursor_at_last());
+        let (ob, app) = reader_with(Backing::from_environment(), &hub);
         (hub, ob, app)
     }
 
@@ -1280,7 +1274,7 @@ mod tests {
     #[test]
     fn writer_merges_log_and_private_in_order_then_closes() {
         let (server, client) = pair();
-        let (hub, ob, mut app) = reader_of(64 << 20);
+        let (hub, ob, mut app) = reader_of();
         let mut want = b"first\n".to_vec();
         for i in 0..3000 {
             let l = format!("line {i}\n");
@@ -1351,7 +1345,7 @@ mod tests {
     /// the cursor could already see it.
     #[test]
     fn conn_2_plan_stops_at_the_head_read_before_the_end() {
-        let (_hub, ob, mut app) = reader_of(64 << 20);
+        let (_hub, ob, mut app) = reader_of();
         let visible = app.log().head();
         let backlog = Backlog {
             cursor: ob.lock().cursor.take(),
@@ -1434,7 +1428,7 @@ mod tests {
     #[test]
     fn opted_in_connection_gets_a_prefix_per_log_line() {
         let (server, client) = pair();
-        let (hub, ob, mut app) = reader_of(64 << 20);
+        let (hub, ob, mut app) = reader_of();
         ob.set_prefix(Some(Arc::new(SeqPrefix)));
         app.append(b"two\n");
         ob.push(&line("mine\n"));
@@ -1522,6 +1516,8 @@ mod tests {
         }
     }
 
+    /// An outbox reading a log with its segments in `backing`, the line `first` already
+    /// in it; the test holds the appender.
     fn reader_with(backing: Backing, hub: &Arc<Hub>) -> (Arc<Outbox>, Appender) {
         let (log, mut app) = Log::with_backing(64 << 20, backing);
         let ob = Arc::new(Outbox::new(
