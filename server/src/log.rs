@@ -9,13 +9,15 @@
 //!   costs nothing per recipient at broadcast time, and a writer's catch-up costs one
 //!   syscall for many lines.
 //! - **Segments in a memfd, so the kernel need not copy them.** A segment's bytes are
-//!   mapped from the log's one memfd at a range of their own (`segment_memory.rs`), and
-//!   each run says where it lies in the file ([`Run::file`]): a plain-TCP writer sends it
-//!   with `sendfile`, and the kernel puts references to the pages into each socket
+//!   mapped from the log's one memfd, each segment's right after the bytes of the one
+//!   before (`segment_memory.rs`), and each run says where it lies in the file
+//!   ([`Run::file`]): a plain-TCP writer sends its runs with `sendfile`, those of several
+//!   segments in one call, and the kernel puts references to the pages into each socket
 //!   instead of copying the bytes once per recipient (that copy was about half of the
 //!   server's CPU per delivery, docs/performance.md). Append-only makes this safe: bytes
-//!   below the published end never change, a freed segment's range is never reused, and
-//!   its pages, punched out of the file whole, live on while a socket still holds them.
+//!   below the published end never change, no byte of the file is written twice, and a
+//!   freed segment's pages, punched out of the file whole, live on while a socket still
+//!   holds them.
 //!   Without a memfd (or with `CHAT_SERVER_LOG_MEMORY=heap`) segments are heap blocks and
 //!   every writer uses `writev`.
 //! - **One appender, many readers, no lock on the read path.** Only the sequencer (the
@@ -126,10 +128,19 @@ impl std::fmt::Debug for Segment {
 }
 
 impl Segment {
-    fn new(first_seq: u64, origins: bool, file: Option<&Arc<SegmentFile>>) -> Segment {
+    /// A segment for entries from `first_seq` on. `after`: the segment sealed before it
+    /// and the bytes that one used; in a memfd log the new segment's bytes continue the
+    /// file right after those (`segment_memory.rs`), so a writer's run across the
+    /// boundary is one `sendfile`.
+    fn new(
+        first_seq: u64,
+        origins: bool,
+        file: Option<&Arc<SegmentFile>>,
+        after: Option<(&Segment, usize)>,
+    ) -> Segment {
         Segment {
             first_seq,
-            data: Block::new(SEGMENT_BYTES, file),
+            data: Block::new(SEGMENT_BYTES, file, after.map(|(s, used)| (&s.data, used))),
             ends: (0..SEGMENT_ENTRIES).map(|_| AtomicU32::new(0)).collect(),
             times: (0..SEGMENT_ENTRIES).map(|_| AtomicU64::new(0)).collect(),
             origins: origins.then(|| {
@@ -363,7 +374,7 @@ impl Log {
             Backing::MemFd => SegmentFile::new(SEGMENT_BYTES),
             Backing::Heap => None,
         };
-        let open = Arc::new(Segment::new(first_seq, origins, file.as_ref()));
+        let open = Arc::new(Segment::new(first_seq, origins, file.as_ref(), None));
         let log = Arc::new(Log {
             epoch,
             time_base: unix_now_ms(),
@@ -648,10 +659,14 @@ impl Appender {
     /// Closes the open segment and starts the next; evicts the oldest one when the budget
     /// would be exceeded, returning the seq below which cursors lost their place.
     fn seal(&mut self) -> Option<u64> {
+        // The new segment continues the file right after this one's bytes. It must be the
+        // one linked as `next`: segments are then freed oldest first, which the pages
+        // they share rely on (`segment_memory.rs`).
         let next = Arc::new(Segment::new(
             self.next_seq,
             self.log.origins,
             self.log.file.as_ref(),
+            Some((&self.open, self.bytes)),
         ));
         // `count` is final before `next` is visible (OnceLock::set publishes).
         let _ = self.open.next.set(next.clone());
@@ -1047,12 +1062,13 @@ mod tests {
         assert_eq!(log.retained_bytes(), SEGMENT_COST);
     }
 
-    /// The memfd path: every run knows where its bytes are in the log's file; each new
-    /// segment gets a fresh, higher, page-aligned range (a freed one is never used
-    /// again), and a freed segment's pages leave the file at once. A heap log's runs
-    /// carry no file.
+    /// The memfd path: every run knows where its bytes are in the log's file, and the
+    /// segments' bytes lie back to back in it (each new segment starts where the one
+    /// before ended, so runs across a boundary are one range of the file); a freed
+    /// segment's pages leave the file at once, and the segments made afterwards go on
+    /// from where the log's bytes ended. A heap log's runs carry no file.
     #[test]
-    fn memfd_segments_take_fresh_ranges_and_give_pages_back() {
+    fn memfd_segments_continue_the_file_and_give_pages_back() {
         let (log, mut app) = Log::with_backing(64 << 20, Backing::MemFd);
         let big = vec![b'm'; 1000];
         app.append(&big);
@@ -1060,49 +1076,46 @@ mod tests {
         for _ in 0..300 {
             app.append(&big);
         }
-        let mut offsets = Vec::new();
-        c.file_runs(log.head(), |run| {
-            let (_, off) = run.file.expect("a memfd log's runs are in its file");
-            offsets.push((off, run.bytes.len()));
-            true
-        });
-        assert!(offsets.len() >= 4, "{offsets:?}");
-        for (i, &(off, _)) in offsets.iter().enumerate() {
-            assert_eq!(
-                off,
-                (i * SEGMENT_BYTES) as u64,
-                "segment {i} at its own range"
-            );
-        }
+        let runs = |c: &Cursor| {
+            let mut runs = Vec::new();
+            c.file_runs(log.head(), |run| {
+                let (_, off) = run.file.expect("a memfd log's runs are in its file");
+                runs.push((off, run.bytes.len()));
+                true
+            });
+            runs
+        };
+        let contiguous =
+            |runs: &[(u64, usize)]| runs.windows(2).all(|w| w[1].0 == w[0].0 + w[0].1 as u64);
+        let first = runs(&c);
+        assert!(first.len() >= 4, "{first:?}");
+        assert_eq!(first[0].0, 0);
+        assert!(contiguous(&first), "{first:?}");
+        let total: usize = first.iter().map(|r| r.1).sum();
+        assert_eq!(total, 301 * 1000);
         let held = log.file_allocated_bytes().expect("fstat of the memfd");
-        assert!(held >= 4 * SEGMENT_BYTES as u64 - 4096, "held {held}");
+        assert!(held >= total as u64, "held {held}");
         read_all(&mut c, log.head());
         log.trim();
+        // Only the open segment (where the cursor now is) keeps pages: at most its
+        // bytes' pages.
         let after = log.file_allocated_bytes().expect("fstat of the memfd");
         assert!(
             after <= SEGMENT_BYTES as u64,
             "freed segments' pages left: {after}"
         );
-        // The next segment goes after every range used so far.
+        // New segments go on right after the log's last byte.
         for _ in 0..100 {
             app.append(&big);
         }
-        let mut bases = Vec::new();
-        c.file_runs(log.head(), |run| {
-            let (_, off) = run.file.expect("a memfd log's runs are in its file");
-            bases.push(off - off % SEGMENT_BYTES as u64);
-            true
-        });
-        // The cursor's segment (the one open before), then new ranges above it.
-        let last_used = offsets.last().map_or(0, |&(off, _)| off);
-        assert!(bases.len() >= 2, "{bases:?}");
-        assert_eq!(bases.first(), Some(&last_used));
-        assert!(
-            bases
-                .windows(2)
-                .all(|w| w[1] == w[0] + SEGMENT_BYTES as u64),
-            "{bases:?}"
-        );
+        let next = runs(&c);
+        assert!(next.len() >= 2, "{next:?}");
+        assert_eq!(next[0].0, total as u64);
+        assert!(contiguous(&next), "{next:?}");
+        read_all(&mut c, log.head());
+        log.trim();
+        let after = log.file_allocated_bytes().expect("fstat of the memfd");
+        assert!(after <= SEGMENT_BYTES as u64, "left: {after}");
 
         let (log, mut app) = Log::with_backing(64 << 20, Backing::Heap);
         app.append(b"x\n");

@@ -8,7 +8,8 @@
 //!   but (at most once per batch) a wake-up.
 //! - **Log bytes are not copied per recipient either (plain TCP).** When the log's
 //!   segments are in its memfd and the next thing to write is a run of log bytes, the
-//!   writer sends that run (one segment's) with `sendfile` ([`Transport::poll_send_file`]):
+//!   writer sends that run with `sendfile` ([`Transport::poll_send_file`]), together
+//!   with the runs of the following segments (whose bytes follow in the memfd):
 //!   the kernel references the log's pages from the socket instead of copying the bytes
 //!   into it, which was about half of the server's CPU per delivery. A partial send moves
 //!   the cursor exactly as a partial `writev` does; `EAGAIN` waits for writability.
@@ -49,6 +50,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -67,6 +69,15 @@ pub type Line = Arc<[u8]>;
 
 /// Most buffers handed to one `writev` (Linux's `IOV_MAX`/`UIO_MAXIOV`).
 pub const IOV_MAX: usize = 1024;
+
+/// Most bytes one `sendfile` is asked for when it joins runs of several segments. The
+/// kernel moves a `sendfile` through a pipe of 16 pages (64 KiB) at a time, in a loop
+/// with no point where the scheduler can step in (this machine's kernel is
+/// `PREEMPT_NONE`), and returns only when the socket is full: joined without a bound,
+/// a writer far behind asked for megabytes in one call and held a core for
+/// milliseconds, and newcomers waited for `NICK` behind it (`join_storm.rs`). One run
+/// is never cut (a segment is at most 64 KiB).
+const SEND_FILE_MAX: usize = 128 * 1024;
 
 /// Writes per poll before the writer yields to other tasks (fairness under load).
 const WRITES_PER_POLL: usize = 16;
@@ -776,6 +787,9 @@ impl Backlog {
 /// When the first planned piece is a run of log bytes in the log's memfd and `stream`
 /// can send from a file, sends that run with `sendfile` (the kernel references the
 /// pages instead of copying them into the socket) and returns its length and the result.
+/// The runs planned after it that continue it in the file (the next segments' bytes,
+/// which follow in the memfd) go in the same call: a batch that crosses a segment
+/// boundary is one `sendfile`, not two.
 /// `socket_full`: the previous send was short, so wait for writability first.
 /// `None`: write the pieces with `writev` as usual (a private line or a prefix comes
 /// first, the log is on the heap, or the stream is TLS).
@@ -789,7 +803,26 @@ fn send_file_first<S: Transport>(
         return None;
     };
     let (fd, offset) = run.file?;
-    let len = run.bytes.len();
+    let mut len = run.bytes.len();
+    for (src, piece) in pieces.iter().skip(1) {
+        let (
+            Src::Log,
+            Piece::Log(Run {
+                bytes,
+                file: Some((f, at)),
+            }),
+        ) = (src, piece)
+        else {
+            break;
+        };
+        if f.as_raw_fd() != fd.as_raw_fd()
+            || *at != offset + len as u64
+            || len + bytes.len() > SEND_FILE_MAX
+        {
+            break;
+        }
+        len += bytes.len();
+    }
     Some((
         len,
         stream.poll_send_file(cx, fd, offset, len, socket_full)?,
@@ -821,7 +854,8 @@ fn slices<'a>(
 #[derive(Debug)]
 enum Piece<'a> {
     Bytes(&'a [u8]),
-    /// A run of log bytes (one segment's), with where it lies in the log's memfd.
+    /// A run of log bytes (one segment's; [`send_file_first`] joins runs that follow
+    /// each other in the memfd), with where it lies in the log's memfd.
     Log(Run<'a>),
     Scratch(std::ops::Range<usize>),
 }
@@ -1450,6 +1484,8 @@ mod tests {
         from_file: std::sync::atomic::AtomicUsize,
         /// `sendfile` calls that sent less than asked.
         short: std::sync::atomic::AtomicUsize,
+        /// The most bytes one `sendfile` call was asked to send.
+        largest_ask: std::sync::atomic::AtomicUsize,
     }
 
     impl Counted {
@@ -1458,6 +1494,7 @@ mod tests {
                 inner: Arc::into_inner(server).unwrap(),
                 from_file: std::sync::atomic::AtomicUsize::new(0),
                 short: std::sync::atomic::AtomicUsize::new(0),
+                largest_ask: std::sync::atomic::AtomicUsize::new(0),
             })
         }
 
@@ -1489,6 +1526,7 @@ mod tests {
             len: usize,
             wait_first: bool,
         ) -> Option<Poll<io::Result<usize>>> {
+            self.largest_ask.fetch_max(len, Ordering::Relaxed);
             let r = self.inner.poll_send_file(cx, file, offset, len, wait_first);
             if let Some(Poll::Ready(Ok(n))) = &r {
                 self.from_file.fetch_add(*n, Ordering::Relaxed);
@@ -1648,6 +1686,14 @@ mod tests {
             "all written"
         );
         assert!(stream.sent_from_file() >= 4 * crate::log::SEGMENT_BYTES);
+        // The segments' bytes follow each other in the memfd: the writer asked for runs
+        // of several segments in one `sendfile` (not one call per segment), and never for
+        // more than SEND_FILE_MAX.
+        let largest = stream.largest_ask.load(Ordering::Relaxed);
+        assert!(
+            largest > crate::log::SEGMENT_BYTES && largest <= SEND_FILE_MAX,
+            "largest sendfile {largest}"
+        );
         let held = log.file_allocated_bytes().unwrap();
         assert!(
             held <= crate::log::SEGMENT_BYTES as u64,
