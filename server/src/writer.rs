@@ -70,13 +70,13 @@ pub type Line = Arc<[u8]>;
 /// Most buffers handed to one `writev` (Linux's `IOV_MAX`/`UIO_MAXIOV`).
 pub const IOV_MAX: usize = 1024;
 
-/// Most bytes one `sendfile` is asked for when it joins runs of several segments. The
-/// kernel moves a `sendfile` through a pipe of 16 pages (64 KiB) at a time, in a loop
-/// with no point where the scheduler can step in (this machine's kernel is
-/// `PREEMPT_NONE`), and returns only when the socket is full: joined without a bound,
-/// a writer far behind asked for megabytes in one call and held a core for
-/// milliseconds, and newcomers waited for `NICK` behind it (`join_storm.rs`). One run
-/// is never cut (a segment is at most 64 KiB).
+/// Most bytes one `sendfile` is asked for when it joins runs of several segments. Joined
+/// without a bound, a writer far behind asked for megabytes in one call, and
+/// `join_storm.rs` failed in 2 of 4 runs (newcomers waited 114 and 143 ms for `NICK`);
+/// with this bound it passed. The likely reason (not traced): the kernel moves a
+/// `sendfile` through a pipe of 16 pages (64 KiB) at a time, in a loop with no point
+/// where the scheduler can step in (this machine's kernel is `PREEMPT_NONE`), until the
+/// socket is full. One run is never cut (a segment is at most 64 KiB).
 const SEND_FILE_MAX: usize = 128 * 1024;
 
 /// Writes per poll before the writer yields to other tasks (fairness under load).
